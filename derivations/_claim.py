@@ -1,0 +1,162 @@
+"""The data every claim is made of: verdicts, checks, steps, probes and claims.
+
+Everything here is a frozen dataclass holding SymPy objects or plain data, so the
+report can render it and the tests can inspect it without re-running anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import sympy as sp
+
+
+class Status(StrEnum):
+    """Three-valued outcome of a symbolic check (as in SymPy's own fuzzy logic).
+
+    ``undecided`` never counts as a pass: a step that could not be checked is
+    shown as such.
+    """
+
+    PROVED = "proved"
+    REFUTED = "refuted"
+    UNDECIDED = "undecided"
+
+
+def combine(statuses: tuple[Status, ...] | list[Status]) -> Status:
+    """Conjunction of three-valued results: one refutation refutes, all proofs prove.
+
+    >>> combine([Status.PROVED, Status.UNDECIDED])
+    <Status.UNDECIDED: 'undecided'>
+    >>> combine([])
+    <Status.UNDECIDED: 'undecided'>
+    """
+    if Status.REFUTED in statuses:
+        return Status.REFUTED
+    if statuses and all(s is Status.PROVED for s in statuses):
+        return Status.PROVED
+    return Status.UNDECIDED
+
+
+@dataclass(frozen=True)
+class Check:
+    """One machine check of a step or a claim.
+
+    Attributes
+    ----------
+    method : str
+        How the check was made, e.g. ``"simplify"``, ``"preconditions"``,
+        ``"instance n=2,3"`` or ``"sympy.stats n=1..4"``.
+    status : Status
+        Its three-valued result.
+    detail : str
+        What was compared, in words, including the reason when not proved.
+    """
+
+    method: str
+    status: Status
+    detail: str
+
+
+@dataclass(frozen=True)
+class Assumption:
+    """A named hypothesis a derivation may use.
+
+    ``subs`` holds the substitutions an equality assumption licenses (for example
+    ``{mu: 0}`` for a zero-mean input); a step that uses the assumption is checked
+    with them applied.
+    """
+
+    name: str
+    statement: str
+    subs: Mapping[sp.Symbol, sp.Expr] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One rewrite ``before = after`` of a derivation, justified by ``rule``."""
+
+    before: sp.Expr
+    after: sp.Expr
+    rule: str
+    why: str
+    checks: tuple[Check, ...]
+    uses: tuple[str, ...] = ()
+
+    @property
+    def status(self) -> Status:
+        return combine([c.status for c in self.checks])
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """An ordered chain of steps from ``start`` to ``result``."""
+
+    name: str
+    start: sp.Expr
+    steps: tuple[Step, ...]
+
+    @property
+    def result(self) -> sp.Expr:
+        return self.steps[-1].after if self.steps else self.start
+
+    @property
+    def statement(self) -> sp.Eq:
+        return sp.Eq(self.start, self.result, evaluate=False)
+
+    @property
+    def status(self) -> Status:
+        return combine([s.status for s in self.steps])
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A concrete scenario paired with the value the claim predicts for it.
+
+    Attributes
+    ----------
+    label : str
+        Stable key of the probe within its claim (also seeds its simulation).
+    scenario : Mapping
+        Plain data describing the experiment (kind, widths, laws, dtype, ...).
+    observable : Mapping
+        Which quantity is measured, e.g. ``{"direction": "forward",
+        "moment": "var", "layer": 1}``.
+    predicted : float
+        The value computed from the claim's SymPy result by substitution.
+    expression : sympy.Expr
+        The symbolic prediction before substitution, for the report.
+    """
+
+    label: str
+    scenario: Mapping[str, object] = field(hash=False)
+    observable: Mapping[str, object] = field(hash=False)
+    predicted: float
+    expression: sp.Expr
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A lecture claim: statement, assumptions, derivations, confirmations, probes.
+
+    ``status`` is the symbolic status: the conjunction of every derivation step and
+    of the independent confirmations.
+    """
+
+    id: str
+    lecture: tuple[str, ...]
+    title: str
+    summary: str
+    assumptions: tuple[Assumption, ...]
+    derivations: tuple[Derivation, ...]
+    conditions: tuple[sp.Basic, ...]
+    confirmations: tuple[Check, ...]
+    probes: tuple[Probe, ...]
+
+    @property
+    def status(self) -> Status:
+        return combine(
+            [d.status for d in self.derivations] + [c.status for c in self.confirmations]
+        )

@@ -1,0 +1,218 @@
+r"""Lecture items L5.1 and L5.2: the forward mean and variance of a linear layer.
+
+.. math::
+
+    \mathbb{E}[h^t_i] = 0, \qquad
+    \operatorname{Var}[h^t_i] = n_{t-1}\,\gamma_t\,\operatorname{Var}[h^{t-1}_j]
+    \quad\Longrightarrow\quad n_{t-1}\gamma_t = 1 .
+
+References
+----------
+.. [1] Dive into Deep Learning, Sec. 5.4.2 (Xavier initialization), forward pass.
+.. [2] X. Glorot and Y. Bengio (2010), Eq. (10): :math:`n_i \operatorname{Var}[W^i] = 1`.
+.. [3] K. He et al. (2015), Sec. 2.2: :math:`\operatorname{Var}[y_l] = n_l
+   \operatorname{Var}[w_l]\,\mathbb{E}[x_l^2]`, the form that needs no zero mean.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import sympy as sp
+from sympy import stats
+
+from ._calculus import (
+    Ex,
+    Model,
+    RandomFamily,
+    Var,
+    evaluate_sums,
+    expand_square,
+    factor_independent,
+    linearity,
+    substitute_definitions,
+    substitute_moments,
+    variance_definition,
+)
+from ._check import Chain
+from ._claim import Assumption, Check, Claim, Probe, Status
+
+i, j = sp.symbols("i j", integer=True, positive=True)
+n_prev = sp.Symbol("n_{t-1}", integer=True, positive=True)
+gamma = sp.Symbol("gamma_t", positive=True)
+mu_prev = sp.Symbol("mu_{t-1}", real=True)
+v_prev = sp.Symbol("v_{t-1}", positive=True)
+w = sp.IndexedBase("w^{t}")
+h_prev = sp.IndexedBase("h^{t-1}")
+h = sp.IndexedBase("h^{t}")
+
+HALF, QUARTER = sp.Rational(1, 2), sp.Rational(1, 4)
+
+
+def _weight_instance(idx: tuple[int, ...], shared: dict, params) -> sp.Expr:
+    """Three-point law on ``{-s, 0, s}`` with variance ``gamma`` (kurtosis 2, not Gaussian)."""
+    s = sp.sqrt(2 * params[gamma])
+    name = "w_" + "_".join(map(str, idx))
+    return stats.FiniteRV(name, {-s: QUARTER, sp.Integer(0): HALF, s: QUARTER})
+
+
+def _input_instance(idx: tuple[int, ...], shared: dict, params) -> sp.Expr:
+    """``mu + c a u_j``: a shared random scale ``a`` makes the entries dependent."""
+    if "a" not in shared:
+        shared["a"] = stats.FiniteRV("a", {sp.Integer(1): HALF, sp.Integer(2): HALF})
+    c = sp.sqrt(2 * params[v_prev] / 5)  # E[a^2] = 5/2, so Var[c a u] = v
+    u = stats.FiniteRV(f"u_{idx[0]}", {sp.Integer(-1): HALF, sp.Integer(1): HALF})
+    return params[mu_prev] + c * shared["a"] * u
+
+
+MODEL = Model(
+    families=(
+        RandomFamily(w, "weights of layer t, i.i.d.", sp.Integer(0), gamma, True, _weight_instance),
+        RandomFamily(
+            h_prev, "outputs of layer t-1, identically distributed", mu_prev, v_prev, False,
+            _input_instance,
+        ),
+    ),
+    definitions={h: ((i,), sp.Sum(w[i, j] * h_prev[j], (j, 1, n_prev)))},
+    mutually_independent=frozenset({w, h_prev}),
+    width=n_prev,
+    free_indices={i: 1},
+    instance_params={gamma: sp.Rational(2, 9), mu_prev: sp.Rational(2, 5), v_prev: sp.Rational(5, 2)},
+)
+
+ASSUMPTIONS = (
+    Assumption("iid-weights", "the entries w^t_ij are i.i.d. with mean 0 and variance γ_t"),
+    Assumption("independent-input", "W^t is independent of h^{t-1}"),
+    Assumption(
+        "identical-inputs",
+        "the h^{t-1}_j share mean μ_{t-1} and variance v_{t-1}; they need not be independent",
+    ),
+    Assumption(
+        "zero-mean-input",
+        "E[h^{t-1}_j] = μ_{t-1} = 0 (L5.1 at layer t-1, given a zero-mean network input)",
+        {mu_prev: sp.Integer(0)},
+    ),
+)
+
+# (label, widths, weight law, gamma, input variance); gamma and v exact, widths unequal in two.
+_PROBES = (
+    ("64x256-normal", (64, 256), "normal", sp.Rational(1, 64), sp.Integer(1)),
+    ("100x30-normal", (100, 30), "normal", sp.Rational(3, 100), sp.Rational(5, 2)),
+    ("48x96-uniform", (48, 96), "uniform", sp.Rational(1, 24), sp.Rational(1, 2)),
+)
+
+
+def _confirm_by_sympy_stats(mean: sp.Expr, second: sp.Expr, widths=range(1, 5)) -> Check:
+    """Independent route: exact moments of a concrete Gaussian layer at small widths."""
+    for n in widths:
+        ws = [stats.Normal(f"W{k}", 0, sp.sqrt(gamma)) for k in range(n)]
+        xs = [stats.Normal(f"X{k}", mu_prev, sp.sqrt(v_prev)) for k in range(n)]
+        out = sp.Add(*[a * b for a, b in zip(ws, xs, strict=True)])
+        got_mean = sp.simplify(stats.E(out))
+        got_var = sp.simplify(stats.variance(out))
+        want_mean = mean.subs(n_prev, n)
+        want_var = second.subs(n_prev, n)
+        if sp.simplify(got_mean - want_mean) != 0 or sp.simplify(got_var - want_var) != 0:
+            return Check(
+                f"sympy.stats n={n}",
+                Status.REFUTED,
+                f"Gaussian layer of width {n}: E = {got_mean}, Var = {got_var}; "
+                f"derived {want_mean}, {want_var}",
+            )
+    return Check(
+        f"sympy.stats n={widths.start}..{widths.stop - 1}",
+        Status.PROVED,
+        "exact E and Var of sum_j W_j X_j with W_j ~ N(0, γ_t), X_j ~ N(μ_{t-1}, v_{t-1}) "
+        "equal the derived mean and the derived variance before the zero-mean assumption",
+    )
+
+
+@cache
+def forward_variance() -> Claim:
+    """Derive L5.1 and L5.2 with the moment calculus.
+
+    Returns
+    -------
+    Claim
+        Two derivations (mean and variance), the condition
+        :math:`n_{t-1}\\gamma_t = 1` from :func:`sympy.solve`, a ``sympy.stats``
+        confirmation at widths 1..4 and six probes.
+
+    Notes
+    -----
+    .. math::
+
+        \\operatorname{Var}[h^t_i]
+        = \\sum_j \\mathbb{E}[w_{ij}^2]\\,\\mathbb{E}[(h^{t-1}_j)^2]
+          + \\sum_{j\\neq k} \\mathbb{E}[w_{ij}]\\,\\mathbb{E}[w_{ik}]\\,
+            \\mathbb{E}[h^{t-1}_j h^{t-1}_k]
+        = n_{t-1}\\gamma_t\\,(v_{t-1} + \\mu_{t-1}^2).
+
+    The lecture's form needs :math:`\\mu_{t-1} = 0`; the step that uses it is
+    shown separately.
+    """
+    mean = (
+        Chain("mean", Ex(h[i]), MODEL, ASSUMPTIONS)
+        .apply(substitute_definitions)
+        .apply(linearity)
+        .apply(factor_independent)
+        .apply(substitute_moments)
+        .apply(evaluate_sums)
+        .done()
+    )
+    var_chain = (
+        Chain("variance", Var(h[i]), MODEL, ASSUMPTIONS)
+        .apply(substitute_definitions)
+        .apply(variance_definition)
+        .apply(expand_square)
+        .apply(linearity)
+        .apply(factor_independent)
+        .apply(substitute_moments)
+        .apply(evaluate_sums)
+    )
+    general = var_chain.current
+    variance = var_chain.assume("zero-mean-input").done()
+
+    ratio = sp.simplify(variance.result / v_prev)
+    (gamma_star,) = sp.solve(sp.Eq(ratio, 1), gamma)
+    conditions = (sp.Eq(ratio, 1), sp.Eq(gamma, gamma_star))
+
+    probes = []
+    for label, widths, law, g, v in _PROBES:
+        values = {n_prev: widths[0], gamma: g, v_prev: v, mu_prev: 0}
+        scenario = {
+            "kind": "mlp",
+            "widths": list(widths),
+            "weight_law": law,
+            "weight_var": float(g),
+            "activation": "linear",
+            "input_mean": 0.0,
+            "input_var": float(v),
+            "dtype": "float64",
+        }
+        for moment, expr in (("mean", mean.result), ("var", variance.result)):
+            probes.append(
+                Probe(
+                    label=f"{label}-{moment}",
+                    scenario=scenario,
+                    observable={"direction": "forward", "moment": moment, "layer": 1},
+                    predicted=float(expr.subs(values)),
+                    expression=expr,
+                )
+            )
+
+    return Claim(
+        id="forward-variance",
+        lecture=("L5.1", "L5.2"),
+        title="Linear layer, forward: zero mean and variance n_{t-1} γ_t Var[h^{t-1}]",
+        summary=(
+            "For h^t = W^t h^{t-1} with i.i.d. zero-mean weights of variance γ_t independent "
+            "of h^{t-1}, the output has mean 0 and variance n_{t-1} γ_t Var[h^{t-1}_j], so the "
+            "variance is preserved exactly when n_{t-1} γ_t = 1."
+        ),
+        assumptions=ASSUMPTIONS,
+        derivations=(mean, variance),
+        conditions=conditions,
+        confirmations=(_confirm_by_sympy_stats(mean.result, general),),
+        probes=tuple(probes),
+    )

@@ -1,0 +1,25 @@
+"""The one registry of claims: it feeds the parametrized tests and the report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ._claim import Claim
+from ._forward import forward_variance
+
+#: Builders of every claim, in the lecture's order.
+BUILDERS: tuple[Callable[[], Claim], ...] = (forward_variance,)
+
+
+def claims() -> tuple[Claim, ...]:
+    """Build (once, cached by each builder) and return every registered claim."""
+    return tuple(build() for build in BUILDERS)
+
+
+def claim(claim_id: str) -> Claim:
+    """The registered claim with id ``claim_id``."""
+    ids = [c.id for c in claims()]
+    for c in claims():
+        if c.id == claim_id:
+            return c
+    raise KeyError(f"unknown claim_id={claim_id!r}; valid ids are {ids}")
