@@ -28,8 +28,9 @@ class Ex(sp.Function):
 
     nargs = 1
 
-    def _latex(self, printer):
-        return r"\mathbb{E}\left[%s\right]" % printer._print(self.args[0])
+    def _latex(self, printer, exp=None):
+        tex = r"\mathbb{E}\left[%s\right]" % printer._print(self.args[0])
+        return tex if exp is None else r"%s^{%s}" % (tex, exp)
 
 
 class Var(sp.Function):
@@ -37,8 +38,9 @@ class Var(sp.Function):
 
     nargs = 1
 
-    def _latex(self, printer):
-        return r"\operatorname{Var}\left[%s\right]" % printer._print(self.args[0])
+    def _latex(self, printer, exp=None):
+        tex = r"\operatorname{Var}\left[%s\right]" % printer._print(self.args[0])
+        return tex if exp is None else r"%s^{%s}" % (tex, exp)
 
 
 class OffDiagonalSum(sp.Expr):
@@ -221,7 +223,7 @@ def variance_definition(expr: sp.Expr, model: Model) -> Rewrite:
     after = expr.replace(lambda e: isinstance(e, Var), lambda e: Ex(e.args[0] ** 2) - Ex(e.args[0]) ** 2)
     return Rewrite(
         after,
-        "Var[X] = E[X^2] - E[X]^2",
+        r"$\operatorname{Var}[X] = \mathbb{E}[X^2] - \mathbb{E}[X]^2$",
         (_proved("every family declares a finite variance, so E[X^2] exists"),),
     )
 
@@ -247,7 +249,7 @@ def expand_square(expr: sp.Expr, model: Model) -> Rewrite:
     after = expr.replace(lambda e: isinstance(e, Ex), lambda e: Ex(in_expectations(e.args[0])))
     return Rewrite(
         after,
-        "square of a finite sum = diagonal + off-diagonal terms",
+        r"$(\sum_j a_j)^2 = \sum_j a_j^2 + \sum_{j \neq k} a_j a_k$",
         (_proved("each expanded sum has finitely many terms (1..n)"),),
     )
 
@@ -280,7 +282,7 @@ def linearity(expr: sp.Expr, model: Model) -> Rewrite:
         after = new
     return Rewrite(
         after,
-        "linearity of expectation over finite sums",
+        r"$\mathbb{E}[\sum_j c_j X_j] = \sum_j c_j \mathbb{E}[X_j]$ for finite sums",
         (_proved("all sums are finite and every moment used is declared finite"),),
     )
 
@@ -346,7 +348,7 @@ def factor_independent(expr: sp.Expr, model: Model) -> Rewrite:
             checks.append(_proved(f"declared mutually independent: {label}"))
     if not checks:
         checks.append(Check("preconditions", Status.UNDECIDED, "no product was factored"))
-    return Rewrite(after, "expectation of a product of independent factors", tuple(checks))
+    return Rewrite(after, r"$\mathbb{E}[XY] = \mathbb{E}[X]\,\mathbb{E}[Y]$ for independent $X, Y$", tuple(checks))
 
 
 def substitute_moments(expr: sp.Expr, model: Model) -> Rewrite:
@@ -369,7 +371,7 @@ def substitute_moments(expr: sp.Expr, model: Model) -> Rewrite:
     after = expr.replace(lambda e: isinstance(e, Ex), moment)
     return Rewrite(
         after,
-        "declared moments (identically distributed entries)",
+        "the declared moments of identically distributed entries",
         (_proved("; ".join(sorted(used)) or "no moment substituted"),),
     )
 
@@ -377,4 +379,4 @@ def substitute_moments(expr: sp.Expr, model: Model) -> Rewrite:
 def evaluate_sums(expr: sp.Expr, model: Model) -> Rewrite:
     """Sum terms that no longer depend on the summation index."""
     after = expr.replace(lambda e: isinstance(e, (sp.Sum, OffDiagonalSum)), lambda e: e.doit())
-    return Rewrite(after, "sum of n equal terms", ())
+    return Rewrite(after, r"a sum of $n$ equal terms is $n$ times the term", ())

@@ -81,25 +81,41 @@ MODEL = Model(
 )
 
 ASSUMPTIONS = (
-    Assumption("iid-weights", "the entries w^t_ij are i.i.d. with mean 0 and variance γ_t"),
-    Assumption("independent-input", "W^t is independent of h^{t-1}"),
+    Assumption(
+        "iid-weights",
+        r"the entries $w^t_{ij}$ are i.i.d. with mean $0$ and variance $\gamma_t$",
+    ),
+    Assumption("independent-input", r"$W^t$ is independent of $h^{t-1}$"),
     Assumption(
         "identical-inputs",
-        "the h^{t-1}_j share mean μ_{t-1} and variance v_{t-1}; they need not be independent",
+        r"the $h^{t-1}_j$ share mean $\mu_{t-1}$ and variance $v_{t-1}$; "
+        "they need not be independent of each other",
     ),
     Assumption(
         "zero-mean-input",
-        "E[h^{t-1}_j] = μ_{t-1} = 0 (L5.1 at layer t-1, given a zero-mean network input)",
+        r"$\mathbb{E}[h^{t-1}_j] = \mu_{t-1} = 0$ (L5.1 at layer $t-1$, given a zero-mean "
+        "network input)",
         {mu_prev: sp.Integer(0)},
     ),
 )
 
-# (label, widths, weight law, gamma, input variance); gamma and v exact, widths unequal in two.
+# (label, widths, weight law in native parameters, input variance); exact values.
 _PROBES = (
-    ("64x256-normal", (64, 256), "normal", sp.Rational(1, 64), sp.Integer(1)),
-    ("100x30-normal", (100, 30), "normal", sp.Rational(3, 100), sp.Rational(5, 2)),
-    ("48x96-uniform", (48, 96), "uniform", sp.Rational(1, 24), sp.Rational(1, 2)),
+    ("64x256-normal", (64, 256), ("normal", {"std": sp.Rational(1, 8)}), sp.Integer(1)),
+    ("100x30-normal", (100, 30), ("normal", {"std": sp.sqrt(sp.Rational(3, 100))}), sp.Rational(5, 2)),
+    ("48x96-uniform", (48, 96), ("uniform", {"bound": sp.Rational(1, 4)}), sp.Rational(1, 2)),
 )
+
+
+def weight_variance(law: str, params: dict) -> sp.Expr:
+    """Exact variance of a weight law from its density (``sympy.stats``), not typed in."""
+    if law == "normal":
+        rv = stats.Normal("w", 0, params["std"])
+    elif law == "uniform":
+        rv = stats.Uniform("w", -params["bound"], params["bound"])
+    else:
+        raise ValueError(f"`law` must be 'normal' or 'uniform'; got law={law!r}")
+    return sp.simplify(stats.variance(rv))
 
 
 def _confirm_by_sympy_stats(mean: sp.Expr, second: sp.Expr, widths=range(1, 5)) -> Check:
@@ -178,16 +194,14 @@ def forward_variance() -> Claim:
     conditions = (sp.Eq(ratio, 1), sp.Eq(gamma, gamma_star))
 
     probes = []
-    for label, widths, law, g, v in _PROBES:
-        values = {n_prev: widths[0], gamma: g, v_prev: v, mu_prev: 0}
+    for label, widths, (law, params), v in _PROBES:
+        values = {n_prev: widths[0], gamma: weight_variance(law, params), v_prev: v, mu_prev: 0}
         scenario = {
             "kind": "mlp",
             "widths": list(widths),
-            "weight_law": law,
-            "weight_var": float(g),
+            "weights": {"law": law, **{k: float(x) for k, x in params.items()}},
             "activation": "linear",
-            "input_mean": 0.0,
-            "input_var": float(v),
+            "input": {"law": "normal", "mean": 0.0, "std": float(sp.sqrt(v))},
             "dtype": "float64",
         }
         for moment, expr in (("mean", mean.result), ("var", variance.result)):
@@ -204,11 +218,13 @@ def forward_variance() -> Claim:
     return Claim(
         id="forward-variance",
         lecture=("L5.1", "L5.2"),
-        title="Linear layer, forward: zero mean and variance n_{t-1} γ_t Var[h^{t-1}]",
+        title="Forward pass of a linear layer: zero mean, variance scaled by fan-in times "
+        "weight variance",
         summary=(
-            "For h^t = W^t h^{t-1} with i.i.d. zero-mean weights of variance γ_t independent "
-            "of h^{t-1}, the output has mean 0 and variance n_{t-1} γ_t Var[h^{t-1}_j], so the "
-            "variance is preserved exactly when n_{t-1} γ_t = 1."
+            r"For $h^t = W^t h^{t-1}$ with i.i.d. zero-mean weights of variance $\gamma_t$, "
+            r"independent of $h^{t-1}$, the output has mean $0$ and variance "
+            r"$n_{t-1}\gamma_t \operatorname{Var}[h^{t-1}_j]$, so the variance is preserved "
+            r"exactly when $n_{t-1}\gamma_t = 1$."
         ),
         assumptions=ASSUMPTIONS,
         derivations=(mean, variance),

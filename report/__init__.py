@@ -1,0 +1,18 @@
+"""The report: plain evidence data, rendered to Markdown, LaTeX, PDF and JSON.
+
+The only package that knows both :mod:`derivations` and :mod:`montecarlo`.
+"""
+
+from ._evidence import evidence as evidence
+from ._evidence import verdict as verdict
+from ._render import render_json as render_json
+from ._render import render_latex as render_latex
+from ._render import render_markdown as render_markdown
+from ._render import tex_escape as tex_escape
+from ._render import tex_prose as tex_prose
+from ._render import write_report as write_report
+
+__all__ = [
+    "evidence", "render_json", "render_latex", "render_markdown", "tex_escape", "tex_prose",
+    "verdict", "write_report",
+]

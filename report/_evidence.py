@@ -1,0 +1,169 @@
+"""Plain data for the report: every claim, its derivation and its simulated evidence.
+
+This is the only module that knows both :mod:`derivations` and :mod:`montecarlo`.
+The dictionary it builds is exactly what ``evidence.json`` holds, and the templates
+render from it, so nothing appears in the report that is not in the evidence.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+from collections.abc import Callable, Iterable
+from importlib import metadata
+
+import numpy as np
+import scipy
+import sympy as sp
+
+import derivations
+import montecarlo
+from derivations import Claim, Status
+
+#: Family-wise error budget of a run (Bonferroni over every check).
+DEFAULT_ALPHA = 0.01
+QUICK_PRECISION = 0.05
+
+
+def _number(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def verdict(claim: Claim, outcomes: Iterable[str]) -> str:
+    """``verified``, ``refuted`` or ``undecided`` from the symbolic status and outcomes."""
+    outcomes = list(outcomes)
+    if claim.status is Status.REFUTED or "disagrees" in outcomes:
+        return "refuted"
+    if claim.status is Status.PROVED and outcomes and all(o == "agrees" for o in outcomes):
+        return "verified"
+    return "undecided"
+
+
+def _checks(checks) -> list[dict]:
+    return [{"method": c.method, "status": str(c.status), "detail": c.detail} for c in checks]
+
+
+def _symbolic(claim: Claim) -> dict:
+    steps = []
+    for d in claim.derivations:
+        for number, s in enumerate(d.steps, start=1):
+            steps.append(
+                {
+                    "derivation": d.name,
+                    "number": number,
+                    "before": sp.latex(s.before),
+                    "after": sp.latex(s.after),
+                    "rule": s.rule,
+                    "why": s.why,
+                    "uses": list(s.uses),
+                    "check": str(s.status),
+                    "checks": _checks(s.checks),
+                }
+            )
+    return {
+        "status": str(claim.status),
+        "derivations": [
+            {
+                "name": d.name,
+                "status": str(d.status),
+                "start": sp.latex(d.start),
+                "result": sp.latex(d.result),
+            }
+            for d in claim.derivations
+        ],
+        "steps": steps,
+        "conditions": [sp.latex(c) for c in claim.conditions],
+        "confirmations": _checks(claim.confirmations),
+    }
+
+
+def evidence(
+    seed: int,
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    quick: bool = False,
+    claims: tuple[Claim, ...] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """Derive every claim, simulate every probe, decide, and return plain data.
+
+    Parameters
+    ----------
+    seed : int
+        Root seed of the run; each probe's stream is spawned from it by the key
+        ``(claim id, probe label)``.
+    alpha : float
+        Family-wise error budget shared by all checks (Bonferroni).
+    quick : bool
+        Draft mode: target precision :data:`QUICK_PRECISION` instead of the default.
+    """
+    claims = derivations.claims() if claims is None else claims
+    precision = QUICK_PRECISION if quick else montecarlo.DEFAULT_PRECISION
+    n_checks = sum(len(c.probes) for c in claims)
+    confidence = montecarlo.per_check_confidence(alpha, max(n_checks, 1))
+    out_claims = []
+    for claim in claims:
+        checks = []
+        for probe in claim.probes:
+            if progress is not None:
+                progress(f"{claim.id}/{probe.label}")
+            est = montecarlo.measure(
+                probe.scenario,
+                probe.observable,
+                seed=montecarlo.seed_for(seed, claim.id, probe.label),
+                precision=precision,
+            )
+            dec = montecarlo.decide(probe.predicted, est, confidence, precision)
+            checks.append(
+                {
+                    "probe": probe.label,
+                    "scenario": dict(probe.scenario),
+                    "observable": dict(probe.observable),
+                    "predicted": probe.predicted,
+                    "predicted_expression": sp.latex(probe.expression),
+                    "estimate": _number(est.value),
+                    "se": _number(est.se),
+                    "ci_low": _number(dec.ci.low),
+                    "ci_high": _number(dec.ci.high),
+                    "confidence": confidence,
+                    "precision": _number(est.precision()),
+                    "p_value": _number(dec.p_value),
+                    "n_samples": est.n_samples,
+                    "n_replicates": est.n_replicates,
+                    "nonfinite": est.nonfinite,
+                    "outcome": str(dec.outcome),
+                    "reason": dec.reason,
+                    "seed": est.seed,
+                    "method": est.method,
+                }
+            )
+        out_claims.append(
+            {
+                "id": claim.id,
+                "lecture": list(claim.lecture),
+                "title": claim.title,
+                "summary": claim.summary,
+                "verdict": verdict(claim, (c["outcome"] for c in checks)),
+                "assumptions": [
+                    {"name": a.name, "statement": a.statement} for a in claim.assumptions
+                ],
+                "symbolic": _symbolic(claim),
+                "checks": checks,
+            }
+        )
+    return {
+        "seed": seed,
+        "alpha": alpha,
+        "n_checks": n_checks,
+        "confidence": confidence,
+        "precision_target": precision,
+        "quick": quick,
+        "versions": {
+            "initproof": metadata.version("initproof"),
+            "python": platform.python_version(),
+            "sympy": sp.__version__,
+            "numpy": np.__version__,
+            "scipy": scipy.__version__,
+        },
+        "claims": out_claims,
+    }

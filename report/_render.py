@@ -1,0 +1,179 @@
+"""Render the evidence into Markdown, LaTeX, PDF and JSON, atomically.
+
+Everything is written into a temporary folder beside the destination and moved into
+place at the end, so an interrupted build leaves the previous report whole.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+
+_TEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+_TEX_UNICODE = {
+    "γ": r"$\gamma$", "μ": r"$\mu$", "σ": r"$\sigma$", "α": r"$\alpha$", "β": r"$\beta$",
+    "ℓ": r"$\ell$", "≠": r"$\neq$", "≤": r"$\leq$", "≥": r"$\geq$", "→": r"$\to$",
+    "×": r"$\times$", "±": r"$\pm$", "·": r"$\cdot$", "−": "-", "≈": r"$\approx$",
+}
+_TEX_RE = re.compile("|".join(re.escape(k) for k in [*_TEX_SPECIAL, *_TEX_UNICODE]))
+
+
+def tex_escape(text: object) -> str:
+    """Escape plain text for LaTeX (special characters and a few Unicode symbols)."""
+    return _TEX_RE.sub(lambda m: {**_TEX_SPECIAL, **_TEX_UNICODE}[m.group()], str(text))
+
+
+def tex_prose(text: str) -> str:
+    """Escape prose for LaTeX, keeping its ``$...$`` math segments as they are."""
+    parts = str(text).split("$")
+    if len(parts) % 2 == 0:
+        raise ValueError(f"unbalanced $ in prose: {text!r}")
+    return "".join(f"${p}$" if k % 2 else tex_escape(p) for k, p in enumerate(parts))
+
+
+def num(x: float | None) -> str:
+    """Six significant digits; ``n/a`` for missing values; p-values never print as 0."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "n/a"
+    return f"{x:.6g}"
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.4g}%"
+
+
+def describe_scenario(sc: Mapping) -> str:
+    """One line describing a plain-data scenario."""
+    widths = "→".join(map(str, sc["widths"]))
+    w = sc["weights"] if isinstance(sc["weights"], Mapping) else sc["weights"][0]
+    law = {
+        "normal": lambda: f"N(0, {num(w['std'])}²)",
+        "uniform": lambda: f"U[±{num(w['bound'])}]",
+        "truncated_normal": lambda: f"TN(0, {num(w['std'])}², [{w.get('a', -2)}, {w.get('b', 2)}])",
+    }[w["law"]]()
+    inp = sc.get("input", {})
+    return (
+        f"{widths}, w ~ {law}, x ~ N({num(inp.get('mean', 0.0))}, {num(inp.get('std', 1.0))}²), "
+        f"{sc.get('activation', 'linear')}, {sc.get('dtype', 'float64')}"
+    )
+
+
+def describe_observable(ob: Mapping) -> str:
+    return f"{ob['direction']} {ob['moment']}, layer {ob['layer']}"
+
+
+def outcomes(claim: Mapping) -> str:
+    """Counts of check outcomes, e.g. ``6/6 agree``."""
+    checks = claim["checks"]
+    agree = sum(k["outcome"] == "agrees" for k in checks)
+    other = {o: sum(k["outcome"] == o for k in checks) for o in ("disagrees", "inconclusive")}
+    text = f"{agree}/{len(checks)} agree"
+    return text + "".join(f", {v} {o}" for o, v in other.items() if v)
+
+
+def _environment(latex: bool) -> jinja2.Environment:
+    options = dict(
+        loader=jinja2.FileSystemLoader(str(resources.files("report") / "templates")),
+        autoescape=False,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    if latex:
+        options.update(
+            block_start_string=r"\BLOCK{",
+            block_end_string="}",
+            variable_start_string=r"\VAR{",
+            variable_end_string="}",
+            comment_start_string=r"\#{",
+            comment_end_string="}",
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+    env = jinja2.Environment(**options)
+    env.filters.update(
+        tex=tex_escape, prose=tex_prose if latex else str, num=num, pct=pct,
+        scenario=describe_scenario, quantity=describe_observable, outcomes=outcomes,
+    )
+    return env
+
+
+def render_markdown(ev: Mapping) -> str:
+    return _environment(latex=False).get_template("report.md.j2").render(ev=ev)
+
+
+def render_latex(ev: Mapping) -> str:
+    return _environment(latex=True).get_template("report.tex.j2").render(ev=ev)
+
+
+def render_json(ev: Mapping) -> str:
+    return json.dumps(ev, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def compile_pdf(tex: Path) -> Path | None:
+    """Compile ``tex`` with latexmk/pdflatex; ``None`` when no TeX engine is installed.
+
+    Dates come from ``SOURCE_DATE_EPOCH`` (0 unless set) and the PDF trailer ID is
+    suppressed, so the same source gives the same bytes.
+    """
+    if shutil.which("latexmk") is None or shutil.which("pdflatex") is None:
+        return None
+    env = {**os.environ, "FORCE_SOURCE_DATE": "1"}
+    env.setdefault("SOURCE_DATE_EPOCH", "0")
+    cmd = ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-quiet", tex.name]
+    run = subprocess.run(cmd, cwd=tex.parent, env=env, capture_output=True, text=True)
+    if run.returncode != 0:
+        log = tex.with_suffix(".log")
+        tail = log.read_text(errors="replace")[-3000:] if log.exists() else run.stdout[-3000:]
+        raise RuntimeError(f"latexmk failed on {tex.name}:\n{tail}")
+    subprocess.run(["latexmk", "-c", tex.name], cwd=tex.parent, env=env, capture_output=True)
+    return tex.with_suffix(".pdf")
+
+
+def write_report(ev: Mapping, out: Path, *, pdf: bool = True) -> list[Path]:
+    """Write report.md, report.tex, evidence.json (and report.pdf) into ``out`` atomically.
+
+    Returns the written paths. The previous contents of ``out`` stay in place until
+    the new report is complete.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        (tmp / "evidence.json").write_text(render_json(ev), encoding="utf-8")
+        (tmp / "report.md").write_text(render_markdown(ev), encoding="utf-8")
+        tex = tmp / "report.tex"
+        tex.write_text(render_latex(ev), encoding="utf-8")
+        if pdf and compile_pdf(tex) is None:
+            print("report.pdf skipped: no TeX engine (install latexmk and TeX Live to build it)")
+        old = out.parent / f".{out.name}.old"
+        if old.exists():
+            shutil.rmtree(old)
+        if out.exists():
+            out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return sorted(p for p in out.iterdir() if p.is_file())

@@ -1,0 +1,75 @@
+"""The ``initproof`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ._evidence import DEFAULT_ALPHA
+
+
+def _alpha(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--alpha must be a number in (0, 1); got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"--alpha must be in (0, 1); got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"--seed must be a non-negative integer; got {text!r}")
+    return int(text)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="initproof",
+        description="Derive (SymPy), simulate (Monte Carlo) and report the theory of "
+        "initialization and numerical stability in deep networks.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    rep = sub.add_parser("report", help="derive and simulate every claim; write the report")
+    rep.add_argument("--seed", type=_seed, default=0, help="root seed of the run (default 0)")
+    rep.add_argument("--out", type=Path, default=Path("build/report"), help="output folder")
+    rep.add_argument("--alpha", type=_alpha, default=DEFAULT_ALPHA,
+                     help=f"family-wise error budget (default {DEFAULT_ALPHA})")
+    rep.add_argument("--quick", action="store_true", help="fast draft at 5%% precision")
+    rep.add_argument("--no-pdf", action="store_true", help="skip compiling the PDF")
+    sub.add_parser("list", help="list the registered claims and their symbolic status")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    import derivations
+
+    if args.command == "list":
+        for c in derivations.claims():
+            print(f"{c.id:28} {','.join(c.lecture):12} {c.status:10} {c.title}")
+        return 0
+
+    from ._evidence import evidence
+    from ._render import write_report
+
+    def progress(key: str) -> None:
+        if sys.stderr.isatty():
+            print(f"\r  simulating {key:60}", end="", file=sys.stderr, flush=True)
+
+    ev = evidence(args.seed, alpha=args.alpha, quick=args.quick, progress=progress)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    paths = write_report(ev, args.out, pdf=not args.no_pdf)
+    for path in paths:
+        print(path)
+    verdicts = {c["id"]: c["verdict"] for c in ev["claims"]}
+    print(", ".join(f"{k}: {v}" for k, v in verdicts.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
