@@ -23,7 +23,22 @@ from ._registry import claim as claim
 from ._registry import claims as claims
 
 __all__ = [
-    "Assumption", "Chain", "Check", "Claim", "Derivation", "Ex", "Model", "OffDiagonalSum",
-    "Probe", "RandomFamily", "Status", "Step", "Var", "check_algebraic", "check_instance",
-    "claim", "claims", "combine",
+    "Assumption",
+    "Chain",
+    "Check",
+    "Claim",
+    "Derivation",
+    "Ex",
+    "Model",
+    "OffDiagonalSum",
+    "Probe",
+    "RandomFamily",
+    "Status",
+    "Step",
+    "Var",
+    "check_algebraic",
+    "check_instance",
+    "claim",
+    "claims",
+    "combine",
 ]

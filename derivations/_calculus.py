@@ -141,9 +141,7 @@ class Model:
     """
 
     families: tuple[RandomFamily, ...]
-    definitions: Mapping[sp.IndexedBase, tuple[tuple[sp.Symbol, ...], sp.Expr]] = field(
-        hash=False
-    )
+    definitions: Mapping[sp.IndexedBase, tuple[tuple[sp.Symbol, ...], sp.Expr]] = field(hash=False)
     mutually_independent: frozenset[sp.IndexedBase]
     width: sp.Symbol
     free_indices: Mapping[sp.Symbol, int] = field(hash=False)
@@ -203,13 +201,18 @@ def _proved(detail: str) -> Check:
 
 
 def substitute_definitions(expr: sp.Expr, model: Model) -> Rewrite:
-    r"""Replace every defined quantity by its definition, e.g. :math:`h^t_i = \sum_j w_{ij} h^{t-1}_j`."""
+    r"""Replace each defined quantity by its definition.
+
+    For example :math:`h^t_i = \sum_j w_{ij} h^{t-1}_j`.
+    """
 
     def expand(e: sp.Indexed) -> sp.Expr:
         idx, rhs = model.definitions[e.base]
         return rhs.subs(dict(zip(idx, e.indices, strict=True)), simultaneous=True)
 
-    after = expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base in model.definitions, expand)
+    after = expr.replace(
+        lambda e: isinstance(e, sp.Indexed) and e.base in model.definitions, expand
+    )
     used = sorted(str(b) for b in model.definitions if expr.has(b))
     return Rewrite(
         after,
@@ -220,7 +223,9 @@ def substitute_definitions(expr: sp.Expr, model: Model) -> Rewrite:
 
 def variance_definition(expr: sp.Expr, model: Model) -> Rewrite:
     r""":math:`\operatorname{Var}[X] = \mathbb{E}[X^2] - \mathbb{E}[X]^2`."""
-    after = expr.replace(lambda e: isinstance(e, Var), lambda e: Ex(e.args[0] ** 2) - Ex(e.args[0]) ** 2)
+    after = expr.replace(
+        lambda e: isinstance(e, Var), lambda e: Ex(e.args[0] ** 2) - Ex(e.args[0]) ** 2
+    )
     return Rewrite(
         after,
         r"$\operatorname{Var}[X] = \mathbb{E}[X^2] - \mathbb{E}[X]^2$",
@@ -237,7 +242,7 @@ def expand_square(expr: sp.Expr, model: Model) -> Rewrite:
 
     def expand(e: sp.Pow) -> sp.Expr:
         s = e.base
-        (j, lo, hi), = s.limits
+        ((j, lo, hi),) = s.limits
         if lo != 1:
             raise ValueError("expand_square expects sums starting at 1")
         a = s.function
@@ -348,7 +353,11 @@ def factor_independent(expr: sp.Expr, model: Model) -> Rewrite:
             checks.append(_proved(f"declared mutually independent: {label}"))
     if not checks:
         checks.append(Check("preconditions", Status.UNDECIDED, "no product was factored"))
-    return Rewrite(after, r"$\mathbb{E}[XY] = \mathbb{E}[X]\,\mathbb{E}[Y]$ for independent $X, Y$", tuple(checks))
+    return Rewrite(
+        after,
+        r"$\mathbb{E}[XY] = \mathbb{E}[X]\,\mathbb{E}[Y]$ for independent $X, Y$",
+        tuple(checks),
+    )
 
 
 def substitute_moments(expr: sp.Expr, model: Model) -> Rewrite:

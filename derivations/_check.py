@@ -41,7 +41,9 @@ def check_algebraic(before: sp.Expr, after: sp.Expr, subs: Mapping[sp.Symbol, sp
     symbols = sorted(diff.free_symbols, key=str)
     for _ in range(FALLBACK_POINTS):
         point = {
-            s: sp.Integer(rng.randint(1, 6)) if s.is_integer else sp.Rational(rng.randint(1, 97), rng.randint(1, 97))
+            s: sp.Integer(rng.randint(1, 6))
+            if s.is_integer
+            else sp.Rational(rng.randint(1, 97), rng.randint(1, 97))
             for s in symbols
         }
         value = sp.simplify(diff.subs(point).doit())
@@ -50,7 +52,8 @@ def check_algebraic(before: sp.Expr, after: sp.Expr, subs: Mapping[sp.Symbol, sp
     return Check(
         "points (fallback)",
         Status.PROVED,
-        f"simplify was inconclusive; before - after = 0 exactly at {FALLBACK_POINTS} random rational points",
+        f"simplify was inconclusive; before - after = 0 exactly at {FALLBACK_POINTS} "
+        "random rational points",
     )
 
 
@@ -108,7 +111,9 @@ class Chain:
         self.assumptions = {a.name: a for a in assumptions}
         self.steps: list[Step] = []
 
-    def apply(self, rule: Callable[[sp.Expr, Model], Rewrite], *, uses: tuple[str, ...] = ()) -> "Chain":
+    def apply(
+        self, rule: Callable[[sp.Expr, Model], Rewrite], *, uses: tuple[str, ...] = ()
+    ) -> Chain:
         before = self.current
         rewrite = rule(before, self.model)
         if rewrite.after == before:
@@ -131,7 +136,7 @@ class Chain:
         self.current = rewrite.after
         return self
 
-    def assume(self, name: str) -> "Chain":
+    def assume(self, name: str) -> Chain:
         """Substitute what the equality assumption ``name`` fixes (e.g. a zero mean)."""
         subs = self.assumptions[name].subs
 

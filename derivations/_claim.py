@@ -141,6 +141,8 @@ class Probe:
 class Claim:
     """A lecture claim: statement, assumptions, derivations, confirmations, probes.
 
+    ``corrected`` states the corrected claim when the lecture's version fails.
+
     ``status`` is the symbolic status: the conjunction of every derivation step and
     of the independent confirmations.
     """
@@ -154,6 +156,7 @@ class Claim:
     conditions: tuple[sp.Basic, ...]
     confirmations: tuple[Check, ...]
     probes: tuple[Probe, ...]
+    corrected: str | None = None
 
     @property
     def status(self) -> Status:

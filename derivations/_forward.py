@@ -40,7 +40,7 @@ from ._claim import Assumption, Check, Claim, Probe, Status
 i, j = sp.symbols("i j", integer=True, positive=True)
 n_prev = sp.Symbol("n_{t-1}", integer=True, positive=True)
 gamma = sp.Symbol("gamma_t", positive=True)
-mu_prev = sp.Symbol("mu_{t-1}", real=True)
+mu_prev = sp.Symbol("mu_t-1", real=True)
 v_prev = sp.Symbol("v_{t-1}", positive=True)
 w = sp.IndexedBase("w^{t}")
 h_prev = sp.IndexedBase("h^{t-1}")
@@ -69,7 +69,11 @@ MODEL = Model(
     families=(
         RandomFamily(w, "weights of layer t, i.i.d.", sp.Integer(0), gamma, True, _weight_instance),
         RandomFamily(
-            h_prev, "outputs of layer t-1, identically distributed", mu_prev, v_prev, False,
+            h_prev,
+            "outputs of layer t-1, identically distributed",
+            mu_prev,
+            v_prev,
+            False,
             _input_instance,
         ),
     ),
@@ -77,7 +81,11 @@ MODEL = Model(
     mutually_independent=frozenset({w, h_prev}),
     width=n_prev,
     free_indices={i: 1},
-    instance_params={gamma: sp.Rational(2, 9), mu_prev: sp.Rational(2, 5), v_prev: sp.Rational(5, 2)},
+    instance_params={
+        gamma: sp.Rational(2, 9),
+        mu_prev: sp.Rational(2, 5),
+        v_prev: sp.Rational(5, 2),
+    },
 )
 
 ASSUMPTIONS = (
@@ -102,7 +110,12 @@ ASSUMPTIONS = (
 # (label, widths, weight law in native parameters, input variance); exact values.
 _PROBES = (
     ("64x256-normal", (64, 256), ("normal", {"std": sp.Rational(1, 8)}), sp.Integer(1)),
-    ("100x30-normal", (100, 30), ("normal", {"std": sp.sqrt(sp.Rational(3, 100))}), sp.Rational(5, 2)),
+    (
+        "100x30-normal",
+        (100, 30),
+        ("normal", {"std": sp.sqrt(sp.Rational(3, 100))}),
+        sp.Rational(5, 2),
+    ),
     ("48x96-uniform", (48, 96), ("uniform", {"bound": sp.Rational(1, 4)}), sp.Rational(1, 2)),
 )
 

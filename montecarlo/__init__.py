@@ -25,8 +25,24 @@ from ._scenario import observable as observable
 from ._seeding import seed_for as seed_for
 
 __all__ = [
-    "ACTIVATIONS", "DEFAULT_LEVEL", "DEFAULT_PRECISION", "ConfidenceInterval", "Decision",
-    "Estimate", "InvalidScenario", "MLPScenario", "MonteCarloError", "Observable", "Outcome",
-    "WeightLaw", "decide", "measure", "mlp_scenario", "observable", "per_check_confidence",
-    "sample_weights", "seed_for", "simulate_forward",
+    "ACTIVATIONS",
+    "DEFAULT_LEVEL",
+    "DEFAULT_PRECISION",
+    "ConfidenceInterval",
+    "Decision",
+    "Estimate",
+    "InvalidScenario",
+    "MLPScenario",
+    "MonteCarloError",
+    "Observable",
+    "Outcome",
+    "WeightLaw",
+    "decide",
+    "measure",
+    "mlp_scenario",
+    "observable",
+    "per_check_confidence",
+    "sample_weights",
+    "seed_for",
+    "simulate_forward",
 ]

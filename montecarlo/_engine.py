@@ -8,6 +8,8 @@ activations are kept, and per-layer statistics are reduced on the fly.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import scipy.special
 
@@ -68,9 +70,10 @@ def simulate_forward(
     dtype = np.dtype(scenario.dtype)
     act = ACTIVATIONS[scenario.activation]
     widths = scenario.widths
-    per_rep = max(widths) * batch * max(dtype.itemsize, 8) * 3 + max(
-        a * b for a, b in zip(widths, widths[1:], strict=False)
-    ) * 8
+    per_rep = (
+        max(widths) * batch * max(dtype.itemsize, 8) * 3
+        + max(a * b for a, b in itertools.pairwise(widths)) * 8
+    )
     chunk = max(1, min(n_replicates, CHUNK_BYTES // per_rep))
     out = np.empty((n_replicates, len(widths), len(STATS)))
     for start in range(0, n_replicates, chunk):

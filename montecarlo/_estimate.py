@@ -224,12 +224,22 @@ def decide(
     finite = all(map(math.isfinite, (estimate.value, estimate.se, estimate.scale)))
     if estimate.nonfinite > 0 or not finite:
         return Decision(
-            Outcome.INCONCLUSIVE, predicted, estimate, ci, confidence, math.nan,
+            Outcome.INCONCLUSIVE,
+            predicted,
+            estimate,
+            ci,
+            confidence,
+            math.nan,
             f"{estimate.nonfinite:.3g} of entries were non-finite",
         )
     if estimate.precision() > INCONCLUSIVE_FACTOR * precision:
         return Decision(
-            Outcome.INCONCLUSIVE, predicted, estimate, ci, confidence, math.nan,
+            Outcome.INCONCLUSIVE,
+            predicted,
+            estimate,
+            ci,
+            confidence,
+            math.nan,
             f"achieved precision {estimate.precision():.3g} is worse than "
             f"{INCONCLUSIVE_FACTOR:g} x the target {precision:g}",
         )
@@ -238,6 +248,10 @@ def decide(
     inside = ci.low <= predicted <= ci.high
     return Decision(
         Outcome.AGREES if inside else Outcome.DISAGREES,
-        predicted, estimate, ci, confidence, p,
+        predicted,
+        estimate,
+        ci,
+        confidence,
+        p,
         "prediction inside the interval" if inside else "prediction outside the interval",
     )

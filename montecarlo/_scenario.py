@@ -138,8 +138,10 @@ def mlp_scenario(data: Mapping[str, object]) -> MLPScenario:
             f"`widths` must be a list of at least two positive integers; got widths={widths!r}."
         )
     raw = data.get("weights")
-    laws = raw if isinstance(raw, Sequence) and not isinstance(raw, str | Mapping) else [raw] * (
-        len(widths) - 1
+    laws = (
+        raw
+        if isinstance(raw, Sequence) and not isinstance(raw, str | Mapping)
+        else [raw] * (len(widths) - 1)
     )
     if len(laws) != len(widths) - 1:
         raise InvalidScenario(

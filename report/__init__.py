@@ -13,6 +13,12 @@ from ._render import tex_prose as tex_prose
 from ._render import write_report as write_report
 
 __all__ = [
-    "evidence", "render_json", "render_latex", "render_markdown", "tex_escape", "tex_prose",
-    "verdict", "write_report",
+    "evidence",
+    "render_json",
+    "render_latex",
+    "render_markdown",
+    "tex_escape",
+    "tex_prose",
+    "verdict",
+    "write_report",
 ]

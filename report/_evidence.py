@@ -144,6 +144,7 @@ def evidence(
                 "title": claim.title,
                 "summary": claim.summary,
                 "verdict": verdict(claim, (c["outcome"] for c in checks)),
+                "corrected": claim.corrected,
                 "assumptions": [
                     {"name": a.name, "statement": a.statement} for a in claim.assumptions
                 ],

@@ -32,9 +32,22 @@ _TEX_SPECIAL = {
     "^": r"\textasciicircum{}",
 }
 _TEX_UNICODE = {
-    "γ": r"$\gamma$", "μ": r"$\mu$", "σ": r"$\sigma$", "α": r"$\alpha$", "β": r"$\beta$",
-    "ℓ": r"$\ell$", "≠": r"$\neq$", "≤": r"$\leq$", "≥": r"$\geq$", "→": r"$\to$",
-    "×": r"$\times$", "±": r"$\pm$", "·": r"$\cdot$", "−": "-", "≈": r"$\approx$",
+    "γ": r"$\gamma$",
+    "μ": r"$\mu$",
+    "σ": r"$\sigma$",
+    "α": r"$\alpha$",
+    "β": r"$\beta$",
+    "ℓ": r"$\ell$",
+    "≠": r"$\neq$",
+    "≤": r"$\leq$",
+    "≥": r"$\geq$",
+    "→": r"$\to$",
+    "×": r"$\times$",
+    "±": r"$\pm$",
+    "∼": r"$\sim$",
+    "·": r"$\cdot$",
+    "−": "-",
+    "≈": r"$\approx$",
 }
 _TEX_RE = re.compile("|".join(re.escape(k) for k in [*_TEX_SPECIAL, *_TEX_UNICODE]))
 
@@ -74,7 +87,7 @@ def describe_scenario(sc: Mapping) -> str:
     }[w["law"]]()
     inp = sc.get("input", {})
     return (
-        f"{widths}, w ~ {law}, x ~ N({num(inp.get('mean', 0.0))}, {num(inp.get('std', 1.0))}²), "
+        f"{widths}, w ∼ {law}, x ∼ N({num(inp.get('mean', 0.0))}, {num(inp.get('std', 1.0))}²), "
         f"{sc.get('activation', 'linear')}, {sc.get('dtype', 'float64')}"
     )
 
@@ -112,8 +125,13 @@ def _environment(latex: bool) -> jinja2.Environment:
         )
     env = jinja2.Environment(**options)
     env.filters.update(
-        tex=tex_escape, prose=tex_prose if latex else str, num=num, pct=pct,
-        scenario=describe_scenario, quantity=describe_observable, outcomes=outcomes,
+        tex=tex_escape,
+        prose=tex_prose if latex else str,
+        num=num,
+        pct=pct,
+        scenario=describe_scenario,
+        quantity=describe_observable,
+        outcomes=outcomes,
     )
     return env
 

@@ -14,7 +14,9 @@ def _alpha(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--alpha must be a number in (0, 1); got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"--alpha must be a number in (0, 1); got {text!r}"
+        ) from None
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"--alpha must be in (0, 1); got {text!r}")
     return value
@@ -36,8 +38,12 @@ def parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="derive and simulate every claim; write the report")
     rep.add_argument("--seed", type=_seed, default=0, help="root seed of the run (default 0)")
     rep.add_argument("--out", type=Path, default=Path("build/report"), help="output folder")
-    rep.add_argument("--alpha", type=_alpha, default=DEFAULT_ALPHA,
-                     help=f"family-wise error budget (default {DEFAULT_ALPHA})")
+    rep.add_argument(
+        "--alpha",
+        type=_alpha,
+        default=DEFAULT_ALPHA,
+        help=f"family-wise error budget (default {DEFAULT_ALPHA})",
+    )
     rep.add_argument("--quick", action="store_true", help="fast draft at 5%% precision")
     rep.add_argument("--no-pdf", action="store_true", help="skip compiling the PDF")
     sub.add_parser("list", help="list the registered claims and their symbolic status")

@@ -1,0 +1,31 @@
+# `make test` and `make report` work on a fresh machine with Python 3.11+:
+# the first run creates .venv and installs the project into it.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SEED   ?= 2026
+OUT    ?= build/report
+
+.PHONY: test report quick lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+report: $(STAMP)
+	$(BIN)/initproof report --seed $(SEED) --out $(OUT)
+
+quick: $(STAMP)
+	$(BIN)/initproof report --seed $(SEED) --out $(OUT) --quick
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf build $(VENV)

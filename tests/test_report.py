@@ -1,0 +1,126 @@
+"""The report: evidence contract, formats, PDF, reproducibility and atomic writes."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from importlib import resources
+
+import jsonschema
+import pytest
+
+import report
+from report import _render
+
+NEED_TEX = pytest.mark.skipif(
+    shutil.which("latexmk") is None and not os.environ.get("CI"),
+    reason="no TeX engine on this machine (CI installs it, and there this test must run)",
+)
+
+
+@pytest.fixture(scope="module")
+def quick_evidence():
+    return report.evidence(123, quick=True)
+
+
+def test_evidence_follows_the_published_schema(quick_evidence):
+    schema = json.loads((resources.files("report") / "evidence.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.validate(json.loads(report.render_json(quick_evidence)), schema)
+
+
+def test_schema_rejects_a_renamed_field(quick_evidence):
+    schema = json.loads((resources.files("report") / "evidence.schema.json").read_text())
+    bad = json.loads(report.render_json(quick_evidence))
+    bad["claims"][0]["result"] = bad["claims"][0].pop("verdict")
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)
+
+
+def test_forward_claim_is_verified_by_both_routes(quick_evidence):
+    (claim,) = [c for c in quick_evidence["claims"] if c["id"] == "forward-variance"]
+    assert claim["symbolic"]["status"] == "proved"
+    assert all(s["check"] == "proved" for s in claim["symbolic"]["steps"])
+    assert {k["outcome"] for k in claim["checks"]} == {"agrees"}
+    assert claim["verdict"] == "verified"
+    for k in claim["checks"]:
+        assert k["ci_low"] <= k["estimate"] <= k["ci_high"]
+        assert k["confidence"] == pytest.approx(1 - 0.01 / quick_evidence["n_checks"])
+
+
+def test_markdown_and_latex_show_steps_and_evidence(quick_evidence):
+    md = report.render_markdown(quick_evidence)
+    tex = report.render_latex(quick_evidence)
+    for claim in quick_evidence["claims"]:
+        assert claim["title"] in md
+        for step in claim["symbolic"]["steps"]:
+            assert step["after"] in md and step["after"] in tex
+        for k in claim["checks"]:
+            assert k["probe"] in md
+    assert "$$" in md and r"\begin{aligned}" in md
+    assert r"\begin{document}" in tex and r"\VAR" not in tex and r"\BLOCK" not in tex
+
+
+def test_prose_escaping_keeps_math():
+    assert report.tex_prose(r"50% of $x_1$ & y_2") == r"50\% of $x_1$ \& y\_2"
+    with pytest.raises(ValueError, match="unbalanced"):
+        report.tex_prose("a $b")
+
+
+@NEED_TEX
+def test_pdf_compiles_and_contains_every_title(quick_evidence, tmp_path):
+    paths = report.write_report(quick_evidence, tmp_path / "r")
+    pdf = tmp_path / "r" / "report.pdf"
+    assert pdf in paths
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True)
+    pages = int(next(x for x in info.stdout.splitlines() if x.startswith("Pages:")).split()[1])
+    assert pages >= 2
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True)
+    flat = " ".join(text.stdout.split())
+    for claim in quick_evidence["claims"]:
+        assert claim["title"] in flat
+    log = tmp_path / "r" / "report.log"
+    assert not log.exists()
+
+
+@NEED_TEX
+def test_same_seed_gives_the_same_bytes(tmp_path):
+    for name in ("a", "b"):
+        report.write_report(report.evidence(9, quick=True), tmp_path / name)
+    files = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert "report.pdf" in files
+    for f in files:
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+
+
+def test_failed_build_leaves_the_previous_report_whole(quick_evidence, tmp_path, monkeypatch):
+    out = tmp_path / "r"
+    report.write_report(quick_evidence, out, pdf=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def broken(ev):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_render, "render_latex", broken)
+    with pytest.raises(KeyboardInterrupt):
+        report.write_report(quick_evidence, out, pdf=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["r"]
+
+
+def test_cli_help_lists_the_commands():
+    run = subprocess.run(
+        [sys.executable, "-m", "report.cli", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "report" in run.stdout and "list" in run.stdout
+
+
+def test_cli_rejects_a_bad_seed():
+    run = subprocess.run(
+        [sys.executable, "-m", "report.cli", "report", "--seed", "-3"],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 2
+    assert "--seed must be a non-negative integer" in run.stderr
