@@ -32,10 +32,43 @@ def _has_expectation(expr: sp.Basic) -> bool:
     return expr.has(Ex) or expr.has(Var)
 
 
-def check_algebraic(before: sp.Expr, after: sp.Expr, subs: Mapping[sp.Symbol, sp.Expr]) -> Check:
-    """Show ``before == after`` under ``subs`` by simplification, else at rational points."""
-    diff = (before - after).subs(subs)
-    if sp.simplify(diff.doit()) == 0:
+def _is_zero(x: sp.Basic) -> bool:
+    """Exact zero test for scalars and matrices (after ``doit`` and ``simplify``)."""
+    if isinstance(x, sp.MatrixBase):
+        return all(_is_zero(e) for e in x)
+    return sp.simplify(sp.sympify(x).doit()) == 0
+
+
+def _series_remainder(before: sp.Expr, after: sp.Expr) -> tuple[sp.Expr, sp.Order] | None:
+    """For ``after = P + O(x^k)``: the part of ``before - P`` below order ``k``."""
+    order = after.getO() if isinstance(after, sp.Expr) else None
+    if order is None:
+        return None
+    ((x, point),) = order.args[1:]
+    k = sp.degree(order.expr, x) if order.expr.is_polynomial(x) else None
+    if k is None:
+        return None
+    rest = sp.series(before - after.removeO(), x, point, int(k))
+    return rest.removeO(), order
+
+
+def check_algebraic(before: sp.Basic, after: sp.Basic, subs: Mapping[sp.Symbol, sp.Expr]) -> Check:
+    """Show ``before == after`` under ``subs``.
+
+    Scalars and matrices: ``simplify(before - after) == 0``; if simplification is
+    inconclusive, exact evaluation at random rational points is the named fallback.
+    Series (``after`` ends in an ``O(x^k)`` term): the expansion of
+    ``before - P`` to order ``k`` must vanish.
+    """
+    before, after = sp.sympify(before).subs(subs), sp.sympify(after).subs(subs)
+    series = _series_remainder(before, after)
+    if series is not None:
+        rest, order = series
+        if _is_zero(rest):
+            return Check("series", Status.PROVED, f"before - P = {order} (series expansion)")
+        return Check("series", Status.REFUTED, f"before - P = {rest} + {order}")
+    diff = before - after
+    if _is_zero(diff):
         return Check("simplify", Status.PROVED, "simplify(before - after) = 0")
     rng = random.Random(str(diff))
     symbols = sorted(diff.free_symbols, key=str)
@@ -46,8 +79,8 @@ def check_algebraic(before: sp.Expr, after: sp.Expr, subs: Mapping[sp.Symbol, sp
             else sp.Rational(rng.randint(1, 97), rng.randint(1, 97))
             for s in symbols
         }
-        value = sp.simplify(diff.subs(point).doit())
-        if value != 0:
+        value = diff.subs(point)
+        if not _is_zero(value):
             return Check("points", Status.REFUTED, f"before - after = {value} at {point}")
     return Check(
         "points (fallback)",
@@ -99,10 +132,20 @@ def check_instance(
 
 
 class Chain:
-    """Builds a :class:`Derivation` by applying rules and checking every step."""
+    """Builds a :class:`Derivation`, checking every step as it is added.
+
+    ``apply`` runs a rule of the moment calculus (``model`` required); ``step``
+    records a rewrite computed directly by SymPy (``diff``, ``series``,
+    ``integrate``, ``Matrix.jacobian``, ...), checked by :func:`check_algebraic`
+    plus any extra checks the caller supplies.
+    """
 
     def __init__(
-        self, name: str, start: sp.Expr, model: Model, assumptions: tuple[Assumption, ...]
+        self,
+        name: str,
+        start: sp.Basic,
+        model: Model | None = None,
+        assumptions: tuple[Assumption, ...] = (),
     ) -> None:
         self.name = name
         self.start = start
@@ -111,30 +154,53 @@ class Chain:
         self.assumptions = {a.name: a for a in assumptions}
         self.steps: list[Step] = []
 
+    def _subs(self, uses: tuple[str, ...]) -> dict:
+        subs: dict = {}
+        for name in uses:
+            subs.update(self.assumptions[name].subs)
+        return subs
+
+    def _record(
+        self, after: sp.Basic, rule: str, why: str, checks: list[Check], uses: tuple[str, ...]
+    ) -> Chain:
+        if uses:
+            why = "; ".join(self.assumptions[u].statement for u in uses)
+        self.steps.append(Step(self.current, after, rule, why, tuple(checks), uses))
+        self.current = after
+        return self
+
     def apply(
         self, rule: Callable[[sp.Expr, Model], Rewrite], *, uses: tuple[str, ...] = ()
     ) -> Chain:
+        if self.model is None:
+            raise ValueError(f"chain {self.name!r} has no model; rules need one")
         before = self.current
         rewrite = rule(before, self.model)
         if rewrite.after == before:
             raise ValueError(f"rule {rule.__name__!r} left {before} unchanged in {self.name!r}")
-        subs: dict = {}
-        for name in uses:
-            subs.update(self.assumptions[name].subs)
+        subs = self._subs(uses)
         checks = list(rewrite.preconditions)
         random_side = self.model.is_random(before) or self.model.is_random(rewrite.after)
         if _has_expectation(before) or _has_expectation(rewrite.after) or random_side:
             checks.append(check_instance(before, rewrite.after, self.model, subs))
         else:
             checks.append(check_algebraic(before, rewrite.after, subs))
-        why = rewrite.why
-        if uses:
-            why = "; ".join(self.assumptions[u].statement for u in uses)
-        self.steps.append(
-            Step(before, rewrite.after, rule.__name__.replace("_", " "), why, tuple(checks), uses)
+        return self._record(
+            rewrite.after, rule.__name__.replace("_", " "), rewrite.why, checks, uses
         )
-        self.current = rewrite.after
-        return self
+
+    def step(
+        self,
+        after: sp.Basic,
+        rule: str,
+        why: str,
+        *,
+        uses: tuple[str, ...] = (),
+        extra: tuple[Check, ...] = (),
+    ) -> Chain:
+        """Record ``current = after``, computed by SymPy, and check it algebraically."""
+        checks = [check_algebraic(self.current, after, self._subs(uses)), *extra]
+        return self._record(after, rule, why, checks, uses)
 
     def assume(self, name: str) -> Chain:
         """Substitute what the equality assumption ``name`` fixes (e.g. a zero mean)."""

@@ -128,6 +128,9 @@ class Probe:
         The value computed from the claim's SymPy result by substitution.
     expression : sympy.Expr
         The symbolic prediction before substitution, for the report.
+    expect : {"agrees", "disagrees"}
+        ``"disagrees"`` marks a probe of the lecture's own (loose) version of a
+        claim, which the simulation is expected to refute.
     """
 
     label: str
@@ -135,13 +138,16 @@ class Probe:
     observable: Mapping[str, object] = field(hash=False)
     predicted: float
     expression: sp.Expr
+    expect: str = "agrees"
 
 
 @dataclass(frozen=True)
 class Claim:
     """A lecture claim: statement, assumptions, derivations, confirmations, probes.
 
-    ``corrected`` states the corrected claim when the lecture's version fails.
+    ``corrected`` states the corrected claim when the lecture's version fails
+    (verdict ``refuted``); ``qualification`` states the extra condition under which
+    the lecture's version holds (verdict ``qualified``).
 
     ``status`` is the symbolic status: the conjunction of every derivation step and
     of the independent confirmations.
@@ -157,6 +163,7 @@ class Claim:
     confirmations: tuple[Check, ...]
     probes: tuple[Probe, ...]
     corrected: str | None = None
+    qualification: str | None = None
 
     @property
     def status(self) -> Status:

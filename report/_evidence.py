@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import platform
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
 
 import numpy as np
@@ -29,14 +29,31 @@ def _number(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
-def verdict(claim: Claim, outcomes: Iterable[str]) -> str:
-    """``verified``, ``refuted`` or ``undecided`` from the symbolic status and outcomes."""
-    outcomes = list(outcomes)
-    if claim.status is Status.REFUTED or "disagrees" in outcomes:
+def verdict(claim: Claim, checks: Iterable[Mapping]) -> str:
+    """The claim's verdict from its symbolic status and its checks' outcomes.
+
+    ``refuted`` when a step is refuted or a check contradicts what the derivation
+    predicts; ``undecided`` when anything is undecided or inconclusive, or when a probe
+    of the lecture's loose version fails to show its flaw; otherwise ``refuted`` (with
+    the corrected claim) when the claim records a correction, ``qualified`` when it
+    records a condition, and ``verified`` when it holds as stated.
+    """
+    checks = list(checks)
+    if claim.status is Status.REFUTED or any(
+        k["outcome"] == "disagrees" and k["expected"] == "agrees" for k in checks
+    ):
         return "refuted"
-    if claim.status is Status.PROVED and outcomes and all(o == "agrees" for o in outcomes):
-        return "verified"
-    return "undecided"
+    if (
+        claim.status is not Status.PROVED
+        or not checks
+        or any(k["outcome"] != k["expected"] for k in checks)
+    ):
+        return "undecided"
+    if claim.corrected:
+        return "refuted"
+    if claim.qualification:
+        return "qualified"
+    return "verified"
 
 
 def _checks(checks) -> list[dict]:
@@ -132,6 +149,7 @@ def evidence(
                     "n_replicates": est.n_replicates,
                     "nonfinite": est.nonfinite,
                     "outcome": str(dec.outcome),
+                    "expected": probe.expect,
                     "reason": dec.reason,
                     "seed": est.seed,
                     "method": est.method,
@@ -143,8 +161,9 @@ def evidence(
                 "lecture": list(claim.lecture),
                 "title": claim.title,
                 "summary": claim.summary,
-                "verdict": verdict(claim, (c["outcome"] for c in checks)),
+                "verdict": verdict(claim, checks),
                 "corrected": claim.corrected,
+                "qualification": claim.qualification,
                 "assumptions": [
                     {"name": a.name, "statement": a.statement} for a in claim.assumptions
                 ],

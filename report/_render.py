@@ -97,12 +97,24 @@ def describe_observable(ob: Mapping) -> str:
 
 
 def outcomes(claim: Mapping) -> str:
-    """Counts of check outcomes, e.g. ``6/6 agree``."""
+    """Check outcomes against expectations, e.g. ``6/6 as expected``."""
     checks = claim["checks"]
-    agree = sum(k["outcome"] == "agrees" for k in checks)
-    other = {o: sum(k["outcome"] == o for k in checks) for o in ("disagrees", "inconclusive")}
-    text = f"{agree}/{len(checks)} agree"
-    return text + "".join(f", {v} {o}" for o, v in other.items() if v)
+    met = sum(k["outcome"] == k["expected"] for k in checks)
+    refuted = sum(k["outcome"] == k["expected"] == "disagrees" for k in checks)
+    inconclusive = sum(k["outcome"] == "inconclusive" for k in checks)
+    text = f"{met}/{len(checks)} as expected"
+    if refuted:
+        text += f" ({refuted} refuting the lecture's version)"
+    if inconclusive:
+        text += f", {inconclusive} inconclusive"
+    return text
+
+
+def outcome(check: Mapping) -> str:
+    """A check's outcome, marked when it refutes the lecture's version as expected."""
+    if check["outcome"] == check["expected"] == "disagrees":
+        return "refuted as expected"
+    return check["outcome"]
 
 
 def _environment(latex: bool) -> jinja2.Environment:
