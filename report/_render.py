@@ -144,6 +144,7 @@ def _environment(latex: bool) -> jinja2.Environment:
         scenario=describe_scenario,
         quantity=describe_observable,
         outcomes=outcomes,
+        outcome=outcome,
     )
     return env
 
