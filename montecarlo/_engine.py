@@ -1,38 +1,58 @@
-"""The simulation itself: sample weights, multiply, apply the activation.
+"""The simulation itself: sample weights, multiply, apply the activation, backpropagate.
 
-Each network replicate draws its own weights; a batch of inputs goes through one
-sampled network as a matrix-matrix product, and replicates are stacked into
-batched products. Propagation streams over depth: only the current layer's
-activations are kept, and per-layer statistics are reduced on the fly.
+Each network replicate draws its own weights; a batch of inputs passes through one
+sampled network as a matrix-matrix product, and replicates are stacked into batched
+products (``(r, n_t, n_{t-1}) @ (r, n_{t-1}, B)``), so small networks do not pay
+Python overhead per replicate.
+
+Memory streams over depth. The forward pass keeps one layer of activations; when a
+gradient is observed, it also keeps the layer inputs at ``~sqrt(depth)`` checkpoints,
+and the backward pass recomputes each segment from its checkpoint (weights are
+regenerated from the layer's own seed), so memory is
+``O(sqrt(depth) x width x batch + segment x width^2)`` per replicate. When the whole
+network fits in :data:`STORE_BYTES`, one segment is stored and nothing is recomputed.
 """
 
 from __future__ import annotations
 
-import itertools
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.special
 
-from ._scenario import ACTIVATIONS, MLPScenario, WeightLaw
+from ._scenario import ACTIVATIONS, MLPScenario, ProductScenario, ScalarScenario, WeightLaw
+from ._seeding import child
 
-#: Statistics kept per replicate and layer.
-STATS = ("m1", "m2", "nonfinite")
-CHUNK_BYTES = 64 * 2**20
+#: Per-site statistics, in this order, kept for every replicate.
+STATS = ("m1", "m2", "nonfinite", "zero")
+#: Memory for the activations of one chunk of replicates in flight.
+CHUNK_BYTES = 96 * 2**20
+#: Memory for one stored segment (weights and pre-activations) of the backward pass.
+STORE_BYTES = 512 * 2**20
+
+
+def rng(seed: np.random.SeedSequence) -> np.random.Generator:
+    """The engine's generator: SFC64, the fastest of NumPy's bit generators here."""
+    return np.random.Generator(np.random.SFC64(seed))
 
 
 def sample_weights(
     rng: np.random.Generator, law: WeightLaw, shape: tuple[int, ...], dtype: np.dtype
 ) -> np.ndarray:
-    """Draw weights from ``law`` in its native parameters.
+    """Draw an array from ``law`` in its native parameters.
 
     The truncated normal is drawn by inverse CDF on ``[Phi(a), Phi(b)]``.
     """
-    work = np.float32 if dtype != np.float64 else np.float64
+    work = np.float64 if np.dtype(dtype) == np.float64 else np.float32
     if law.law == "normal":
         w = rng.standard_normal(shape, dtype=work)
         w *= work(law.std)
     elif law.law == "uniform":
-        w = rng.uniform(-law.bound, law.bound, shape).astype(work, copy=False)
+        w = rng.random(shape, dtype=work)
+        w *= work(2 * law.bound)
+        w -= work(law.bound)
     else:
         lo, hi = scipy.special.ndtr(law.a), scipy.special.ndtr(law.b)
         u = rng.uniform(lo, hi, shape)
@@ -40,50 +60,220 @@ def sample_weights(
     return w.astype(dtype, copy=False)
 
 
-def _layer_stats(x: np.ndarray) -> np.ndarray:
-    """Per-replicate mean, second moment and non-finite fraction, in float64."""
+def site_stats(x: np.ndarray, zero: bool = False) -> np.ndarray:
+    """Per-replicate mean, second moment, non-finite and zero fractions, in float64.
+
+    ``x`` has shape ``(r, ...)``. Moments of a replicate with any non-finite entry
+    are ``nan``; the non-finite fraction says how many.
+    """
     r = x.shape[0]
     flat = x.reshape(r, -1)
-    finite = np.isfinite(flat)
-    bad = 1.0 - finite.mean(axis=1)
-    x64 = flat.astype(np.float64, copy=False)
+    size = flat.shape[1]
+    x64 = flat if flat.dtype == np.float64 else flat.astype(np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
-        m1 = x64.mean(axis=1)
-        m2 = np.einsum("ri,ri->r", x64, x64) / flat.shape[1]
-    m1[bad > 0] = np.nan
-    m2[bad > 0] = np.nan
-    return np.stack([m1, m2, bad], axis=1)
+        m2 = np.einsum("ri,ri->r", x64, x64) / size
+        m1 = x64.sum(axis=1) / size
+    out = np.zeros((r, len(STATS)))
+    out[:, 0], out[:, 1] = m1, m2
+    bad = ~np.isfinite(m2)
+    if bad.any():
+        out[bad, 2] = 1.0 - np.isfinite(flat[bad]).mean(axis=1)
+        out[bad, 0] = out[bad, 1] = np.nan
+    if zero:
+        out[:, 3] = 1.0 - np.count_nonzero(flat, axis=1) / size
+    return out
 
 
-def simulate_forward(
-    scenario: MLPScenario, n_replicates: int, batch: int, rng: np.random.Generator
-) -> np.ndarray:
+@dataclass(frozen=True)
+class MLPStats:
+    """Per-replicate statistics at every site of an MLP run.
+
+    Arrays of shape ``(replicates, depth + 1, len(STATS))``; ``preactivation[:, 0]``
+    and, when no gradient was run, ``backward`` are ``nan``.
+    """
+
+    forward: np.ndarray
+    preactivation: np.ndarray
+    backward: np.ndarray
+
+
+def _activation(
+    name: str, extra: Mapping[str, tuple[Callable, Callable]] | None
+) -> tuple[Callable, Callable]:
+    return (extra or {}).get(name) or ACTIVATIONS[name]
+
+
+def choose_batch(widths: tuple[int, ...]) -> int:
+    """Inputs per sampled network, balancing sampling cost against statistical spread.
+
+    A replicate's spread has a part from its inputs, shrinking like ``1/B``, and a
+    part from its weights, growing with depth ``t`` (about ``2t/n`` relative: deep
+    layers align the inputs, so more of them add little). Its cost is about
+    ``t n^2 (B + c)`` with ``c`` of a few hundred (sampling a layer costs about as
+    much as multiplying it by ``c`` inputs). The batch minimizing cost times spread
+    scales like ``1/sqrt(t)``: 512 for one layer, bounded below by 128.
+    """
+    depth = len(widths) - 1
+    return int(max(128, 2 ** round(math.log2(512 / math.sqrt(depth)))))
+
+
+class _Layers:
+    """Per-layer weight (and bias) generators, re-creatable for recomputation."""
+
+    def __init__(self, seed: np.random.SeedSequence) -> None:
+        self.seed = seed
+
+    def draw(self, sc: MLPScenario, t: int, r: int, dtype: np.dtype):
+        gen = rng(child(self.seed, t))
+        w = sample_weights(gen, sc.weights[t - 1], (r, sc.widths[t], sc.widths[t - 1]), dtype)
+        b = None
+        if sc.biases is not None:
+            b = sample_weights(gen, sc.biases[t - 1], (r, sc.widths[t], 1), dtype)
+        return w, b
+
+
+def simulate_mlp(
+    sc: MLPScenario,
+    n_replicates: int,
+    batch: int,
+    seed: np.random.SeedSequence,
+    *,
+    backward: bool,
+    zero: bool = False,
+    activations: Mapping[str, tuple[Callable, Callable]] | None = None,
+) -> MLPStats:
     """Propagate ``batch`` inputs through each of ``n_replicates`` sampled networks.
 
-    Returns
-    -------
-    numpy.ndarray
-        Shape ``(n_replicates, depth + 1, 3)``: for every replicate and layer
-        (0 is the input), the mean and second moment over all entries and
-        inputs, and the fraction of non-finite entries.
+    Parameters
+    ----------
+    sc : MLPScenario
+    n_replicates, batch : int
+    seed : numpy.random.SeedSequence
+        Its children are keyed by (chunk, stream) and (chunk, layer); the chunk size
+        depends only on the scenario and the memory constants, so the numbers do not
+        depend on the machine.
+    backward : bool
+        Also run the backward pass and record the gradients ``dl/dh^t``.
+    zero : bool
+        Also count entries that are exactly zero (underflow).
     """
-    dtype = np.dtype(scenario.dtype)
-    act = ACTIVATIONS[scenario.activation]
-    widths = scenario.widths
-    per_rep = (
-        max(widths) * batch * max(dtype.itemsize, 8) * 3
-        + max(a * b for a, b in itertools.pairwise(widths)) * 8
-    )
+    dtype = np.dtype(sc.dtype)
+    f, fprime = _activation(sc.activation, activations)
+    widths, depth = sc.widths, sc.depth
+    item = max(dtype.itemsize, 4)
+    per_rep = max(widths) * batch * (item * 4 + 8)
     chunk = max(1, min(n_replicates, CHUNK_BYTES // per_rep))
-    out = np.empty((n_replicates, len(widths), len(STATS)))
-    for start in range(0, n_replicates, chunk):
-        r = min(chunk, n_replicates - start)
-        x = rng.standard_normal((r, widths[0], batch), dtype=np.float64)
-        x = (scenario.input_mean + scenario.input_std * x).astype(dtype, copy=False)
-        out[start : start + r, 0] = _layer_stats(x)
-        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-            for t, law in enumerate(scenario.weights, start=1):
-                w = sample_weights(rng, law, (r, widths[t], widths[t - 1]), dtype)
-                x = act(np.matmul(w, x))
-                out[start : start + r, t] = _layer_stats(x)
+    layer_bytes = [
+        (widths[t] * widths[t - 1] + widths[t] * batch) * item for t in range(1, depth + 1)
+    ]
+    if backward and chunk * sum(layer_bytes) > STORE_BYTES:
+        chunk = max(1, min(chunk, STORE_BYTES // (max(layer_bytes) * math.isqrt(depth) + 1)))
+    store_all = chunk * sum(layer_bytes) <= STORE_BYTES
+    segment = depth if store_all else max(1, math.isqrt(depth))
+    nan = np.full((n_replicates, depth + 1, len(STATS)), np.nan)
+    fwd, pre, bwd = nan.copy(), nan.copy(), nan.copy()
+    quiet = {"over": "ignore", "invalid": "ignore", "under": "ignore", "divide": "ignore"}
+
+    def step(h, w, b, t):
+        z = np.matmul(w, h)
+        if b is not None:
+            z += b
+        out = f(z)
+        return (h + out if sc.residual else out), z
+
+    for c in range(math.ceil(n_replicates / chunk)):
+        lo = c * chunk
+        r = min(chunk, n_replicates - lo)
+        io_rng = rng(child(seed, c, 0))
+        layers = _Layers(child(seed, c, 1))
+        x = io_rng.standard_normal((r, widths[0], batch))
+        h = (sc.input_mean + sc.input_std * x).astype(dtype, copy=False)
+        fwd[lo : lo + r, 0] = site_stats(h, zero)
+        checkpoints = {0: h}
+        stored: dict[int, tuple] = {}
+        with np.errstate(**quiet):
+            for t in range(1, depth + 1):
+                w, b = layers.draw(sc, t, r, dtype)
+                h_in = h
+                h, z = step(h, w, b, t)
+                fwd[lo : lo + r, t] = site_stats(h, zero)
+                pre[lo : lo + r, t] = site_stats(z, zero)
+                if backward and store_all:
+                    stored[t] = (w, z)
+                elif backward and t % segment == 0 and t < depth:
+                    checkpoints[t] = h
+                del h_in
+            if not backward:
+                continue
+            if sc.upstream_std is None:
+                g = h.copy()
+            else:
+                g = (sc.upstream_std * io_rng.standard_normal(h.shape)).astype(dtype, copy=False)
+            bwd[lo : lo + r, depth] = site_stats(g, zero)
+            for start in sorted(checkpoints, reverse=True):
+                stop = min(start + segment, depth)
+                if not store_all:
+                    stored = {}
+                    hs = checkpoints[start]
+                    for t in range(start + 1, stop + 1):
+                        w, b = layers.draw(sc, t, r, dtype)
+                        hs, z = step(hs, w, b, t)
+                        stored[t] = (w, z)
+                for t in range(stop, start, -1):
+                    w, z = stored.pop(t)
+                    gz = g * fprime(z)
+                    back = np.matmul(w.transpose(0, 2, 1), gz)
+                    g = g + back if sc.residual else back
+                    bwd[lo : lo + r, t - 1] = site_stats(g, zero)
+    return MLPStats(fwd, pre, bwd)
+
+
+def simulate_scalar(
+    sc: ScalarScenario,
+    n_replicates: int,
+    batch: int,
+    seed: np.random.SeedSequence,
+    activations: Mapping[str, tuple[Callable, Callable]] | None = None,
+) -> np.ndarray:
+    """``f(x)`` or ``f'(x)`` for ``x ~ N(0, q)``: per-replicate ``STATS`` of ``batch`` draws."""
+    f, fprime = _activation(sc.activation, activations)
+    g = fprime if sc.function == "derivative" else f
+    gen = rng(child(seed, 0))
+    out = np.empty((n_replicates, len(STATS)))
+    chunk = max(1, CHUNK_BYTES // (batch * 8 * 3))
+    with np.errstate(over="ignore", invalid="ignore"):
+        for lo in range(0, n_replicates, chunk):
+            r = min(chunk, n_replicates - lo)
+            x = (math.sqrt(sc.q) * gen.standard_normal((r, batch))).astype(sc.dtype)
+            out[lo : lo + r] = site_stats(g(x))
+    return out
+
+
+def simulate_product(
+    sc: ProductScenario, n_replicates: int, seed: np.random.SeedSequence
+) -> np.ndarray:
+    """``log||W_d ... W_1 x|| - log||x||`` for independent chains of Gaussian matrices.
+
+    The vector is renormalized after every product and the logs of the norms are
+    added: by linearity this is exactly the log-norm of the full product, without
+    overflow. Returns per-replicate ``(y, y^2, exp(2y))`` with ``y`` the log growth.
+    """
+    gen = rng(child(seed, 0))
+    dtype = np.dtype(sc.dtype)
+    out = np.empty((n_replicates, 3))
+    chunk = max(1, CHUNK_BYTES // (sc.n * sc.n * 8 * 2))
+    for lo in range(0, n_replicates, chunk):
+        r = min(chunk, n_replicates - lo)
+        v = np.zeros((r, sc.n), dtype=dtype)
+        v[:, 0] = 1.0
+        y = np.zeros(r)
+        for _ in range(sc.depth):
+            w = gen.standard_normal((r, sc.n, sc.n), dtype=dtype)
+            w *= dtype.type(sc.std)
+            v = np.einsum("rij,rj->ri", w, v)
+            norm = np.linalg.norm(v, axis=1)
+            y += np.log(norm.astype(np.float64))
+            v /= norm[:, None]
+        with np.errstate(over="ignore"):
+            out[lo : lo + r] = np.stack([y, y * y, np.exp(2 * y)], axis=1)
     return out

@@ -2,17 +2,17 @@ r"""Estimates with confidence intervals that respect shared weights, and decisio
 
 Inputs that pass through one sampled network are not independent, so no interval
 is computed over inputs. Each network replicate yields one vector of per-replicate
-averages; replicates are i.i.d., so the interval is a Student-t interval over
-replicates, with the delta method for the variance:
+averages; replicates are i.i.d. Every estimand is a smooth function :math:`g` of the means of
+per-replicate statistics (for the variance :math:`g = \overline{m_2} -
+\overline{m_1}^2`, for a per-layer factor a ratio of two such), and its standard error
+is the delete-one jackknife over replicates:
 
 .. math::
 
-    \hat V = \overline{m_2} - \overline{m_1}^2, \qquad
-    \widehat{\mathrm{se}}^2 = \frac{g^\top \hat\Sigma g}{R}, \quad
-    g = (-2\overline{m_1}, 1),
+    \widehat{\mathrm{se}}^2 = \frac{R-1}{R} \sum_{r=1}^{R}
+    \bigl(g(\bar y_{(-r)}) - \overline{g(\bar y_{(\cdot)})}\bigr)^2 ,
 
-where :math:`\hat\Sigma` is the sample covariance of :math:`(m_1, m_2)` over the
-:math:`R` replicates.
+with a Student-t interval on :math:`R - 1` degrees of freedom.
 
 The replicate count is fixed by a two-stage (Stein) procedure: an independent pilot
 run estimates the spread, and a fresh main run of the size that reaches the target
@@ -24,12 +24,16 @@ checks at overall level :math:`\alpha`, each interval has confidence
 
 References
 ----------
-.. [1] C. Stein (1945), "A two-sample test for a linear hypothesis whose power is
+.. [1] B. Efron and C. Stein (1981), "The jackknife estimate of variance",
+   Ann. Statist. 9(3).
+.. [2] C. Stein (1945), "A two-sample test for a linear hypothesis whose power is
    independent of the variance", Ann. Math. Statist. 16(3).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,18 +42,22 @@ from enum import StrEnum
 import numpy as np
 from scipy import stats
 
-from ._engine import simulate_forward
-from ._scenario import mlp_scenario, observable
+from ._engine import STATS, choose_batch, simulate_mlp, simulate_product, simulate_scalar
+from ._scenario import MLPScenario, ScalarScenario, observable, scenario
+from ._seeding import child
 
-#: Default precision: 99% CI half-width of 1% relative (issue: one-step claims).
+#: Default precision: 99% CI half-width of 1% relative (one-step claims).
 DEFAULT_PRECISION = 0.01
 DEFAULT_LEVEL = 0.99
-PILOT_REPLICATES = 32
-MIN_REPLICATES = 32
-MAX_REPLICATES = 20_000
-DEFAULT_BATCH = 256
+PILOT_REPLICATES = {"mlp": 32, "scalar": 32, "product": 512}
+MIN_REPLICATES = {"mlp": 32, "scalar": 32, "product": 512}
+MAX_REPLICATES = 200_000
+SCALAR_BATCH = 4096
+#: Cap on multiply-adds spent on one check (about ten seconds here).
+WORK_CAP = 1.5e11
 #: Achieved precision worse than this many times the target makes a check inconclusive.
 INCONCLUSIVE_FACTOR = 5.0
+_COL = {name: k for k, name in enumerate(STATS)}
 
 
 @dataclass(frozen=True)
@@ -65,18 +73,19 @@ class Estimate:
     Attributes
     ----------
     value, se : float
-        Estimate and standard error (``nan`` when not finite).
+        Estimate and jackknife standard error over replicates (``nan`` when not
+        finite).
     dof : int
         Degrees of freedom of the t interval (replicates - 1).
     n_replicates : int
-        Independent sampled networks in the main run.
+        Independent replicates (sampled networks, batches or chains) in the main run.
     n_samples : int
         Scalar samples averaged (replicates x entries x inputs).
     scale : float
-        Scale for relative precision: the value for variances and second
-        moments, the root second moment for means.
+        Scale for relative precision: the value itself for variances, second
+        moments and ratios; the root second moment for means; 1 for fractions.
     nonfinite : float
-        Fraction of non-finite entries at the observed layer.
+        Fraction of non-finite entries at the observed site(s).
     seed : str
         The seed sequence that produced it.
     method : str
@@ -102,19 +111,133 @@ class Estimate:
         return (ci.high - ci.low) / 2 / self.scale if self.scale > 0 else math.inf
 
 
-def _moment(stats_: np.ndarray, moment: str) -> tuple[float, float, float]:
-    """Value, standard error and scale of ``moment`` from per-replicate (m1, m2)."""
-    m1, m2 = stats_[:, 0], stats_[:, 1]
-    r = len(m1)
-    b1, b2 = m1.mean(), m2.mean()
+def _moment_fn(moment: str, offset: int = 0):
+    m1, m2 = offset + _COL["m1"], offset + _COL["m2"]
     if moment == "mean":
-        return b1, m1.std(ddof=1) / math.sqrt(r), math.sqrt(max(b2, 0.0))
+        return lambda mu: mu[..., m1]
     if moment == "m2":
-        return b2, m2.std(ddof=1) / math.sqrt(r), abs(b2)
-    cov = np.cov(np.stack([m1, m2]), ddof=1)
-    g = np.array([-2.0 * b1, 1.0])
-    value = b2 - b1**2
-    return value, math.sqrt(max(g @ cov @ g, 0.0) / r), abs(value)
+        return lambda mu: mu[..., m2]
+    if moment == "var":
+        return lambda mu: mu[..., m2] - mu[..., m1] ** 2
+    col = offset + _COL[moment]
+    return lambda mu: mu[..., col]
+
+
+def jackknife(y: np.ndarray, g) -> tuple[float, float]:
+    """``g(mean of rows of y)`` and its delete-one jackknife standard error.
+
+    Rows are i.i.d. replicates; ``g`` maps a vector of means (or a stack of them)
+    to the estimand. Valid for smooth ``g`` whatever the dependence inside a row.
+    """
+    r = y.shape[0]
+    mu = y.mean(axis=0)
+    loo = (r * mu - y) / (r - 1)
+    vals = g(loo)
+    with np.errstate(invalid="ignore"):
+        se = math.sqrt((r - 1) / r * float(((vals - vals.mean()) ** 2).sum()))
+    return float(g(mu)), se
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How one observable of one scenario is simulated and reduced."""
+
+    kind: str
+    run: object
+    g: object
+    scale: object
+    samples_per_replicate: int
+    work_per_replicate: float
+    nonfinite_cols: tuple[int, ...]
+    describe: str
+
+
+def _plan(sc, ob, batch: int | None, activations) -> _Plan:
+    if isinstance(sc, MLPScenario):
+        if ob.direction == "forward":
+            # layers above the observed ones cannot change them: do not simulate them
+            top = max(ob.layer, ob.relative_to or 0, 1)
+            sc = dataclasses.replace(
+                sc,
+                widths=sc.widths[: top + 1],
+                weights=sc.weights[:top],
+                biases=None if sc.biases is None else sc.biases[:top],
+            )
+        b = batch or choose_batch(sc.widths)
+        backward = ob.direction == "backward"
+        zero = ob.moment == "zero"
+
+        def site(st, layer):
+            arr = (
+                st.backward
+                if backward
+                else (st.preactivation if ob.of == "preactivation" else st.forward)
+            )
+            return arr[:, layer]
+
+        def run(n, seed):
+            st = simulate_mlp(sc, n, b, seed, backward=backward, zero=zero, activations=activations)
+            y = site(st, ob.layer)
+            return y if ob.relative_to is None else np.concatenate([y, site(st, ob.relative_to)], 1)
+
+        g = _moment_fn(ob.moment)
+        k = len(STATS)
+        if ob.relative_to is not None:
+            top, bottom = g, _moment_fn(ob.moment, k)
+            g = lambda mu: top(mu) / bottom(mu)  # noqa: E731
+        if ob.relative_to is None and ob.moment == "mean":
+            scale = lambda mu: math.sqrt(max(mu[_COL["m2"]], 0.0))  # noqa: E731
+        elif ob.relative_to is None and ob.moment in ("nonfinite", "zero"):
+            scale = lambda mu: 1.0  # noqa: E731
+        else:
+            scale = lambda mu: abs(float(g(mu)))  # noqa: E731
+        macs = sum(a * c for a, c in itertools.pairwise(sc.widths)) * (b + 64)
+        return _Plan(
+            "mlp",
+            run,
+            g,
+            scale,
+            sc.widths[ob.layer] * b,
+            macs * (2 if backward else 1),
+            (_COL["nonfinite"], k + _COL["nonfinite"])
+            if ob.relative_to is not None
+            else (_COL["nonfinite"],),
+            f"{b} inputs through each independently sampled network",
+        )
+    if isinstance(sc, ScalarScenario):
+        g = _moment_fn(ob.moment)
+        return _Plan(
+            "scalar",
+            lambda n, seed: simulate_scalar(sc, n, SCALAR_BATCH, seed, activations),
+            g,
+            (lambda mu: math.sqrt(max(mu[_COL["m2"]], 0.0)))
+            if ob.moment == "mean"
+            else (lambda mu: abs(float(g(mu)))),
+            SCALAR_BATCH,
+            float(SCALAR_BATCH),
+            (_COL["nonfinite"],),
+            f"{SCALAR_BATCH} independent draws per replicate",
+        )
+    if ob.quantity == "m2_growth":
+        g = lambda mu: mu[..., 2]  # noqa: E731
+    elif ob.moment == "mean":
+        g = lambda mu: mu[..., 0]  # noqa: E731
+    else:
+        g = lambda mu: mu[..., 1] - mu[..., 0] ** 2  # noqa: E731
+    if ob.quantity == "log_growth" and ob.moment == "mean":
+        scale = lambda mu: max(abs(mu[0]), math.sqrt(max(mu[1] - mu[0] ** 2, 0.0)))  # noqa: E731
+    else:
+        scale = lambda mu: abs(float(g(mu)))  # noqa: E731
+    return _Plan(
+        "product",
+        lambda n, seed: simulate_product(sc, n, seed),
+        g,
+        scale,
+        1,
+        float(sc.depth * sc.n * (sc.n + 16)),
+        (),
+        "one independent chain of matrices per replicate",
+    )
 
 
 def _seed_text(seed: np.random.SeedSequence) -> str:
@@ -122,61 +245,73 @@ def _seed_text(seed: np.random.SeedSequence) -> str:
 
 
 def measure(
-    scenario: Mapping[str, object],
+    scenario_: Mapping[str, object],
     observable_: Mapping[str, object],
     *,
     seed: np.random.SeedSequence,
     precision: float = DEFAULT_PRECISION,
-    batch: int = DEFAULT_BATCH,
+    batch: int | None = None,
     max_replicates: int = MAX_REPLICATES,
+    activations: Mapping | None = None,
 ) -> Estimate:
-    """Simulate ``scenario`` and estimate ``observable_`` to the target precision.
+    """Simulate ``scenario_`` and estimate ``observable_`` to the target precision.
 
     Parameters
     ----------
-    scenario, observable_ : mapping
-        Plain data, see :func:`montecarlo.mlp_scenario` and
-        :func:`montecarlo.observable`.
+    scenario_, observable_ : mapping
+        Plain data, see :func:`montecarlo.scenario` and :func:`montecarlo.observable`.
     seed : numpy.random.SeedSequence
         The probe's own stream; its first child seeds the pilot, the second the
         main run.
     precision : float
         Target relative half-width of the 99% interval.
-    batch : int
-        Inputs per sampled network.
+    batch : int, optional
+        Inputs per sampled network (default: :func:`choose_batch`).
     max_replicates : int
-        Cap on the main run; precision worse than the target by
-        :data:`INCONCLUSIVE_FACTOR` then makes the check inconclusive.
+        Cap on the main run (also capped by :data:`WORK_CAP`); a precision worse than
+        the target by :data:`INCONCLUSIVE_FACTOR` then makes a check inconclusive.
+    activations : mapping, optional
+        Extra activations ``name -> (f, f')``.
     """
-    if not (isinstance(precision, float | int) and 0 < precision < 1):
+    if isinstance(precision, bool) or not (
+        isinstance(precision, float | int) and 0 < precision < 1
+    ):
         raise ValueError(f"`precision` must be in (0, 1); got precision={precision!r}.")
-    sc = mlp_scenario(scenario)
-    ob = observable(observable_, len(sc.widths) - 1)
-    pilot_seed, main_seed = seed.spawn(2)
-    pilot = simulate_forward(sc, PILOT_REPLICATES, batch, np.random.default_rng(pilot_seed))
-    value, se, scale = _moment(pilot[:, ob.layer], ob.moment)
-    z = stats.t.ppf(0.5 + DEFAULT_LEVEL / 2, PILOT_REPLICATES - 1)
-    if math.isfinite(se) and math.isfinite(scale) and scale > 0:
-        need = PILOT_REPLICATES * (z * se / (precision * scale)) ** 2
-        n_rep = int(min(max(math.ceil(need), MIN_REPLICATES), max_replicates))
-    else:
-        n_rep = MIN_REPLICATES
-    main = simulate_forward(sc, n_rep, batch, np.random.default_rng(main_seed))
-    layer = main[:, ob.layer]
-    value, se, scale = _moment(layer, ob.moment)
+    sc = scenario(scenario_, activations)
+    ob = observable(observable_, sc)
+    plan = _plan(sc, ob, batch, activations)
+    pilot_seed, main_seed = child(seed, 0), child(seed, 1)
+    pilot_n = PILOT_REPLICATES[plan.kind]
+    y = plan.run(pilot_n, pilot_seed)
+    value, se = jackknife(y, plan.g)
+    scale = plan.scale(y.mean(axis=0))
+    z = stats.t.ppf(0.5 + DEFAULT_LEVEL / 2, pilot_n - 1)
+    cap = int(
+        min(max_replicates, max(MIN_REPLICATES[plan.kind], WORK_CAP / plan.work_per_replicate))
+    )
+    n_rep = MIN_REPLICATES[plan.kind]
+    if all(map(math.isfinite, (se, scale))) and scale > 0:
+        need = pilot_n * (z * se / (precision * scale)) ** 2
+        n_rep = int(min(max(math.ceil(need), n_rep), cap))
+    y = plan.run(n_rep, main_seed)
+    value, se = jackknife(y, plan.g)
+    nonfinite = (
+        float(np.mean([y[:, c].mean() for c in plan.nonfinite_cols]))
+        if plan.nonfinite_cols
+        else 0.0
+    )
     return Estimate(
-        value=float(value),
-        se=float(se),
+        value=value,
+        se=se,
         dof=n_rep - 1,
         n_replicates=n_rep,
-        n_samples=n_rep * sc.widths[ob.layer] * batch,
-        scale=float(scale),
-        nonfinite=float(layer[:, 2].mean()),
+        n_samples=n_rep * plan.samples_per_replicate,
+        scale=float(plan.scale(y.mean(axis=0))),
+        nonfinite=nonfinite,
         seed=_seed_text(seed),
         method=(
-            f"two-stage: pilot of {PILOT_REPLICATES} networks sets R; t interval over "
-            f"R = {n_rep} independent networks x {batch} inputs each"
-            + ("; delta method for the variance" if ob.moment == "var" else "")
+            f"two-stage: a pilot of {pilot_n} replicates sets R; jackknife t interval over "
+            f"R = {n_rep} independent replicates ({plan.describe})"
         ),
     )
 

@@ -1,13 +1,25 @@
-"""Scenarios as plain data, validated into frozen dataclasses.
+"""Scenarios and observables as plain data, validated into frozen dataclasses.
 
 A scenario reaches the engine as a mapping of plain values (what ``evidence.json``
-stores); :func:`mlp_scenario` validates it and names the argument at fault.
+stores). Three kinds exist:
+
+``mlp``
+    a fully connected network :math:`h^t = \\phi(W^t h^{t-1} + b^t)` (optionally
+    residual, :math:`h^t = h^{t-1} + \\phi(W^t h^{t-1})`), run forward and, when a
+    gradient is observed, backward from an upstream gradient that is either an
+    independent Gaussian or the gradient of the real loss :math:`\\tfrac12\\|h^d\\|^2`;
+``scalar``
+    :math:`f(x)` or :math:`f'(x)` for :math:`x \\sim N(0, q)`;
+``product``
+    :math:`\\log\\|W_d \\cdots W_1 x\\| - \\log\\|x\\|` for i.i.d. Gaussian matrices.
+
+Every validation error names the argument, its value and what is allowed.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,35 +29,38 @@ from ._errors import InvalidScenario
 
 DTYPES = ("float16", "float32", "float64")
 WEIGHT_LAWS = {"normal": ("std",), "uniform": ("bound",), "truncated_normal": ("std", "a", "b")}
-INPUT_LAWS = {"normal": ("mean", "std")}
-MOMENTS = ("mean", "var", "m2")
-DIRECTIONS = ("forward",)
+MLP_MOMENTS = ("mean", "var", "m2", "nonfinite", "zero")
+SCALAR_MOMENTS = ("mean", "var", "m2")
+PRODUCT_QUANTITIES = {"log_growth": ("mean", "var"), "m2_growth": ("mean",)}
+#: Largest number of activations one replicate may hold (depth x width x batch is
+#: streamed, so this bounds width x batch and the stored segment only).
+MAX_DEPTH = 100_000
 
 
-def _linear(x):
-    return x
+def _sigmoid_prime(x):
+    s = scipy.special.expit(x)
+    return s * (1 - s)
 
 
-def _relu(x):
-    return np.maximum(x, 0)
-
-
-#: Independent NumPy implementations of the lecture's activations.
-ACTIVATIONS = {
-    "linear": _linear,
-    "relu": _relu,
-    "tanh": np.tanh,
-    "sigmoid": scipy.special.expit,
+#: Independent NumPy implementations of the lecture's activations and their
+#: derivatives (``name -> (f, f')``). They are written from the definitions, not
+#: generated from the SymPy forms, so a test can hold the two equal.
+ACTIVATIONS: dict[str, tuple[Callable, Callable]] = {
+    "linear": (lambda x: x, lambda x: np.ones_like(x)),
+    "relu": (lambda x: np.maximum(x, 0), lambda x: (x > 0).astype(x.dtype)),
+    "tanh": (np.tanh, lambda x: 1 - np.tanh(x) ** 2),
+    "sigmoid": (scipy.special.expit, _sigmoid_prime),
+    "scaled_sigmoid": (lambda x: 4 * scipy.special.expit(x) - 2, lambda x: 4 * _sigmoid_prime(x)),
 }
 
 
 @dataclass(frozen=True)
 class WeightLaw:
-    """Law of every weight entry, in its native parameters (never its variance).
+    """Law of every entry, in its native parameters (never its variance).
 
-    ``normal``: :math:`N(0, \\mathrm{std}^2)`; ``uniform``: :math:`U[-b, b]` with
-    ``bound`` b; ``truncated_normal``: :math:`N(0, \\mathrm{std}^2)` conditioned on
-    ``a*std <= w <= b*std``.
+    ``normal``: :math:`N(0, s^2)`; ``uniform``: :math:`U[-b, b]`;
+    ``truncated_normal``: :math:`N(0, s^2)` conditioned on :math:`a s \\le w \\le b s`,
+    not rescaled.
     """
 
     law: str
@@ -57,31 +72,74 @@ class WeightLaw:
 
 @dataclass(frozen=True)
 class MLPScenario:
-    """A fully connected network ``h^t = act(W^t h^{t-1})`` with random inputs."""
-
     widths: tuple[int, ...]
     weights: tuple[WeightLaw, ...]
+    biases: tuple[WeightLaw, ...] | None
     activation: str
+    residual: bool
     input_mean: float
     input_std: float
+    upstream_std: float | None
+    """Std of the independent Gaussian upstream gradient; ``None`` for the real loss."""
+    dtype: str
+
+    @property
+    def depth(self) -> int:
+        return len(self.widths) - 1
+
+
+@dataclass(frozen=True)
+class ScalarScenario:
+    activation: str
+    q: float
+    function: str
+    dtype: str
+
+
+@dataclass(frozen=True)
+class ProductScenario:
+    n: int
+    std: float
+    depth: int
     dtype: str
 
 
 @dataclass(frozen=True)
 class Observable:
-    """Which quantity to estimate: a moment of the output of layer ``layer``."""
+    """What to estimate.
 
-    direction: str
+    For ``mlp``: ``direction`` (``forward`` or ``backward``), ``of`` (``output`` or
+    ``preactivation``), ``moment`` and ``layer``, optionally ``relative_to`` (the
+    ratio to the same moment at another layer). For ``scalar``: ``moment``. For
+    ``product``: ``quantity`` and ``moment``.
+    """
+
     moment: str
-    layer: int
+    direction: str = ""
+    of: str = "output"
+    layer: int = 0
+    relative_to: int | None = None
+    quantity: str = ""
 
 
-def _positive_finite(name: str, value: object) -> float:
+Scenario = MLPScenario | ScalarScenario | ProductScenario
+
+
+def _number(name: str, value: object, *, positive: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidScenario(f"`{name}` must be a number; got {name}={value!r}.")
-    if not math.isfinite(value) or value <= 0:
-        raise InvalidScenario(f"`{name}` must be finite and > 0; got {name}={value!r}.")
+    if not math.isfinite(value) or (positive and value <= 0):
+        rule = "finite and > 0" if positive else "finite"
+        raise InvalidScenario(f"`{name}` must be {rule}; got {name}={value!r}.")
     return float(value)
+
+
+def _integer(name: str, value: object, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidScenario(
+            f"`{name}` must be an integer in [{low}, {high}]; got {name}={value!r}."
+        )
+    return value
 
 
 def _choice(name: str, value: object, options: Sequence[str]) -> str:
@@ -90,44 +148,77 @@ def _choice(name: str, value: object, options: Sequence[str]) -> str:
     return str(value)
 
 
-def _weight_law(name: str, data: object) -> WeightLaw:
-    if not isinstance(data, Mapping):
-        raise InvalidScenario(f"`{name}` must be a mapping with a `law`; got {name}={data!r}.")
-    law = _choice(f"{name}.law", data.get("law"), tuple(WEIGHT_LAWS))
-    extra = set(data) - {"law", *WEIGHT_LAWS[law]}
+def _mapping(name: str, value: object) -> Mapping:
+    if not isinstance(value, Mapping):
+        raise InvalidScenario(f"`{name}` must be a mapping; got {name}={value!r}.")
+    return value
+
+
+def _keys(name: str, data: Mapping, allowed: Sequence[str]) -> None:
+    extra = sorted(set(data) - set(allowed))
     if extra:
-        raise InvalidScenario(
-            f"`{name}` with law={law!r} takes {list(WEIGHT_LAWS[law])}; unexpected {sorted(extra)}."
-        )
+        raise InvalidScenario(f"`{name}` takes keys {sorted(allowed)}; unexpected {extra}.")
+
+
+def weight_law(name: str, data: object) -> WeightLaw:
+    data = _mapping(name, data)
+    law = _choice(f"{name}.law", data.get("law"), tuple(WEIGHT_LAWS))
+    _keys(name, data, ("law", *WEIGHT_LAWS[law]))
     if law == "uniform":
-        return WeightLaw(law, bound=_positive_finite(f"{name}.bound", data.get("bound")))
-    std = _positive_finite(f"{name}.std", data.get("std"))
+        return WeightLaw(law, bound=_number(f"{name}.bound", data.get("bound"), positive=True))
+    std = _number(f"{name}.std", data.get("std"), positive=True)
     if law == "normal":
         return WeightLaw(law, std=std)
-    a, b = float(data.get("a", -2.0)), float(data.get("b", 2.0))
-    if not (math.isfinite(a) and math.isfinite(b) and a < b):
-        raise InvalidScenario(f"`{name}` needs finite a < b; got a={a!r}, b={b!r}.")
+    a = _number(f"{name}.a", data.get("a", -2.0))
+    b = _number(f"{name}.b", data.get("b", 2.0))
+    if not a < b:
+        raise InvalidScenario(f"`{name}` needs a < b; got a={a!r}, b={b!r}.")
     return WeightLaw(law, std=std, a=a, b=b)
 
 
-def mlp_scenario(data: Mapping[str, object]) -> MLPScenario:
+def _laws(name: str, raw: object, n: int) -> tuple[WeightLaw, ...]:
+    many = isinstance(raw, Sequence) and not isinstance(raw, str | Mapping)
+    laws = list(raw) if many else [raw] * n
+    if len(laws) != n:
+        raise InvalidScenario(f"`{name}` needs one law per layer ({n}); got {len(laws)}.")
+    return tuple(weight_law(f"{name}[{t}]", law) for t, law in enumerate(laws))
+
+
+def _activation(value: object, extra: Mapping[str, tuple[Callable, Callable]] | None) -> str:
+    return _choice("activation", value, (*ACTIVATIONS, *(extra or {})))
+
+
+def mlp_scenario(
+    data: Mapping[str, object], activations: Mapping[str, tuple[Callable, Callable]] | None = None
+) -> MLPScenario:
     """Validate plain data into an :class:`MLPScenario`.
 
     Parameters
     ----------
     data : mapping
-        ``widths`` (list of positive ints, at least two), ``weights`` (one law for
-        every layer, or a list with one per layer), ``activation`` (one of
-        :data:`ACTIVATIONS`), ``input`` (``{"law": "normal", "mean", "std"}``)
-        and ``dtype`` (one of :data:`DTYPES`).
-
-    Raises
-    ------
-    InvalidScenario
-        Naming the argument and the valid options.
+        ``widths`` (at least two positive integers), ``weights`` (one law, or one
+        per layer), optional ``biases``, ``activation``, optional ``residual``,
+        ``input`` (``{"law": "normal", "mean", "std"}``), ``upstream``
+        (``{"law": "normal", "std"}`` or ``{"loss": "half_squared"}``), ``dtype``.
+    activations : mapping, optional
+        Extra activations ``name -> (f, f')`` as NumPy callables.
     """
-    if data.get("kind", "mlp") != "mlp":
-        raise InvalidScenario(f"`kind` must be 'mlp'; got kind={data.get('kind')!r}.")
+    data = _mapping("scenario", data)
+    _keys(
+        "scenario",
+        data,
+        (
+            "kind",
+            "widths",
+            "weights",
+            "biases",
+            "activation",
+            "residual",
+            "input",
+            "upstream",
+            "dtype",
+        ),
+    )
     widths = data.get("widths")
     if (
         not isinstance(widths, Sequence)
@@ -137,37 +228,82 @@ def mlp_scenario(data: Mapping[str, object]) -> MLPScenario:
         raise InvalidScenario(
             f"`widths` must be a list of at least two positive integers; got widths={widths!r}."
         )
-    raw = data.get("weights")
-    laws = (
-        raw
-        if isinstance(raw, Sequence) and not isinstance(raw, str | Mapping)
-        else [raw] * (len(widths) - 1)
-    )
-    if len(laws) != len(widths) - 1:
-        raise InvalidScenario(
-            f"`weights` needs one law per layer ({len(widths) - 1}); got {len(laws)}."
-        )
-    weights = tuple(_weight_law(f"weights[{t}]", law) for t, law in enumerate(laws))
-    activation = _choice("activation", data.get("activation", "linear"), tuple(ACTIVATIONS))
-    inp = data.get("input", {"law": "normal", "mean": 0.0, "std": 1.0})
-    if not isinstance(inp, Mapping):
-        raise InvalidScenario(f"`input` must be a mapping; got input={inp!r}.")
-    _choice("input.law", inp.get("law"), tuple(INPUT_LAWS))
-    mean = inp.get("mean", 0.0)
-    if isinstance(mean, bool) or not isinstance(mean, int | float) or not math.isfinite(mean):
-        raise InvalidScenario(f"`input.mean` must be a finite number; got input.mean={mean!r}.")
-    std = _positive_finite("input.std", inp.get("std"))
+    if len(widths) - 1 > MAX_DEPTH:
+        raise InvalidScenario(f"`widths` allows at most {MAX_DEPTH} layers; got {len(widths) - 1}.")
+    depth = len(widths) - 1
+    weights = _laws("weights", data.get("weights"), depth)
+    biases = None if data.get("biases") is None else _laws("biases", data["biases"], depth)
+    activation = _activation(data.get("activation", "linear"), activations)
+    residual = data.get("residual", False)
+    if not isinstance(residual, bool):
+        raise InvalidScenario(f"`residual` must be true or false; got residual={residual!r}.")
+    if residual and len(set(widths)) != 1:
+        raise InvalidScenario(f"`residual` needs equal widths; got widths={list(widths)!r}.")
+    inp = _mapping("input", data.get("input", {"law": "normal", "mean": 0.0, "std": 1.0}))
+    _keys("input", inp, ("law", "mean", "std"))
+    _choice("input.law", inp.get("law"), ("normal",))
+    mean = _number("input.mean", inp.get("mean", 0.0))
+    std = _number("input.std", inp.get("std"), positive=True)
+    up = _mapping("upstream", data.get("upstream", {"law": "normal", "std": 1.0}))
+    if "loss" in up:
+        _keys("upstream", up, ("loss",))
+        _choice("upstream.loss", up["loss"], ("half_squared",))
+        upstream_std = None
+    else:
+        _keys("upstream", up, ("law", "std"))
+        _choice("upstream.law", up.get("law"), ("normal",))
+        upstream_std = _number("upstream.std", up.get("std"), positive=True)
     dtype = _choice("dtype", data.get("dtype", "float64"), DTYPES)
-    return MLPScenario(tuple(widths), weights, activation, float(mean), std, dtype)
+    return MLPScenario(
+        tuple(widths), weights, biases, activation, residual, mean, std, upstream_std, dtype
+    )
 
 
-def observable(data: Mapping[str, object], depth: int) -> Observable:
-    """Validate an observable against a network of ``depth`` layers."""
-    direction = _choice("observable.direction", data.get("direction"), DIRECTIONS)
-    moment = _choice("observable.moment", data.get("moment"), MOMENTS)
-    layer = data.get("layer")
-    if not isinstance(layer, int) or isinstance(layer, bool) or not 0 <= layer <= depth:
-        raise InvalidScenario(
-            f"`observable.layer` must be an integer in [0, {depth}]; got layer={layer!r}."
+def scenario(
+    data: Mapping[str, object], activations: Mapping[str, tuple[Callable, Callable]] | None = None
+) -> Scenario:
+    """Validate a scenario of any kind (``mlp``, ``scalar`` or ``product``)."""
+    data = _mapping("scenario", data)
+    kind = _choice("kind", data.get("kind", "mlp"), ("mlp", "scalar", "product"))
+    if kind == "mlp":
+        return mlp_scenario(data, activations)
+    if kind == "scalar":
+        _keys("scenario", data, ("kind", "activation", "q", "function", "dtype"))
+        return ScalarScenario(
+            _activation(data.get("activation"), activations),
+            _number("q", data.get("q"), positive=True),
+            _choice("function", data.get("function", "value"), ("value", "derivative")),
+            _choice("dtype", data.get("dtype", "float64"), DTYPES),
         )
-    return Observable(direction, moment, layer)
+    _keys("scenario", data, ("kind", "n", "std", "depth", "dtype"))
+    return ProductScenario(
+        _integer("n", data.get("n"), 1, 4096),
+        _number("std", data.get("std"), positive=True),
+        _integer("depth", data.get("depth"), 1, MAX_DEPTH),
+        _choice("dtype", data.get("dtype", "float64"), ("float32", "float64")),
+    )
+
+
+def observable(data: Mapping[str, object], sc: Scenario) -> Observable:
+    """Validate an observable against its scenario."""
+    data = _mapping("observable", data)
+    if isinstance(sc, ScalarScenario):
+        _keys("observable", data, ("moment",))
+        return Observable(_choice("observable.moment", data.get("moment"), SCALAR_MOMENTS))
+    if isinstance(sc, ProductScenario):
+        _keys("observable", data, ("quantity", "moment"))
+        q = _choice("observable.quantity", data.get("quantity"), tuple(PRODUCT_QUANTITIES))
+        m = _choice("observable.moment", data.get("moment"), PRODUCT_QUANTITIES[q])
+        return Observable(m, quantity=q)
+    _keys("observable", data, ("direction", "of", "moment", "layer", "relative_to"))
+    direction = _choice("observable.direction", data.get("direction"), ("forward", "backward"))
+    of = _choice("observable.of", data.get("of", "output"), ("output", "preactivation"))
+    if direction == "backward" and of != "output":
+        raise InvalidScenario("`observable.of` must be 'output' for gradients (dl/dh^t).")
+    low = 1 if of == "preactivation" else 0
+    layer = _integer("observable.layer", data.get("layer"), low, sc.depth)
+    rel = data.get("relative_to")
+    if rel is not None:
+        rel = _integer("observable.relative_to", rel, low, sc.depth)
+    moment = _choice("observable.moment", data.get("moment"), MLP_MOMENTS)
+    return Observable(moment, direction, of, layer, rel)

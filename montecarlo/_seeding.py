@@ -20,3 +20,12 @@ def seed_for(root: int, *keys: str) -> np.random.SeedSequence:
         raise ValueError(f"`seed` must be a non-negative integer; got seed={root!r}.")
     spawn = tuple(int.from_bytes(hashlib.sha256(k.encode()).digest()[:4], "little") for k in keys)
     return np.random.SeedSequence(root, spawn_key=spawn)
+
+
+def child(seed: np.random.SeedSequence, *keys: int) -> np.random.SeedSequence:
+    """The child of ``seed`` at ``keys``, without mutating ``seed``.
+
+    ``SeedSequence.spawn`` counts how often it was called, so calling it twice on the
+    same object gives different streams; this pure form does not.
+    """
+    return np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, *keys))

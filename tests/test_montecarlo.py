@@ -42,11 +42,59 @@ def test_bad_scenarios_name_the_argument(change, message):
         mc.mlp_scenario({**SCENARIO, **change})
 
 
+@pytest.mark.parametrize(
+    ("scenario", "observable", "message"),
+    [
+        ({"kind": "tensor"}, {}, r"`kind` must be one of \['mlp', 'scalar', 'product'\]"),
+        (
+            {**SCENARIO, "upstream": {"loss": "cross_entropy"}},
+            VAR1,
+            r"`upstream.loss` must be one of",
+        ),
+        ({**SCENARIO, "residual": True}, VAR1, r"`residual` needs equal widths"),
+        ({**SCENARIO, "bias": {"law": "normal", "std": 1}}, VAR1, r"unexpected \['bias'\]"),
+        (
+            {"kind": "scalar", "activation": "tanh", "q": -1},
+            {"moment": "m2"},
+            r"`q` must be finite and > 0",
+        ),
+        (
+            {"kind": "product", "n": 4, "std": 1.0, "depth": 0},
+            {"quantity": "log_growth", "moment": "var"},
+            r"`depth` must be an integer in \[1, ",
+        ),
+        (
+            {"kind": "product", "n": 4, "std": 1.0, "depth": 3},
+            {"quantity": "m2_growth", "moment": "var"},
+            r"`observable.moment` must be one of \['mean'\]",
+        ),
+        (
+            SCENARIO,
+            {"direction": "sideways", "moment": "var", "layer": 1},
+            r"`observable.direction`",
+        ),
+        (
+            SCENARIO,
+            {**VAR1, "of": "preactivation", "layer": 0},
+            r"`observable.layer` must be an integer in \[1, 1\]",
+        ),
+    ],
+)
+def test_bad_scenarios_of_every_kind_are_refused(scenario, observable, message):
+    with pytest.raises(mc.InvalidScenario, match=message):
+        mc.measure(scenario, observable, seed=mc.seed_for(0, "bad"))
+
+
 def test_bad_observable_names_the_layer():
     with pytest.raises(
         mc.InvalidScenario, match=r"`observable.layer` must be an integer in \[0, 1\]"
     ):
         mc.measure(SCENARIO, {**VAR1, "layer": 2}, seed=mc.seed_for(0, "x"))
+
+
+def test_reusing_a_seed_object_gives_the_same_numbers():
+    seed = mc.seed_for(7, "claim", "probe")
+    assert mc.measure(SCENARIO, VAR1, seed=seed) == mc.measure(SCENARIO, VAR1, seed=seed)
 
 
 def test_same_seed_same_numbers_and_keys_are_independent():
@@ -113,6 +161,92 @@ def test_non_finite_values_make_a_check_inconclusive():
     assert math.isnan(dec.p_value)
 
 
+def test_backward_variance_uses_the_fan_out():
+    sc = {**SCENARIO, "widths": [100, 30], "weights": {"law": "normal", "std": 0.2}}
+    ob = {"direction": "backward", "moment": "var", "layer": 0}
+    est = mc.measure(sc, ob, seed=mc.seed_for(2, "backward"))
+    # dl/dh^0 = W^T g with g ~ N(0, 1): variance n_1 * std^2 = 30 * 0.04
+    assert mc.decide(30 * 0.04, est, CONFIDENCE).outcome is mc.Outcome.AGREES
+    assert mc.decide(100 * 0.04, est, CONFIDENCE).outcome is mc.Outcome.DISAGREES
+
+
+def test_recomputed_backward_pass_matches_the_stored_one(monkeypatch):
+    """Checkpointing changes memory, not numbers (one replicate: the same chunking)."""
+    import montecarlo._engine as engine
+
+    sc = mc.mlp_scenario(
+        {
+            **SCENARIO,
+            "widths": [32] * 10,
+            "weights": {"law": "normal", "std": 0.2},
+            "activation": "tanh",
+            "biases": {"law": "normal", "std": 0.1},
+        }
+    )
+    stored = mc.simulate_mlp(sc, 1, 16, mc.seed_for(0, "ckpt"), backward=True)
+    monkeypatch.setattr(engine, "STORE_BYTES", 1)
+    recomputed = mc.simulate_mlp(sc, 1, 16, mc.seed_for(0, "ckpt"), backward=True)
+    np.testing.assert_array_equal(stored.backward, recomputed.backward)
+    np.testing.assert_array_equal(stored.forward, recomputed.forward)
+
+
+def test_backward_pass_matches_finite_differences():
+    """The engine's gradient of a real loss equals a numerical derivative of the forward pass."""
+    import montecarlo._engine as engine
+
+    sc = mc.mlp_scenario(
+        {
+            **SCENARIO,
+            "widths": [5, 4, 3],
+            "activation": "tanh",
+            "weights": {"law": "normal", "std": 0.7},
+            "upstream": {"loss": "half_squared"},
+        }
+    )
+    seed = mc.seed_for(0, "fd")
+    layers = engine._Layers(mc.child(seed, 0, 1))
+    ws = [layers.draw(sc, t, 1, np.dtype("float64"))[0][0] for t in (1, 2)]
+    x = engine.rng(mc.child(seed, 0, 0)).standard_normal((1, 5, 1))[0, :, 0]
+
+    def loss(v):
+        return 0.5 * np.sum(np.tanh(ws[1] @ np.tanh(ws[0] @ v)) ** 2)
+
+    eps = 1e-6
+    fd = np.array([(loss(x + eps * e) - loss(x - eps * e)) / (2 * eps) for e in np.eye(5)])
+    z1 = ws[0] @ x
+    h1 = np.tanh(z1)
+    h2 = np.tanh(ws[1] @ h1)
+    g1 = ws[1].T @ (h2 * (1 - h2**2))
+    g0 = ws[0].T @ (g1 * (1 - h1**2))
+    np.testing.assert_allclose(g0, fd, rtol=1e-6, atol=1e-9)
+    st = mc.simulate_mlp(sc, 1, 1, seed, backward=True)
+    np.testing.assert_allclose(st.backward[0, 0, 1], np.mean(g0**2), rtol=1e-12)
+
+
+def test_scalar_and_product_kinds_agree_with_known_values():
+    from scipy import integrate, special
+
+    q = 0.7
+    exact, _ = integrate.quad(lambda x: np.tanh(x) ** 2 * np.exp(-x * x / (2 * q)), -40, 40)
+    exact /= np.sqrt(2 * np.pi * q)
+    est = mc.measure(
+        {"kind": "scalar", "activation": "tanh", "q": q},
+        {"moment": "m2"},
+        seed=mc.seed_for(0, "scalar"),
+    )
+    assert mc.decide(exact, est, CONFIDENCE).outcome is mc.Outcome.AGREES
+    n, depth = 4, 30
+    # Newman (1986): log-norm growth is a sum of depth i.i.d. 1/2 log(chi2_n) terms
+    mean = depth * 0.5 * (np.log(2) + special.digamma(n / 2))
+    est = mc.measure(
+        {"kind": "product", "n": n, "std": 1.0, "depth": depth},
+        {"quantity": "log_growth", "moment": "mean"},
+        seed=mc.seed_for(0, "prod"),
+    )
+    assert mc.decide(mean, est, CONFIDENCE).outcome is mc.Outcome.AGREES
+    assert mc.decide(mean * 1.05, est, CONFIDENCE).outcome is mc.Outcome.DISAGREES
+
+
 def test_weights_are_sampled_in_their_native_parameters():
     rng = np.random.default_rng(0)
     u = mc.sample_weights(rng, mc.WeightLaw("uniform", bound=0.5), (200_000,), np.dtype("float64"))
@@ -123,7 +257,8 @@ def test_weights_are_sampled_in_their_native_parameters():
     assert t.dtype == np.float32 and abs(t).max() <= 4.0
 
 
-def test_activations_have_independent_numpy_forms():
-    x = np.linspace(-3, 3, 7)
-    assert np.array_equal(mc.ACTIVATIONS["relu"](x), np.where(x > 0, x, 0.0))
-    assert np.allclose(mc.ACTIVATIONS["sigmoid"](x), 1 / (1 + np.exp(-x)))
+def test_activation_derivatives_match_finite_differences():
+    x = np.linspace(-3, 3, 13) + 0.01
+    for name, (f, fprime) in mc.ACTIVATIONS.items():
+        fd = (f(x + 1e-6) - f(x - 1e-6)) / 2e-6
+        np.testing.assert_allclose(fprime(x), fd, rtol=1e-6, atol=1e-8, err_msg=name)
