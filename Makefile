@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 SEED   ?= 2026
 OUT    ?= build/report
 
-.PHONY: test report quick lint clean
+.PHONY: test report quick bench lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ report: $(STAMP)
 
 quick: $(STAMP)
 	$(BIN)/initproof report --seed $(SEED) --out $(OUT) --quick
+
+bench: $(STAMP)
+	$(BIN)/initproof bench
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -34,6 +34,8 @@ def _has_expectation(expr: sp.Basic) -> bool:
 
 def _is_zero(x: sp.Basic) -> bool:
     """Exact zero test for scalars and matrices (after ``doit`` and ``simplify``)."""
+    if isinstance(x, sp.MatrixExpr) and not isinstance(x, sp.MatrixBase):
+        x = x.as_explicit()
     if isinstance(x, sp.MatrixBase):
         return all(_is_zero(e) for e in x)
     return sp.simplify(sp.sympify(x).doit()) == 0

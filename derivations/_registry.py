@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from . import _gradients, _xavier
 from ._claim import Claim
 from ._forward import forward_variance
 
 #: Builders of every claim, in the lecture's order.
-BUILDERS: tuple[Callable[[], Claim], ...] = (forward_variance,)
+BUILDERS: tuple[Callable[[], Claim], ...] = (
+    *_gradients.BUILDERS,
+    forward_variance,
+    *_xavier.BUILDERS,
+)
 
 
 def claims() -> tuple[Claim, ...]:

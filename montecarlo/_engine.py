@@ -174,8 +174,15 @@ def simulate_mlp(
     fwd, pre, bwd = nan.copy(), nan.copy(), nan.copy()
     quiet = {"over": "ignore", "invalid": "ignore", "under": "ignore", "divide": "ignore"}
 
+    def matmul(a, x):
+        if dtype == np.float16:
+            # half-precision inputs, single-precision accumulation, rounded to half:
+            # how mixed-precision GEMM hardware computes a float16 product
+            return np.matmul(a.astype(np.float32), x.astype(np.float32)).astype(np.float16)
+        return np.matmul(a, x)
+
     def step(h, w, b, t):
-        z = np.matmul(w, h)
+        z = matmul(w, h)
         if b is not None:
             z += b
         out = f(z)
@@ -222,7 +229,7 @@ def simulate_mlp(
                 for t in range(stop, start, -1):
                     w, z = stored.pop(t)
                     gz = g * fprime(z)
-                    back = np.matmul(w.transpose(0, 2, 1), gz)
+                    back = matmul(w.transpose(0, 2, 1), gz)
                     g = g + back if sc.residual else back
                     bwd[lo : lo + r, t - 1] = site_stats(g, zero)
     return MLPStats(fwd, pre, bwd)

@@ -100,9 +100,19 @@ class Estimate:
     nonfinite: float
     seed: str
     method: str
+    fraction: bool = False
 
     def confidence_interval(self, confidence: float = DEFAULT_LEVEL) -> ConfidenceInterval:
+        """Student-t interval over replicates.
+
+        For a fraction (a statistic in [0, 1]) whose replicates all agree, the t
+        interval would be a point; Hoeffding's bound for the mean of ``R`` bounded
+        replicates, :math:`\\sqrt{\\log(2/\alpha) / (2R)}`, is used instead.
+        """
         half = stats.t.ppf(0.5 + confidence / 2, self.dof) * self.se
+        if self.fraction and self.se == 0:
+            half = math.sqrt(math.log(2 / (1 - confidence)) / (2 * self.n_replicates))
+            return ConfidenceInterval(max(0.0, self.value - half), min(1.0, self.value + half))
         return ConfidenceInterval(self.value - half, self.value + half)
 
     def precision(self, confidence: float = DEFAULT_LEVEL) -> float:
@@ -150,6 +160,7 @@ class _Plan:
     work_per_replicate: float
     nonfinite_cols: tuple[int, ...]
     describe: str
+    fraction: bool = False
 
 
 def _plan(sc, ob, batch: int | None, activations) -> _Plan:
@@ -199,10 +210,13 @@ def _plan(sc, ob, batch: int | None, activations) -> _Plan:
             scale,
             sc.widths[ob.layer] * b,
             macs * (2 if backward else 1),
-            (_COL["nonfinite"], k + _COL["nonfinite"])
+            ()
+            if ob.moment in ("nonfinite", "zero")
+            else (_COL["nonfinite"], k + _COL["nonfinite"])
             if ob.relative_to is not None
             else (_COL["nonfinite"],),
             f"{b} inputs through each independently sampled network",
+            fraction=ob.moment in ("nonfinite", "zero") and ob.relative_to is None,
         )
     if isinstance(sc, ScalarScenario):
         g = _moment_fn(ob.moment)
@@ -309,6 +323,7 @@ def measure(
         scale=float(plan.scale(y.mean(axis=0))),
         nonfinite=nonfinite,
         seed=_seed_text(seed),
+        fraction=plan.fraction,
         method=(
             f"two-stage: a pilot of {pilot_n} replicates sets R; jackknife t interval over "
             f"R = {n_rep} independent replicates ({plan.describe})"

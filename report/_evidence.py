@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 import platform
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from importlib import metadata
 
 import numpy as np
 import scipy
 import sympy as sp
+from tqdm import tqdm
 
 import derivations
 import montecarlo
@@ -100,7 +101,7 @@ def evidence(
     alpha: float = DEFAULT_ALPHA,
     quick: bool = False,
     claims: tuple[Claim, ...] | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: bool = False,
 ) -> dict:
     """Derive every claim, simulate every probe, decide, and return plain data.
 
@@ -113,17 +114,21 @@ def evidence(
         Family-wise error budget shared by all checks (Bonferroni).
     quick : bool
         Draft mode: target precision :data:`QUICK_PRECISION` instead of the default.
+    progress : bool
+        Show a progress bar on standard error when it is a terminal and the run
+        takes more than two seconds.
     """
     claims = derivations.claims() if claims is None else claims
     precision = QUICK_PRECISION if quick else montecarlo.DEFAULT_PRECISION
     n_checks = sum(len(c.probes) for c in claims)
     confidence = montecarlo.per_check_confidence(alpha, max(n_checks, 1))
     out_claims = []
+    bar = tqdm(total=n_checks, unit="check", delay=2, disable=None if progress else True)
     for claim in claims:
         checks = []
         for probe in claim.probes:
-            if progress is not None:
-                progress(f"{claim.id}/{probe.label}")
+            bar.set_postfix_str(f"{claim.id}/{probe.label}", refresh=False)
+            bar.update()
             est = montecarlo.measure(
                 probe.scenario,
                 probe.observable,
@@ -171,6 +176,7 @@ def evidence(
                 "checks": checks,
             }
         )
+    bar.close()
     return {
         "seed": seed,
         "alpha": alpha,

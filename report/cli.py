@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -47,12 +46,19 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--quick", action="store_true", help="fast draft at 5%% precision")
     rep.add_argument("--no-pdf", action="store_true", help="skip compiling the PDF")
     sub.add_parser("list", help="list the registered claims and their symbolic status")
+    sub.add_parser("bench", help="measure the engine's throughput ratios (make bench)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     import derivations
+
+    if args.command == "bench":
+        from ._bench import run
+
+        run()
+        return 0
 
     if args.command == "list":
         for c in derivations.claims():
@@ -62,13 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ._evidence import evidence
     from ._render import write_report
 
-    def progress(key: str) -> None:
-        if sys.stderr.isatty():
-            print(f"\r  simulating {key:60}", end="", file=sys.stderr, flush=True)
-
-    ev = evidence(args.seed, alpha=args.alpha, quick=args.quick, progress=progress)
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
+    ev = evidence(args.seed, alpha=args.alpha, quick=args.quick, progress=True)
     paths = write_report(ev, args.out, pdf=not args.no_pdf)
     for path in paths:
         print(path)

@@ -1,0 +1,1543 @@
+r"""Gradients of deep networks: Jacobians, exploding and vanishing products, remedies.
+
+Lecture items L1.1, L1.2, L2.1, L2.2, L2.3, L3.1, L3.2 and soft spot S6.
+
+.. math::
+
+    \frac{\partial h^t}{\partial h^{t-1}} = \operatorname{diag}(\sigma'(W^t h^{t-1}))\,W^t,
+    \qquad
+    \mathbb{E}\log\frac{\lVert W_d \cdots W_1 x\rVert}{\lVert x\rVert}
+    = d\Big(\log\sigma + \tfrac12\big(\log 2 + \psi(\tfrac n2)\big)\Big),
+    \qquad
+    \frac{\partial (h + f(h))}{\partial h} = I + \frac{\partial f}{\partial h}.
+
+References
+----------
+.. [1] Dive into Deep Learning, Sec. 5.4.1 "Vanishing and Exploding Gradients"
+   (``d2l-ai/d2l-en``, ``chapter_multilayer-perceptrons/numerical-stability-and-init.md``):
+   the 4x4 :math:`N(0, 1)` matrix multiplied by 100 more.
+.. [2] J. E. Cohen and C. M. Newman (1984), "The stability of large random matrices and
+   their products", Ann. Probab. 12(2); C. M. Newman (1986), "The distribution of Lyapunov
+   exponents: exact results for random matrices", Commun. Math. Phys. 103.
+.. [3] NumPy, ``numpy.finfo`` (IEEE 754 binary16 and binary32 parameters).
+.. [4] K. He, X. Zhang, S. Ren and J. Sun (2016), "Deep residual learning for image
+   recognition", CVPR.
+.. [5] R. Pascanu, T. Mikolov and Y. Bengio (2013), "On the difficulty of training recurrent
+   neural networks", ICML: gradient clipping by norm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+
+import numpy as np
+import sympy as sp
+from sympy import stats
+
+from ._calculus import (
+    Ex,
+    Model,
+    RandomFamily,
+    Rewrite,
+    evaluate_sums,
+    expand_square,
+    factor_independent,
+    linearity,
+    substitute_definitions,
+    substitute_moments,
+)
+from ._check import Chain, check_algebraic
+from ._claim import Assumption, Check, Claim, Derivation, Probe, Status
+
+HALF, QUARTER = sp.Rational(1, 2), sp.Rational(1, 4)
+
+# --------------------------------------------------------------------------- shared
+
+
+def weight_variance(law: str, params: dict) -> sp.Expr:
+    """Exact variance of a weight law from its density with ``sympy.stats``."""
+    if law == "normal":
+        rv = stats.Normal("w", 0, params["std"])
+    elif law == "uniform":
+        rv = stats.Uniform("w", -params["bound"], params["bound"])
+    else:
+        raise ValueError(f"`law` must be 'normal' or 'uniform'; got law={law!r}")
+    return sp.simplify(stats.variance(rv))
+
+
+def _normal_std_for(per_layer: sp.Expr, n: int) -> sp.Expr:
+    """The std ``s`` of ``N(0, s^2)`` weights with ``n Var[w] = per_layer`` (solved)."""
+    s = sp.Symbol("s", positive=True)
+    (root,) = sp.solve(sp.Eq(n * weight_variance("normal", {"std": s}), per_layer), s)
+    return root
+
+
+def _mlp(widths, std, *, dtype="float64", residual=False, upstream=False) -> dict:
+    scenario: dict = {
+        "kind": "mlp",
+        "widths": list(widths),
+        "weights": {"law": "normal", "std": float(std)},
+        "activation": "linear",
+        "input": {"law": "normal", "mean": 0.0, "std": 1.0},
+        "dtype": dtype,
+    }
+    if residual:
+        scenario["residual"] = True
+    if upstream:
+        scenario["upstream"] = {"law": "normal", "std": 1.0}
+    return scenario
+
+
+def _gradient_model(
+    base_w: sp.IndexedBase,
+    base_u: sp.IndexedBase,
+    definitions: dict,
+    width: sp.Symbol,
+    free: sp.Symbol,
+    gamma: sp.Symbol,
+    mu: sp.Symbol,
+    v: sp.Symbol,
+) -> Model:
+    """i.i.d. zero-mean weights ``a`` and identically distributed, dependent entries ``u``."""
+
+    def weight_instance(idx, shared, params):
+        s = sp.sqrt(2 * params[gamma])  # three-point law, variance gamma, kurtosis 2
+        name = f"{base_w.name}_" + "_".join(map(str, idx))
+        return stats.FiniteRV(name, {-s: QUARTER, sp.Integer(0): HALF, s: QUARTER})
+
+    def vector_instance(idx, shared, params):
+        if "scale" not in shared:  # a shared random scale makes the entries dependent
+            shared["scale"] = stats.FiniteRV("c", {sp.Integer(1): HALF, sp.Integer(2): HALF})
+        c = sp.sqrt(2 * params[v] / 5)  # E[c^2] = 5/2
+        e = stats.FiniteRV(f"e_{idx[0]}", {sp.Integer(-1): HALF, sp.Integer(1): HALF})
+        return params[mu] + c * shared["scale"] * e
+
+    return Model(
+        families=(
+            RandomFamily(base_w, "i.i.d. weights", sp.Integer(0), gamma, True, weight_instance),
+            RandomFamily(base_u, "identically distributed entries", mu, v, False, vector_instance),
+        ),
+        definitions=definitions,
+        mutually_independent=frozenset({base_w, base_u}),
+        width=width,
+        free_indices={free: 1},
+        instance_params={gamma: sp.Rational(2, 9), mu: sp.Rational(2, 5), v: sp.Rational(5, 2)},
+    )
+
+
+def expand_products(expr: sp.Expr, model: Model) -> Rewrite:
+    """Expand polynomial products inside each expectation (sums stay whole)."""
+    after = expr.replace(lambda e: isinstance(e, Ex), lambda e: Ex(sp.expand(e.args[0])))
+    return Rewrite(after, "polynomial expansion", (_proved("finite polynomial identity"),))
+
+
+def factor_into_sums(expr: sp.Expr, model: Model) -> Rewrite:
+    r""":math:`c \sum_j a_j = \sum_j c\, a_j` for ``c`` free of the summation index."""
+
+    def move(e: sp.Mul) -> sp.Expr:
+        sums = [f for f in e.args if isinstance(f, sp.Sum)]
+        if len(sums) != 1:
+            return e
+        (s,) = sums
+        rest = sp.Mul(*[f for f in e.args if f is not s])
+        if rest.free_symbols & {lim[0] for lim in s.limits}:
+            return e
+        return sp.Sum(rest * s.function, *s.limits)
+
+    after = expr.replace(
+        lambda e: isinstance(e, sp.Mul) and any(isinstance(f, sp.Sum) for f in e.args), move
+    )
+    return Rewrite(
+        after,
+        r"$c \sum_j a_j = \sum_j c\,a_j$",
+        (_proved("the factor does not contain the summation index"),),
+    )
+
+
+def _proved(detail: str) -> Check:
+    return Check("preconditions", Status.PROVED, detail)
+
+
+def _diag_derivative(act: Callable[[sp.Expr], sp.Expr], z: sp.Matrix) -> sp.Matrix:
+    """``diag(act'(z_1), ..., act'(z_n))`` with ``act'`` from :func:`sympy.diff`."""
+    x = sp.Symbol("x")
+    d = sp.diff(act(x), x)
+    return sp.diag(*[d.subs(x, zi) for zi in z])
+
+
+def _unevaluated_jacobian(f: sp.Matrix, x: sp.Matrix) -> sp.Matrix:
+    return sp.Matrix(f.rows, x.rows, lambda i, j: sp.Derivative(f[i], x[j]))
+
+
+def _product(*factors: sp.Matrix) -> sp.MatMul:
+    return sp.MatMul(*[sp.ImmutableMatrix(f) for f in factors], evaluate=False)
+
+
+# --------------------------------------------------------------------------- L1.1, L2.1, S6
+
+
+class SigmaPrime(sp.Function):
+    """The derivative :math:`\\sigma'` of the generic activation, kept unevaluated."""
+
+    nargs = 1
+
+    def _latex(self, printer, exp=None):
+        tex = r"\sigma'\left(%s\right)" % printer._print(self.args[0])
+        return tex if exp is None else r"%s^{%s}" % (tex, exp)
+
+    def _sympystr(self, printer):
+        return "sigma'(%s)" % printer._print(self.args[0])
+
+
+class Sigma(sp.Function):
+    """A generic differentiable activation :math:`\\sigma`; ``diff`` gives :class:`SigmaPrime`."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return SigmaPrime(self.args[0])
+
+    def _latex(self, printer, exp=None):
+        tex = r"\sigma\left(%s\right)" % printer._print(self.args[0])
+        return tex if exp is None else r"%s^{%s}" % (tex, exp)
+
+    def _sympystr(self, printer):
+        return "sigma(%s)" % printer._print(self.args[0])
+
+
+SIGMA = Sigma
+WIDTHS_JAC = (3, 2, 4)
+
+
+def _vector(name: str, n: int) -> sp.Matrix:
+    return sp.Matrix([sp.Symbol(f"{name}_{{{k + 1}}}") for k in range(n)])
+
+
+def _weights(layer: int, rows: int, cols: int) -> sp.Matrix:
+    return sp.Matrix(rows, cols, lambda a, b: sp.Symbol(f"w^{{{layer}}}_{{{a + 1}{b + 1}}}"))
+
+
+def jacobian_network(act: Callable[[sp.Expr], sp.Expr] = SIGMA) -> dict:
+    """The symbolic two-layer network ``3 -> 2 -> 4`` used by :func:`mlp_jacobian`."""
+    n0, n1, n2 = WIDTHS_JAC
+    h0 = _vector("h^{0}", n0)
+    w1, w2 = _weights(1, n1, n0), _weights(2, n2, n1)
+    z1 = w1 * h0
+    h1 = z1.applyfunc(act)
+    z2 = w2 * h1
+    h2 = z2.applyfunc(act)
+    return {"h0": h0, "W1": w1, "W2": w2, "z1": z1, "h1": h1, "z2": z2, "h2": h2}
+
+
+def _identity(x: sp.Expr) -> sp.Expr:
+    return x
+
+
+def lecture_jacobian_comparison() -> tuple[Check, Check]:
+    """Compare the slide's ``diag(sigma') (W^t)^T`` with the Jacobian.
+
+    Returns the two comparisons as checks of the slide's equation: for the
+    non-square layer ``3 -> 2`` the product is undefined (the shapes are recorded),
+    and for a square layer with the linear activation ``sigma(x) = x`` of L8.1 (so
+    ``sigma' = 1``) :func:`check_algebraic` refutes the equality: the slide's form is
+    then ``W^T`` while the Jacobian is ``W``.
+    """
+    net = jacobian_network()
+    jac = net["h1"].jacobian(net["h0"])
+    diag = _diag_derivative(SIGMA, net["z1"])
+    wt = net["W1"].T
+    try:
+        diag * wt
+    except sp.ShapeError as err:
+        shapes = Check(
+            "shapes",
+            Status.REFUTED,
+            f"diag(sigma') is {diag.shape[0]}x{diag.shape[1]} and (W^1)^T is "
+            f"{wt.shape[0]}x{wt.shape[1]}: the product is undefined ({err}); the Jacobian "
+            f"dh^1/dh^0 is {jac.shape[0]}x{jac.shape[1]}",
+        )
+    else:  # pragma: no cover - only reached if the widths are made equal
+        shapes = Check("shapes", Status.UNDECIDED, "the shapes happen to match")
+    n = 3
+    h = _vector("h", n)
+    w = _weights(1, n, n)
+    z = w * h
+    jac_sq = z.applyfunc(_identity).jacobian(h)
+    square = check_algebraic(jac_sq, _diag_derivative(_identity, z) * w.T, {})
+    square = Check(f"square layer, sigma(x) = x ({square.method})", square.status, square.detail)
+    return shapes, square
+
+
+def _rejects(check: Check, what: str) -> Check:
+    """A proof that the slide's equation is false, from a check that refutes it."""
+    status = Status.PROVED if check.status is Status.REFUTED else Status.UNDECIDED
+    return Check(f"lecture form rejected: {check.method}", status, f"{what}: {check.detail}")
+
+
+I_IDX, J_IDX = sp.symbols("i j", integer=True, positive=True)
+N_T = sp.Symbol("n_t", integer=True, positive=True)
+N_PREV = sp.Symbol("n_{t-1}", integer=True, positive=True)
+GAMMA = sp.Symbol("gamma_t", positive=True)
+MU_G = sp.Symbol("mu_g", real=True)
+V_G = sp.Symbol("v_g", positive=True)
+W_B = sp.IndexedBase("w^{t}")
+G = sp.IndexedBase("g^{t}")
+G_PREV = sp.IndexedBase("g^{t-1}")
+GRAD_SUM = sp.Sum(W_B[I_IDX, J_IDX] * G[I_IDX], (I_IDX, 1, N_T))
+
+BACKWARD_ASSUMPTIONS = (
+    Assumption(
+        "linear-layer",
+        r"$h^t = W^t h^{t-1}$, so $\partial h^t/\partial h^{t-1} = W^t$ and "
+        r"$g^{t-1}_j = \sum_{i=1}^{n_t} w^t_{ij} g^t_i$ (column $j$ of $W^t$)",
+    ),
+    Assumption("iid-weights", r"the $w^t_{ij}$ are i.i.d. with mean $0$ and variance $\gamma_t$"),
+    Assumption(
+        "independent-upstream",
+        r"the upstream gradient $g^t = \partial\ell/\partial h^t$ is independent of $W^t$; "
+        r"its entries share mean $\mu_g$ and variance $v_g$ and may be dependent",
+    ),
+    Assumption("zero-mean-gradient", r"$\mathbb{E}[g^t_i] = \mu_g = 0$", {MU_G: sp.Integer(0)}),
+)
+
+
+@cache
+def _backward_variance() -> Derivation:
+    """``E[(g^{t-1}_j)^2]`` for ``g^{t-1}_j = sum_i w_ij g^t_i`` (column ``j`` of ``W^t``)."""
+    model = _gradient_model(W_B, G, {G_PREV: ((J_IDX,), GRAD_SUM)}, N_T, J_IDX, GAMMA, MU_G, V_G)
+    return (
+        Chain("backward second moment", Ex(G_PREV[J_IDX] ** 2), model, BACKWARD_ASSUMPTIONS)
+        .apply(substitute_definitions)
+        .apply(expand_square)
+        .apply(linearity)
+        .apply(factor_independent)
+        .apply(substitute_moments)
+        .apply(evaluate_sums)
+        .assume("zero-mean-gradient")
+        .done()
+    )
+
+
+def _opaque_activations(net: dict) -> dict:
+    """``sigma(z^t_i)`` and ``sigma'(z^t_i)`` as symbols (outermost first under ``subs``)."""
+    subs = {}
+    for t in (1, 2):
+        for k, zk in enumerate(net[f"z{t}"]):
+            subs[Sigma(zk)] = sp.Symbol(f"s^{{{t}}}_{{{k + 1}}}")
+            subs[SigmaPrime(zk)] = sp.Symbol(f"s'^{{{t}}}_{{{k + 1}}}")
+    return subs
+
+
+JACOBIAN_ASSUMPTIONS = (
+    Assumption(
+        "layer",
+        r"$h^t = \sigma(W^t h^{t-1})$ elementwise, $W^t$ of shape $n_t \times n_{t-1}$, "
+        r"$\sigma$ differentiable; concrete widths $3 \to 2 \to 4$",
+    ),
+    Assumption(
+        "generic-activation",
+        r"the chain rule holds for every differentiable $\sigma$: the identity is checked with "
+        r"each $\sigma(z^t_i)$ and $\sigma'(z^t_i)$, $z^t = W^t h^{t-1}$, as an independent "
+        r"symbol, which proves it for every $\sigma$ at once",
+        _opaque_activations(jacobian_network()),
+    ),
+    *BACKWARD_ASSUMPTIONS,
+)
+
+
+@cache
+def mlp_jacobian() -> Claim:
+    """Jacobian of an MLP layer and the chain rule, on concrete non-square layers.
+
+    Returns
+    -------
+    Claim
+        Derivations (layer Jacobian, chain rule, loss gradient w.r.t. ``h^0`` and
+        ``W^1``, the slide's square-case error, the backward second moment), the
+        rejection of the slide's form as confirmations, and backward probes with
+        unequal widths.
+
+    Notes
+    -----
+    .. math::
+
+        \\Big[\\frac{\\partial h^t}{\\partial h^{t-1}}\\Big]_{ij}
+        = \\sigma'\\big((W^t h^{t-1})_i\\big)\\,w^t_{ij},
+        \\qquad
+        \\operatorname{Var}[g^{t-1}_j] = n_t\\,\\gamma_t\\,\\operatorname{Var}[g^t_i].
+
+    The slide's :math:`\\operatorname{diag}(\\sigma')(W^t)^T` multiplies an
+    :math:`n_t \\times n_t` matrix by an :math:`n_{t-1}\\times n_t` one; it is defined
+    only for square layers, and there it is the Jacobian only if :math:`W^t` is
+    symmetric. The backward pass multiplies by the *transpose* of the Jacobian,
+    :math:`g^{t-1} = (\\partial h^t/\\partial h^{t-1})^T g^t`, so the sum runs over the
+    :math:`n_t` rows (fan-out); the probes put unequal widths on either side so that
+    a fan-in prediction is visibly wrong.
+    """
+    net = jacobian_network()
+    h0, h1, h2, z1, z2 = (net[k] for k in ("h0", "h1", "h2", "z1", "z2"))
+    w1, w2 = net["W1"], net["W2"]
+    d1 = _diag_derivative(SIGMA, z1)
+    d2 = _diag_derivative(SIGMA, z2)
+    j1 = h1.jacobian(h0)
+
+    layer = (
+        Chain("layer Jacobian (3 -> 2)", _unevaluated_jacobian(h1, h0), None, JACOBIAN_ASSUMPTIONS)
+        .step(j1, "Matrix.jacobian", "entrywise chain rule computed by SymPy")
+        .step(
+            _product(d1, w1),
+            "factor the rows",
+            r"row $i$ is $\sigma'(z_i)$ times row $i$ of $W^1$: $\operatorname{diag}(\sigma') W^1$",
+        )
+        .done()
+    )
+    j21 = h2.jacobian(h0)
+    chain_rule = (
+        Chain("chain rule (3 -> 2 -> 4)", _unevaluated_jacobian(h2, h0), None, JACOBIAN_ASSUMPTIONS)
+        .step(j21, "Matrix.jacobian", "Jacobian of the composition computed by SymPy")
+        .step(
+            _product(d2, w2, d1, w1),
+            "chain rule: (dh^2/dh^1)(dh^1/dh^0), outer layer on the left (4x2 times 2x3)",
+            r"$\partial h^2/\partial h^0 = (\partial h^2/\partial h^1)(\partial h^1/\partial h^0)$"
+            r", outer layer on the left: $4\times 2$ times $2 \times 3$",
+            uses=("generic-activation",),
+        )
+        .done()
+    )
+    loss = (h2.T * h2)[0, 0] / 2
+    grad_h0 = sp.Matrix([[sp.diff(loss, x) for x in h0]])
+    grad_loss = (
+        Chain(
+            "loss gradient w.r.t. h^0",
+            sp.Matrix([[sp.Derivative(loss, x) for x in h0]]),
+            None,
+            JACOBIAN_ASSUMPTIONS,
+        )
+        .step(grad_h0, "sympy.diff", r"loss $\ell = \frac12 \lVert h^2\rVert^2$")
+        .step(
+            _product(h2.T, d2 * w2, d1 * w1),
+            "chain rule: dl/dh^2 times dh^2/dh^1 times dh^1/dh^0 (row vector)",
+            r"$\partial\ell/\partial h^0 = \partial\ell/\partial h^2 \cdot "
+            r"\partial h^2/\partial h^1 \cdot \partial h^1/\partial h^0$ (row vector)",
+            uses=("generic-activation",),
+        )
+        .done()
+    )
+    grad_w1 = sp.Matrix(w1.rows, w1.cols, lambda a, b: sp.diff(loss, w1[a, b]))
+    delta1 = d1 * (h2.T * d2 * w2).T
+    weight_grad = (
+        Chain(
+            "loss gradient w.r.t. W^1",
+            sp.Matrix(w1.rows, w1.cols, lambda a, b: sp.Derivative(loss, w1[a, b])),
+            None,
+            JACOBIAN_ASSUMPTIONS,
+        )
+        .step(grad_w1, "sympy.diff", "every entry differentiated by SymPy")
+        .step(
+            _product(delta1, h0.T),
+            "outer product: diag(sigma'(z^1)) (dl/dh^2 dh^2/dh^1)^T (h^0)^T",
+            r"$\partial\ell/\partial W^1 = \operatorname{diag}(\sigma'(z^1))"
+            r"(\partial\ell/\partial h^2 \cdot \partial h^2/\partial h^1)^T (h^0)^T$: "
+            r"$d - t = 1$ Jacobian between the loss and layer 1",
+            uses=("generic-activation",),
+        )
+        .done()
+    )
+    n = 3
+    h = _vector("h", n)
+    w = _weights(1, n, n)
+    z = w * h
+    jac_sq = z.applyfunc(SIGMA).jacobian(h)
+    d_sq = _diag_derivative(SIGMA, z)
+    slide_error = (
+        Chain(
+            "slide's form, square layer (3 -> 3)",
+            jac_sq - d_sq * w.T,
+            None,
+            JACOBIAN_ASSUMPTIONS,
+        )
+        .step(
+            _product(d_sq, w - w.T),
+            "factor",
+            r"Jacobian minus $\operatorname{diag}(\sigma')(W)^T$ is "
+            r"$\operatorname{diag}(\sigma')(W - W^T)$: zero only for symmetric $W$ "
+            r"(where $\sigma' \neq 0$)",
+        )
+        .done()
+    )
+    backward = _backward_variance()
+    ratio = sp.simplify(backward.result / V_G)
+    (gamma_star,) = sp.solve(sp.Eq(ratio, 1), GAMMA)
+    shapes, square = lecture_jacobian_comparison()
+    confirmations = (
+        _rejects(shapes, "slide's diag(sigma')(W^t)^T, widths 3 -> 2"),
+        _rejects(square, "slide's diag(sigma')(W^t)^T, square layer"),
+        _confirm_backward_by_stats(backward.steps[-1].before),
+    )
+    probes = _jacobian_probes(backward.result)
+    return Claim(
+        id="mlp-jacobian",
+        lecture=("L1.1", "L2.1", "S6"),
+        title="Jacobian of an MLP layer and the chain rule: the weight matrix is not transposed",
+        summary=(
+            r"For $h^t = \sigma(W^t h^{t-1})$ with $W^t$ of shape $n_t \times n_{t-1}$, "
+            r"$\partial h^t/\partial h^{t-1} = \operatorname{diag}(\sigma'(W^t h^{t-1}))\,W^t$ "
+            r"($n_t \times n_{t-1}$), and the Jacobian of a composition is the product of the "
+            r"layer Jacobians, outermost on the left. The slide's "
+            r"$\operatorname{diag}(\sigma')(W^t)^T$ has incompatible shapes when "
+            r"$n_t \neq n_{t-1}$ and differs from the Jacobian for non-symmetric square $W^t$. "
+            r"The backward pass uses the transpose, $g^{t-1} = (W^t)^T \operatorname{diag}"
+            r"(\sigma') g^t$, so for a linear layer $\operatorname{Var}[g^{t-1}_j] = n_t\gamma_t"
+            r"\operatorname{Var}[g^t_i]$ with the fan-out $n_t$."
+        ),
+        assumptions=JACOBIAN_ASSUMPTIONS,
+        derivations=(layer, chain_rule, grad_loss, weight_grad, slide_error, backward),
+        conditions=(sp.Eq(ratio, 1), sp.Eq(GAMMA, gamma_star)),
+        confirmations=confirmations,
+        probes=probes,
+        corrected=(
+            r"$\partial h^t/\partial h^{t-1} = \operatorname{diag}(\sigma'(W^t h^{t-1}))\,W^t$, "
+            r"an $n_t \times n_{t-1}$ matrix, and the product over layers is "
+            r"$\prod_{i=d}^{t+1} \operatorname{diag}(\sigma'(W^i h^{i-1}))\,W^i$ "
+            r"(factors ordered from layer $d$ on the left down to layer $t+1$); the transpose "
+            r"$(W^t)^T$ appears only in the backward pass, "
+            r"$(\partial\ell/\partial h^{t-1})^T = (W^t)^T \operatorname{diag}(\sigma')"
+            r"(\partial\ell/\partial h^t)^T$."
+        ),
+    )
+
+
+def _confirm_backward_by_stats(general: sp.Expr, widths=range(1, 3)) -> Check:
+    """Exact moments of ``sum_i W_i G_i`` with Gaussian weights and gradients."""
+    for n in widths:
+        ws = [stats.Normal(f"W{k}", 0, sp.sqrt(GAMMA)) for k in range(n)]
+        gs = [stats.Normal(f"G{k}", MU_G, sp.sqrt(V_G)) for k in range(n)]
+        out = sp.Add(*[a * b for a, b in zip(ws, gs, strict=True)])
+        got = sp.simplify(sp.Add(*[stats.E(m) for m in sp.Add.make_args(sp.expand(out**2))]))
+        want = general.subs(N_T, n)
+        if sp.simplify(got - want) != 0:
+            return Check(
+                f"sympy.stats n_t={n}", Status.REFUTED, f"E = {got}, derived {want} at n_t={n}"
+            )
+    return Check(
+        f"sympy.stats n_t={widths.start}..{widths.stop - 1}",
+        Status.PROVED,
+        "exact E[(sum_i W_i G_i)^2] with W_i ~ N(0, γ_t), G_i ~ N(μ_g, v_g) equals the "
+        "derived second moment before the zero-mean step",
+    )
+
+
+def _jacobian_probes(result: sp.Expr) -> tuple[Probe, ...]:
+    """Backward probes of linear layers with unequal widths (fan-out vs fan-in)."""
+    std = sp.Rational(1, 8)
+    gamma = weight_variance("normal", {"std": std})
+    factor = sp.simplify(result / V_G)  # n_t * gamma_t
+    fan_in = factor.subs(N_T, N_PREV)  # the sum taken over the other index
+    probes = []
+    widths = (128, 32)
+    scenario = _mlp(widths, std, upstream=True)
+    values = {N_T: widths[1], N_PREV: widths[0], GAMMA: gamma, V_G: 1, MU_G: 0}
+    probes.append(
+        Probe(
+            "128x32-backward-var",
+            scenario,
+            {"direction": "backward", "moment": "var", "layer": 0},
+            float(result.subs(values)),
+            result,
+        )
+    )
+    probes.append(
+        Probe(
+            "128x32-backward-var-fan-in",
+            scenario,
+            {"direction": "backward", "moment": "var", "layer": 0},
+            float((fan_in * V_G).subs(values)),
+            fan_in * V_G,
+            expect="disagrees",
+        )
+    )
+    widths3 = (32, 128, 64)
+    scenario3 = _mlp(widths3, std, upstream=True)
+    for layer in (0, 1):
+        vals = {N_T: widths3[layer + 1], N_PREV: widths3[layer], GAMMA: gamma}
+        probes.append(
+            Probe(
+                f"32x128x64-backward-factor-{layer}",
+                scenario3,
+                {
+                    "direction": "backward",
+                    "moment": "var",
+                    "layer": layer,
+                    "relative_to": layer + 1,
+                },
+                float(factor.subs(vals)),
+                factor,
+            )
+        )
+    return tuple(probes)
+
+
+def numeric_jacobian_check(seed: int = 0, eps: float = 1e-6) -> dict[str, float]:
+    """Finite differences and a hand-written backward pass on a random ``3 -> 2 -> 4`` tanh MLP.
+
+    Returns the largest absolute errors of: the layer Jacobian
+    ``diag(tanh'(W h)) W`` and the two-layer product against central differences;
+    the backward pass (``g^{t-1} = W^T (tanh' * g^t)``, ``dl/dW^1 = (tanh' * g^1) h0^T``)
+    for ``l = ||h^2||^2 / 2`` against central differences; and the error of the
+    slide's ``diag(tanh') W^T`` on a random square layer (``inf`` when the shapes
+    of the non-square layer do not match).
+    """
+    rng = np.random.default_rng(seed)
+    n0, n1, n2 = WIDTHS_JAC
+    w1 = rng.standard_normal((n1, n0))
+    w2 = rng.standard_normal((n2, n1))
+    h0 = rng.standard_normal(n0)
+
+    def dtanh(z):
+        return 1.0 / np.cosh(z) ** 2
+
+    def layer1(x):
+        return np.tanh(w1 @ x)
+
+    def net(x):
+        return np.tanh(w2 @ np.tanh(w1 @ x))
+
+    def loss_of(x, a=w1):
+        return 0.5 * float(np.sum(np.tanh(w2 @ np.tanh(a @ x)) ** 2))
+
+    def fd_jac(f, x):
+        cols = []
+        for k in range(x.size):
+            e = np.zeros_like(x)
+            e[k] = eps
+            cols.append((f(x + e) - f(x - e)) / (2 * eps))
+        return np.stack(cols, axis=1)
+
+    z1 = w1 @ h0
+    h1 = np.tanh(z1)
+    z2 = w2 @ h1
+    h2 = np.tanh(z2)
+    j1 = np.diag(dtanh(z1)) @ w1
+    j2 = np.diag(dtanh(z2)) @ w2
+    g2 = h2
+    g1 = w2.T @ (dtanh(z2) * g2)
+    g0 = w1.T @ (dtanh(z1) * g1)
+    dw1 = np.outer(dtanh(z1) * g1, h0)
+    fd_g0 = fd_jac(lambda x: np.array([loss_of(x)]), h0)[0]
+
+    def bump(a: int, b: int) -> np.ndarray:
+        e = np.zeros_like(w1)
+        e[a, b] = eps
+        return e
+
+    fd_dw1 = np.array(
+        [
+            [
+                (loss_of(h0, w1 + bump(a, b)) - loss_of(h0, w1 - bump(a, b))) / (2 * eps)
+                for b in range(n0)
+            ]
+            for a in range(n1)
+        ]
+    )
+    try:
+        slide = np.diag(dtanh(z1)) @ w1.T
+        slide_nonsquare = float(np.max(np.abs(slide - fd_jac(layer1, h0))))
+    except ValueError:
+        slide_nonsquare = float("inf")
+    w = rng.standard_normal((3, 3))
+    x = rng.standard_normal(3)
+    fd_sq = fd_jac(lambda y: np.tanh(w @ y), x)
+    return {
+        "layer": float(np.max(np.abs(j1 - fd_jac(layer1, h0)))),
+        "chain": float(np.max(np.abs(j2 @ j1 - fd_jac(net, h0)))),
+        "backward_h0": float(np.max(np.abs(g0 - fd_g0))),
+        "backward_W1": float(np.max(np.abs(dw1 - fd_dw1))),
+        "slide_nonsquare": slide_nonsquare,
+        "slide_square": float(np.max(np.abs(np.diag(dtanh(w @ x)) @ w.T - fd_sq))),
+        "correct_square": float(np.max(np.abs(np.diag(dtanh(w @ x)) @ w - fd_sq))),
+    }
+
+
+# --------------------------------------------------------------------------- L2.2
+
+X_CHI = sp.Symbol("x", positive=True)
+N_DOF = sp.Symbol("n", integer=True, positive=True)
+S_MOM = sp.Symbol("s", real=True)
+SIGMA_W = sp.Symbol("sigma", positive=True)
+DEPTH = sp.Symbol("d", integer=True, positive=True)
+
+
+def chi_square_density(n: sp.Expr = N_DOF, x: sp.Symbol = X_CHI) -> sp.Expr:
+    """The density of :math:`\\chi^2_n` (a Gamma law with shape ``n/2`` and scale 2)."""
+    k = n / 2
+    return x ** (k - 1) * sp.exp(-x / 2) / (2**k * sp.gamma(k))
+
+
+@cache
+def _chi_square_moments() -> tuple[Derivation, Derivation, Derivation]:
+    """``E[X^s]`` of ``X ~ chi2_n`` by integration, then the cumulants of ``log X``."""
+    s = sp.Symbol("s", nonnegative=True)
+    integrand = X_CHI**s * chi_square_density()
+    closed = sp.simplify(sp.integrate(integrand, (X_CHI, 0, sp.oo), conds="none"))
+    closed = closed.subs(s, S_MOM)
+    moment = (
+        Chain("moment function of chi-square", sp.Integral(integrand, (X_CHI, 0, sp.oo)))
+        .step(
+            closed.subs(S_MOM, s),
+            "sympy.integrate",
+            r"$\mathbb{E}[X^s] = \int_0^\infty x^s f_n(x)\,dx$ for $X \sim \chi^2_n$; valid "
+            r"for $s > -n/2$",
+        )
+        .done()
+    )
+    cgf = sp.log(closed)  # K(s) = log E[exp(s log X)], the cumulant function of log X
+    mean = (
+        Chain("mean of log chi-square", sp.Subs(sp.Derivative(cgf, S_MOM), S_MOM, 0))
+        .step(
+            sp.simplify(sp.diff(cgf, S_MOM).subs(S_MOM, 0)),
+            "sympy.diff",
+            r"$\mathbb{E}[\log X] = K'(0)$ with $K(s) = \log \mathbb{E}[e^{s \log X}]$",
+        )
+        .done()
+    )
+    var = (
+        Chain("variance of log chi-square", sp.Subs(sp.Derivative(cgf, (S_MOM, 2)), S_MOM, 0))
+        .step(
+            sp.simplify(sp.diff(cgf, S_MOM, 2).subs(S_MOM, 0)),
+            "sympy.diff",
+            r"$\operatorname{Var}[\log X] = K''(0)$, the second cumulant",
+        )
+        .done()
+    )
+    return moment, mean, var
+
+
+def chi_square_moment(s: sp.Expr, n: sp.Expr = N_DOF) -> sp.Expr:
+    """The derived :math:`\\mathbb{E}[(\\chi^2_n)^s] = 2^s\\Gamma(n/2+s)/\\Gamma(n/2)`."""
+    moment, _, _ = _chi_square_moments()
+    return moment.result.subs({sp.Symbol("s", nonnegative=True): s, N_DOF: n})
+
+
+PRODUCTS_ASSUMPTIONS = (
+    Assumption(
+        "gaussian-products",
+        r"$W_1, \dots, W_d$ are i.i.d. $n \times n$ matrices with i.i.d. $N(0, \sigma^2)$ "
+        r"entries and $x \neq 0$ is fixed",
+    ),
+    Assumption(
+        "rotation-invariance",
+        r"for a unit vector $u$, $W u \sim N(0, \sigma^2 I)$, so $\lVert W u\rVert^2 = "
+        r"\sigma^2\chi^2_n$ and $W u/\lVert W u\rVert$ is uniform and independent of it; hence "
+        r"$\log\lVert W_d\cdots W_1 x\rVert - \log\lVert x\rVert$ is a sum of $d$ i.i.d. terms "
+        r"$\frac12\log(\sigma^2\chi^2_n)$ (Cohen and Newman 1984)",
+    ),
+)
+
+#: The D2L demo: a 4x4 N(0, 1) matrix multiplied by 100 more (101 factors).
+D2L_N, D2L_FACTORS = 4, 101
+
+
+@cache
+def gaussian_products() -> Claim:
+    """Growth of products of i.i.d. Gaussian matrices: typical versus mean-square.
+
+    Returns
+    -------
+    Claim
+        The chi-square moment function by integration, the mean and variance of
+        :math:`\\log\\chi^2_n` as derivatives of its cumulant function, the log-growth
+        mean and variance, the mean-square growth, the gap between them, the relative
+        variance of the mean-square estimator, and the typical entry of the D2L demo.
+
+    Notes
+    -----
+    .. math::
+
+        \\mathbb{E}[\\log \\chi^2_n] = \\log 2 + \\psi(n/2), \\qquad
+        \\operatorname{Var}[\\log \\chi^2_n] = \\psi'(n/2), \\qquad
+        \\frac{\\mathbb{E}\\lVert W_d\\cdots W_1 x\\rVert^2}{\\lVert x\\rVert^2}
+        = (n\\sigma^2)^d .
+
+    The mean-square growth is dominated by rare large products: the relative variance
+    of :math:`\\lVert W_d \\cdots W_1 x\\rVert^2/\\lVert x\\rVert^2` is
+    :math:`(1 + 2/n)^d - 1`, about :math:`4\\times 10^{17}` for :math:`n=4, d=100`, so
+    its mean cannot be estimated by sampling at that depth; the probes estimate it only
+    at short depth, and probe the log-growth (a sum of i.i.d. terms) at long depth.
+
+    References
+    ----------
+    .. [1] J. E. Cohen and C. M. Newman (1984), Ann. Probab. 12(2), 283-310.
+    .. [2] C. M. Newman (1986), Commun. Math. Phys. 103, 121-126.
+    .. [3] D2L, Sec. 5.4.1.2 "Exploding Gradients": ``M = torch.normal(0, 1, size=(4, 4))``
+       then ``for i in range(100): M = M @ torch.normal(0, 1, size=(4, 4))``.
+    """
+    moment, mean_log, var_log = _chi_square_moments()
+    e_log = mean_log.result
+    v_log = var_log.result
+    term_mean = sp.log(SIGMA_W**2) / 2 + e_log / 2  # E[1/2 log(sigma^2 chi2_n)]
+    growth_mean = (
+        Chain("mean log growth", DEPTH * term_mean, None, PRODUCTS_ASSUMPTIONS)
+        .step(
+            DEPTH * (sp.log(SIGMA_W) + (sp.log(2) + sp.polygamma(0, N_DOF / 2)) / 2),
+            "expand_log",
+            r"$d$ i.i.d. terms $\frac12\log\sigma^2 + \frac12\log\chi^2_n$; "
+            r"$\frac12 \log\sigma^2 = \log\sigma$",
+            uses=("rotation-invariance",),
+        )
+        .done()
+    )
+    growth_var = (
+        Chain("variance of log growth", DEPTH * v_log / 4, None, PRODUCTS_ASSUMPTIONS)
+        .step(
+            DEPTH * sp.polygamma(1, N_DOF / 2) / 4,
+            "independent terms",
+            r"variances of independent terms add; $\operatorname{Var}[\frac12 Y] = "
+            r"\frac14 \operatorname{Var}[Y]$",
+            uses=("rotation-invariance",),
+        )
+        .done()
+    )
+    m1 = chi_square_moment(1)
+    m2 = chi_square_moment(2)
+    mean_square = (
+        Chain("mean-square growth", (SIGMA_W**2 * m1) ** DEPTH, None, PRODUCTS_ASSUMPTIONS)
+        .step(
+            (N_DOF * SIGMA_W**2) ** DEPTH,
+            "gammasimp",
+            r"$\mathbb{E}[\sigma^2\chi^2_n] = \sigma^2 \cdot 2\Gamma(n/2+1)/\Gamma(n/2)$; "
+            "the d independent factors multiply",
+        )
+        .done()
+    )
+    rel_var = (
+        Chain(
+            "relative second moment of the squared growth",
+            (m2 / m1**2) ** DEPTH,
+            None,
+            PRODUCTS_ASSUMPTIONS,
+        )
+        .step(
+            sp.gammasimp(m2 / m1**2) ** DEPTH,
+            "gammasimp",
+            r"$\mathbb{E}[Z^2]/\mathbb{E}[Z]^2$ for $Z = \prod_k \sigma^2\chi^2_{n,k}$ is "
+            r"$(\mathbb{E}[X^2]/\mathbb{E}[X]^2)^d$ with $X \sim \chi^2_n$",
+        )
+        .done()
+    )
+    gap = (
+        Chain(
+            "mean-square minus typical (log scale)",
+            sp.log(mean_square.result) / 2 - growth_mean.result,
+            None,
+            PRODUCTS_ASSUMPTIONS,
+        )
+        .step(
+            DEPTH * (sp.log(N_DOF / 2) - sp.polygamma(0, N_DOF / 2)) / 2,
+            "expand_log",
+            r"$\frac12\log (n\sigma^2)^d - d(\log\sigma + \frac12(\log 2 + \psi(n/2)))$",
+        )
+        .done()
+    )
+    # the D2L demo: an entry M_ij = ||M e_j|| u_i with u uniform on the sphere, independent
+    # of the norm; log chi2_1 = log u_i^2 + log chi2_n gives E[log u_i^2] from e_log itself.
+    entry_mean_expr = (
+        growth_mean.result.subs({DEPTH: D2L_FACTORS, N_DOF: D2L_N, SIGMA_W: 1})
+        + (e_log.subs(N_DOF, 1) - e_log.subs(N_DOF, D2L_N)) / 2
+    )
+    entry_var_expr = (
+        growth_var.result.subs({DEPTH: D2L_FACTORS, N_DOF: D2L_N})
+        + (v_log.subs(N_DOF, 1) - v_log.subs(N_DOF, D2L_N)) / 4
+    )
+    d2l = (
+        Chain(
+            "D2L demo: E log|M_ij| after 101 factors", entry_mean_expr, None, PRODUCTS_ASSUMPTIONS
+        )
+        .step(
+            sp.simplify(sp.expand_func(entry_mean_expr)),
+            "evaluate polygamma",
+            r"$\psi(2) = 1 - \gamma$, $\psi(1/2) = -\gamma - 2\log 2$; "
+            r"$\mathbb{E}\log u_i^2 = \mathbb{E}\log\chi^2_1 - \mathbb{E}\log\chi^2_n$",
+        )
+        .done()
+    )
+    decade = (
+        Chain(
+            "D2L demo: decade of a typical entry",
+            sp.floor(d2l.result / sp.log(10), evaluate=False),
+            None,
+            PRODUCTS_ASSUMPTIONS,
+        )
+        .step(
+            sp.floor(d2l.result / sp.log(10)),
+            "floor",
+            r"$\lfloor \mathbb{E}\log_{10}|M_{ij}| \rfloor$",
+        )
+        .done()
+    )
+    direct = sp.simplify(
+        sp.integrate(sp.log(X_CHI) * chi_square_density(), (X_CHI, 0, sp.oo), conds="none")
+    )
+    confirm_mean = check_algebraic(direct, e_log, {})
+    confirm_mean = Check(
+        f"direct integral ({confirm_mean.method})",
+        confirm_mean.status,
+        "E[log X] = integral of log(x) f_n(x) over (0, oo), without the cumulant function: "
+        + confirm_mean.detail,
+    )
+    gap_value = gap.result.subs({DEPTH: 1, N_DOF: D2L_N})
+    positive_gap = Check(
+        "sign",
+        Status.PROVED if sp.simplify(gap_value).is_positive else Status.UNDECIDED,
+        f"per-factor gap at n = {D2L_N}: {sp.simplify(gap_value)} > 0 (log(x) > psi(x) for x > 0)",
+    )
+    (typical_threshold,) = sp.solve(sp.Eq(growth_mean.result.subs(DEPTH, 1), 0), SIGMA_W)
+    demo_m2 = mean_square.result.subs({DEPTH: D2L_FACTORS, N_DOF: D2L_N, SIGMA_W: 1})
+    ev = float(d2l.result)
+    sd = float(sp.sqrt(entry_var_expr))
+    demo = Check(
+        "evaluation",
+        Status.PROVED if decade.result.is_Integer else Status.UNDECIDED,
+        f"D2L demo (101 factors, n = 4, sigma = 1): E log|M_ij| = {ev:.3f} nats = "
+        f"{ev / np.log(10):.2f} decades, sd {sd:.2f} nats = {sd / np.log(10):.2f} decades; "
+        f"typical entries ~ 10^{ev / np.log(10):.1f}, while the mean-square growth is "
+        f"10^{float(sp.log(demo_m2, 10)):.1f}",
+    )
+    probes = _product_probes(growth_mean.result, growth_var.result, mean_square.result)
+    return Claim(
+        id="gaussian-products",
+        lecture=("L2.2",),
+        title="Products of random Gaussian matrices: typical growth and mean-square growth",
+        summary=(
+            r"For i.i.d. $n \times n$ matrices with $N(0, \sigma^2)$ entries, "
+            r"$\log\lVert W_d\cdots W_1 x\rVert - \log\lVert x\rVert$ is a sum of $d$ i.i.d. "
+            r"terms $\frac12\log(\sigma^2\chi^2_n)$ with mean "
+            r"$d(\log\sigma + \frac12(\log 2 + \psi(n/2)))$ and variance $d\,\psi'(n/2)/4$, "
+            r"while the mean-square growth is $(n\sigma^2)^d$. The typical product grows by "
+            r"$\exp(d(\log\sigma + \frac12(\log 2+\psi(n/2))))$, slower than the mean square "
+            r"suggests; for the D2L demo ($n = 4$, $\sigma = 1$, 101 factors) a typical entry "
+            rf"is about $10^{{{round(ev / np.log(10))}}}$."
+        ),
+        assumptions=PRODUCTS_ASSUMPTIONS,
+        derivations=(
+            moment,
+            mean_log,
+            var_log,
+            growth_mean,
+            growth_var,
+            mean_square,
+            gap,
+            rel_var,
+            d2l,
+            decade,
+        ),
+        conditions=(
+            sp.Eq(SIGMA_W, sp.solve(sp.Eq(mean_square.result.subs(DEPTH, 1), 1), SIGMA_W)[0]),
+            sp.Eq(SIGMA_W, typical_threshold),
+        ),
+        qualification=(
+            r"the product explodes in typical size only when the per-factor log-growth "
+            r"$\log\sigma + \frac12(\log 2 + \psi(n/2))$ is positive, i.e. "
+            rf"$\sigma > {sp.latex(typical_threshold)}$ (for $n = {D2L_N}$: "
+            rf"$\sigma > {float(typical_threshold.subs(N_DOF, D2L_N)):.4f}$; the D2L demo uses "
+            r"$\sigma = 1$); at $\sigma = 1/\sqrt{n}$ the mean square is preserved and the "
+            r"typical size shrinks slowly"
+        ),
+        confirmations=(confirm_mean, positive_gap, demo),
+        probes=probes,
+    )
+
+
+def _product_probes(mean: sp.Expr, var: sp.Expr, m2: sp.Expr) -> tuple[Probe, ...]:
+    probes = []
+    for label, n, std, depth in (
+        ("n4-std1-d100", 4, sp.Integer(1), 100),
+        ("n64-std0.125-d50", 64, sp.Rational(1, 8), 50),
+    ):
+        values = {N_DOF: n, SIGMA_W: std, DEPTH: depth}
+        scenario = {
+            "kind": "product",
+            "n": n,
+            "std": float(std),
+            "depth": depth,
+            "dtype": "float64",
+        }
+        for moment, expr in (("mean", mean), ("var", var)):
+            probes.append(
+                Probe(
+                    f"{label}-log-growth-{moment}",
+                    scenario,
+                    {"quantity": "log_growth", "moment": moment},
+                    float(expr.subs(values)),
+                    expr,
+                )
+            )
+    for label, n, std, depth in (
+        ("n4-std1-d5", 4, sp.Integer(1), 5),
+        ("n64-std0.125-d10", 64, sp.Rational(1, 8), 10),
+    ):
+        values = {N_DOF: n, SIGMA_W: std, DEPTH: depth}
+        scenario = {
+            "kind": "product",
+            "n": n,
+            "std": float(std),
+            "depth": depth,
+            "dtype": "float64",
+        }
+        probes.append(
+            Probe(
+                f"{label}-m2-growth",
+                scenario,
+                {"quantity": "m2_growth", "moment": "mean"},
+                float(m2.subs(values)),
+                m2,
+            )
+        )
+    return tuple(probes)
+
+
+# --------------------------------------------------------------------------- L1.2, L2.3
+
+#: The lecture's per-layer factors (L1.2): 1.5 explodes, 0.8 vanishes.
+EXPLODING, VANISHING = sp.Rational(3, 2), sp.Rational(4, 5)
+LECTURE_DEPTH = 100
+FLOAT_TYPES = ("float16", "float32")
+
+
+def float_format(dtype: str) -> dict:
+    """Parameters of an IEEE binary format from :func:`numpy.finfo`, as exact SymPy numbers.
+
+    ``max``, ``tiny`` (smallest normal) and ``subnormal`` (smallest subnormal) are
+    dyadic, so :class:`sympy.Rational` of the float is exact.
+    """
+    info = np.finfo(np.dtype(dtype))
+    return {
+        "nmant": int(info.nmant),
+        "maxexp": int(info.maxexp),
+        "minexp": int(info.minexp),
+        "max": sp.Rational(float(info.max)),
+        "tiny": sp.Rational(float(info.tiny)),
+        "subnormal": sp.Rational(float(info.smallest_subnormal)),
+    }
+
+
+def _format_formulas(fmt: dict) -> sp.Matrix:
+    """``(2 - 2^-p) 2^(emax-1)``, ``2^emin`` and ``2^(emin-p)``, unevaluated."""
+    two = sp.Integer(2)
+    largest = sp.Mul(
+        sp.Add(two, -sp.Pow(two, -fmt["nmant"], evaluate=False), evaluate=False),
+        sp.Pow(two, fmt["maxexp"] - 1, evaluate=False),
+        evaluate=False,
+    )
+    return sp.Matrix(
+        [
+            largest,
+            sp.Pow(two, fmt["minexp"], evaluate=False),
+            sp.Pow(two, fmt["minexp"] - fmt["nmant"], evaluate=False),
+        ]
+    )
+
+
+def _decimal_chains(name: str, factor: sp.Rational, depth: int) -> tuple[Derivation, Derivation]:
+    """The decade ``k = floor(log10 factor^depth)`` and the leading digit of ``factor^depth``."""
+    power = sp.Pow(factor, depth, evaluate=False)
+    k = sp.floor(sp.log(factor**depth, 10))
+    decade = (
+        Chain(f"{name}: decade", sp.floor(sp.log(power, 10), evaluate=False))
+        .step(k, "floor of log10", "exact evaluation of an integer part")
+        .done()
+    )
+    digit = (
+        Chain(f"{name}: leading digit", sp.floor(power / sp.Pow(10, k), evaluate=False))
+        .step(sp.floor(factor**depth / 10**k), "floor", "exact rational arithmetic")
+        .done()
+    )
+    return decade, digit
+
+
+FLOAT_ASSUMPTIONS = (
+    Assumption(
+        "ieee-formats",
+        r"float16 and float32 are IEEE 754 binary16 and binary32, with the parameters "
+        r"reported by numpy.finfo",
+    ),
+    Assumption(
+        "per-layer-factor",
+        r"a quantity multiplied by a constant factor $c > 0$ at each of $d$ layers is $c^d$ "
+        r"times its initial value",
+    ),
+)
+
+C_FACTOR = sp.Symbol("c", positive=True)
+BOUND = sp.Symbol("B", positive=True)
+D_REAL = sp.Symbol("d", positive=True)
+T_CHERNOFF = sp.Symbol("t", positive=True)
+SLACK = sp.Integer(1)  # nats on log||h||^2 allowed for float16 rounding (see overflow_bound)
+OVERFLOW_WIDTH, OVERFLOW_DEPTH = 32, 48
+
+
+def overflow_bound() -> tuple[sp.Expr, dict]:
+    """Chernoff bound on the chance that a float16 column is still finite.
+
+    A column of a linear float16 network is finite at layer ``L - 1`` only if every
+    entry has magnitude below ``2^maxexp``, hence only if ``log ||h||^2 <= a`` with
+    ``a = log(n 4^maxexp)`` (plus :data:`SLACK` for rounding, whose relative error is
+    about ``2^-11`` per operation). In exact arithmetic
+    ``||h^{L-1}||^2 = chi2_n * prod_{k<L} gamma chi2_n`` (the input has unit variance),
+    so for ``0 < t < n/2``
+
+    .. math::
+
+        P(\\log\\lVert h\\rVert^2 \\le a) \\le e^{t a}\\,\\gamma^{-t(L-1)}\\,
+        \\mathbb{E}[(\\chi^2_n)^{-t}]^L .
+
+    Any ``t`` gives a valid bound; the smallest over a grid is used. Returns the
+    symbolic bound and the values it is evaluated at.
+    """
+    n, gam, depth, a = sp.symbols("n gamma L a", positive=True)
+    expr = (
+        sp.exp(T_CHERNOFF * a)
+        * gam ** (-T_CHERNOFF * (depth - 1))
+        * chi_square_moment(-T_CHERNOFF, n) ** depth
+    )
+    fmt = float_format("float16")
+    per_layer = EXPLODING**2
+    std = _normal_std_for(per_layer, OVERFLOW_WIDTH)
+    values = {
+        n: OVERFLOW_WIDTH,
+        gam: weight_variance("normal", {"std": std}),
+        depth: OVERFLOW_DEPTH,
+        a: sp.log(OVERFLOW_WIDTH * sp.Integer(2) ** (2 * fmt["maxexp"])) + SLACK,
+    }
+    grid = [sp.Rational(k, 4) for k in range(1, 2 * OVERFLOW_WIDTH)]  # 0 < t < n/2
+    best = min(grid, key=lambda t: float(sp.log(expr.subs(values).subs(T_CHERNOFF, t))))
+    values[T_CHERNOFF] = best
+    return expr, values
+
+
+@cache
+def float_range() -> Claim:
+    """The lecture's 1.5^100 and 0.8^100, and where float16 and float32 give out.
+
+    Returns
+    -------
+    Claim
+        Decades and leading digits of :math:`1.5^{100}` and :math:`0.8^{100}`, the
+        float16/float32 limits from their format parameters (checked against
+        :func:`numpy.finfo`), the depth :math:`d^* = \\lceil \\log B/\\log c\\rceil`
+        at which a per-layer factor reaches each limit, and probes of a float16 linear
+        network whose standard deviation grows by 1.5 per layer.
+
+    Notes
+    -----
+    .. math::
+
+        c^{d} = B \\iff d = \\frac{\\log B}{\\log c}, \\qquad
+        d^* = \\Big\\lceil \\frac{\\log B}{\\log c} \\Big\\rceil .
+
+    The depth at which a random network first overflows is itself random (the
+    largest of many entries overflows first), so it is not probed. What is exactly
+    predictable is probed instead: the per-layer factor :math:`n\\gamma` of the second
+    moment (from the mean-square growth of :func:`gaussian_products`), which float16
+    reproduces before the overflow, and the fraction of non-finite entries far past
+    it, which is 1 up to a Chernoff bound (:func:`overflow_bound`).
+
+    References
+    ----------
+    .. [1] NumPy, ``numpy.finfo``; IEEE 754-2008, binary16 and binary32.
+    """
+    decades = []
+    for name, factor in (("1.5^100", EXPLODING), ("0.8^100", VANISHING)):
+        decades.extend(_decimal_chains(name, factor, LECTURE_DEPTH))
+    formats = {dt: float_format(dt) for dt in FLOAT_TYPES}
+    limits = []
+    for dt, fmt in formats.items():
+        limits.append(
+            Chain(
+                f"{dt} max, smallest normal, smallest subnormal",
+                _format_formulas(fmt),
+                None,
+                FLOAT_ASSUMPTIONS,
+            )
+            .step(
+                sp.Matrix([fmt["max"], fmt["tiny"], fmt["subnormal"]]),
+                "numpy.finfo",
+                r"largest finite $(2 - 2^{-p})2^{e_{\max}-1}$, smallest normal $2^{e_{\min}}$, "
+                r"smallest subnormal $2^{e_{\min}-p}$ with $p$ = nmant",
+                uses=("ieee-formats",),
+            )
+            .done()
+        )
+    (d_star,) = sp.solve(sp.Eq(C_FACTOR**D_REAL, BOUND), D_REAL)
+    solve = (
+        Chain("depth at which c^d reaches B", C_FACTOR**d_star, None, FLOAT_ASSUMPTIONS)
+        .step(
+            BOUND,
+            "sympy.solve",
+            r"$d = \log B/\log c$ solves $c^d = B$",
+            uses=("per-layer-factor",),
+        )
+        .done()
+    )
+    rows = [
+        (EXPLODING, "float16", "max"),
+        (EXPLODING, "float32", "max"),
+        (VANISHING, "float16", "tiny"),
+        (VANISHING, "float16", "subnormal"),
+        (VANISHING, "float32", "tiny"),
+        (VANISHING, "float32", "subnormal"),
+    ]
+    table = sp.Matrix(
+        [
+            sp.ceiling(d_star.subs({C_FACTOR: c, BOUND: formats[dt][key]}), evaluate=False)
+            for c, dt, key in rows
+        ]
+    )
+    depths = (
+        Chain(
+            "threshold depths: 1.5 vs float16/float32 max; 0.8 vs float16/float32 "
+            "smallest normal and smallest subnormal",
+            table,
+            None,
+            FLOAT_ASSUMPTIONS,
+        )
+        .step(table.applyfunc(lambda e: e.func(*e.args)), "ceiling", "exact evaluation")
+        .done()
+    )
+    confirmations = _float_confirmations(formats)
+    bound_expr, bound_values = overflow_bound()
+    bound = bound_expr.subs(bound_values)
+    bound_check = Check(
+        "Chernoff bound",
+        Status.PROVED if sp.N(bound, 30) < sp.Float("1e-9") else Status.UNDECIDED,
+        f"P(a float16 column of the width-{OVERFLOW_WIDTH} network is still finite at layer "
+        f"{OVERFLOW_DEPTH - 1}) <= {float(sp.N(bound, 30)):.3g} at t = {bound_values[T_CHERNOFF]} "
+        "(exact arithmetic, 1 nat of slack for rounding)",
+    )
+    _, _, _, _, _, mean_square, *_ = gaussian_products().derivations
+    probes = _float_probes(mean_square.result, 1 - bound_expr, bound_values)
+    return Claim(
+        id="float-range",
+        lecture=("L1.2", "L2.3"),
+        title="Exploding and vanishing factors against the range of 16 and 32 bit floats",
+        summary=_float_summary(decades, formats, depths.result),
+        assumptions=FLOAT_ASSUMPTIONS,
+        derivations=(*decades, *limits, solve, depths),
+        conditions=(sp.Eq(D_REAL, d_star),),
+        confirmations=(*confirmations, bound_check),
+        probes=probes,
+    )
+
+
+def _float_summary(decades: list[Derivation], formats: dict, depths: sp.Matrix) -> str:
+    """The summary prose, every number taken from the derivations."""
+    (k_big, lead_big, k_small, lead_small) = (int(d.result) for d in decades)
+    f16 = formats["float16"]
+    d = [int(x) for x in depths]
+    return (
+        rf"$1.5^{{100}}$ lies in $[{lead_big}\cdot 10^{{{k_big}}}, {lead_big + 1}\cdot "
+        rf"10^{{{k_big}}})$ and $0.8^{{100}}$ in $[{lead_small}\cdot 10^{{{k_small}}}, "
+        rf"{lead_small + 1}\cdot 10^{{{k_small}}})$. float16 has normal numbers from "
+        rf"$2^{{{f16['minexp']}}} \approx {sp.latex(sp.Float(f16['tiny'], 2))}$ to "
+        rf"${int(f16['max'])}$ "
+        rf"(subnormals down to $2^{{{f16['minexp'] - f16['nmant']}}}$), so a factor $1.5$ per "
+        rf"layer overflows it after ${d[0]}$ layers, and a factor $0.8$ leaves its normal "
+        rf"range after ${d[2]}$ layers and passes its smallest subnormal after ${d[3]}$; "
+        rf"float32 lasts ${d[1]}$, ${d[4]}$ and ${d[5]}$ layers. In float16 $1.5^{{100}}$ "
+        r"is infinite and $0.8^{100}$ rounds to $0$."
+    )
+
+
+def _float_confirmations(formats: dict) -> tuple[Check, ...]:
+    """Exact comparisons of the lecture's numbers with the limits, and NumPy's rounding."""
+    big = EXPLODING**LECTURE_DEPTH
+    small = VANISHING**LECTURE_DEPTH
+    f16, f32 = formats["float16"], formats["float32"]
+    exact = bool(big > f16["max"] and big < f32["max"])
+    exact &= bool(small < f16["subnormal"] / 2 and small > f32["tiny"])
+    with np.errstate(over="ignore", under="ignore"):
+        n16 = (np.float16(float(big)), np.float16(float(small)))
+        n32 = (np.float32(float(big)), np.float32(float(small)))
+    rounding = bool(np.isinf(n16[0]) and n16[1] == 0 and np.isfinite(n32[0]) and n32[1] > 0)
+    return (
+        Check(
+            "exact comparison",
+            Status.PROVED if exact else Status.REFUTED,
+            "(3/2)^100 > float16 max and < float32 max; (4/5)^100 < half the float16 "
+            "smallest subnormal (so it rounds to 0) and > float32 smallest normal",
+        ),
+        Check(
+            "numpy rounding",
+            Status.PROVED if rounding else Status.REFUTED,
+            f"numpy: float16(1.5^100) = {n16[0]}, float16(0.8^100) = {n16[1]}, "
+            f"float32: {n32[0]:.4g}, {n32[1]:.4g}",
+        ),
+    )
+
+
+def _float_probes(mean_square: sp.Expr, finite_bound: sp.Expr, values: dict) -> tuple[Probe, ...]:
+    n = OVERFLOW_WIDTH
+    std = _normal_std_for(EXPLODING**2, n)
+    factor = mean_square.subs(DEPTH, 1)  # E||W h||^2 / ||h||^2 = n sigma^2
+    predicted = factor.subs({N_DOF: n, SIGMA_W: std})
+    probes = []
+    for dtype in ("float64", "float16"):
+        probes.append(
+            Probe(
+                f"n{n}-{dtype}-m2-factor-layer10",
+                _mlp([n] * 11, std, dtype=dtype),
+                {"direction": "forward", "moment": "m2", "layer": 10, "relative_to": 9},
+                float(predicted),
+                factor,
+            )
+        )
+    probes.append(
+        Probe(
+            f"n{n}-float16-nonfinite-layer{OVERFLOW_DEPTH}",
+            _mlp([n] * (OVERFLOW_DEPTH + 1), std, dtype="float16"),
+            {"direction": "forward", "moment": "nonfinite", "layer": OVERFLOW_DEPTH},
+            float(finite_bound.subs(values)),
+            finite_bound,
+        )
+    )
+    return tuple(probes)
+
+
+# --------------------------------------------------------------------------- L3.1, L3.2
+
+N_RES = sp.Symbol("n", integer=True, positive=True)
+GAMMA_RES = sp.Symbol("gamma", positive=True)
+MU_U = sp.Symbol("mu", real=True)
+V_U = sp.Symbol("v", positive=True)
+A_W = sp.IndexedBase("a")
+U = sp.IndexedBase("u")
+R_OUT = sp.IndexedBase("r")
+P_OUT = sp.IndexedBase("p")
+_BRANCH = sp.Sum(A_W[I_IDX, J_IDX] * U[J_IDX], (J_IDX, 1, N_RES))
+RESIDUAL_MODEL = _gradient_model(
+    A_W,
+    U,
+    {R_OUT: ((I_IDX,), U[I_IDX] + _BRANCH), P_OUT: ((I_IDX,), _BRANCH)},
+    N_RES,
+    I_IDX,
+    GAMMA_RES,
+    MU_U,
+    V_U,
+)
+THETA = sp.Symbol("theta", positive=True)
+G_NORM = sp.Symbol("r", positive=True)
+DELTA0 = sp.Symbol("delta", nonnegative=True)
+DELTA1 = sp.Symbol("delta", positive=True)
+
+RESIDUAL_ASSUMPTIONS = (
+    Assumption(
+        "residual-layer",
+        r"$h^t = h^{t-1} + f(h^{t-1})$ with $f(h) = \sigma(W h)$, $W$ square; for the moments "
+        r"$f$ is linear, $r_i = u_i + \sum_j a_{ij} u_j$",
+    ),
+    Assumption(
+        "iid-weights",
+        r"the $a_{ij}$ are i.i.d. with mean $0$ and variance $\gamma$, independent of $u$; "
+        r"forward: $a = W$, $u = h^{t-1}$; backward: $a = W^T$ (also i.i.d.), "
+        r"$u = \partial\ell/\partial h^t$",
+    ),
+    Assumption(
+        "identical-entries",
+        r"the $u_j$ share mean $\mu$ and variance $v$ and may be dependent",
+    ),
+    Assumption(
+        "clip-small",
+        r"case $\lVert g\rVert \le \theta$: write $\theta = \lVert g\rVert + \delta$, "
+        r"$\delta \ge 0$",
+        {THETA: G_NORM + DELTA0},
+    ),
+    Assumption(
+        "clip-large",
+        r"case $\lVert g\rVert > \theta$: write $\lVert g\rVert = \theta(1 + \delta)$, "
+        r"$\delta > 0$",
+        {G_NORM: THETA * (1 + DELTA1)},
+    ),
+)
+
+
+def _second_moment(target: sp.IndexedBase, name: str) -> Derivation:
+    chain = Chain(name, Ex(target[I_IDX] ** 2), RESIDUAL_MODEL, RESIDUAL_ASSUMPTIONS).apply(
+        substitute_definitions
+    )
+    if target is R_OUT:
+        chain = chain.apply(expand_products)
+    chain = chain.apply(expand_square).apply(linearity)
+    if target is R_OUT:
+        chain = chain.apply(factor_into_sums).apply(linearity)
+    return chain.apply(factor_independent).apply(substitute_moments).apply(evaluate_sums).done()
+
+
+@cache
+def residual_and_clipping() -> Claim:
+    """Residual layers turn the product into ``I + ...``; clipping bounds the norm.
+
+    Returns
+    -------
+    Claim
+        The residual Jacobian by :meth:`sympy.Matrix.jacobian`, the second moment of a
+        linear residual layer and of a plain one with the moment calculus, the limit
+        of a down-scaled residual stack, and the clipping bound proved by cases.
+
+    Notes
+    -----
+    .. math::
+
+        \\frac{\\partial h^t}{\\partial h^{t-1}} = I + \\operatorname{diag}(\\sigma')W^t,
+        \\qquad
+        \\mathbb{E}[(h^t_i)^2] = (1 + n\\gamma)\\,\\mathbb{E}[(h^{t-1}_j)^2],
+        \\qquad
+        \\Big\\lVert \\min\\big(1, \\tfrac{\\theta}{\\lVert g\\rVert}\\big) g\\Big\\rVert
+        = \\min(\\lVert g\\rVert, \\theta) \\le \\theta .
+
+    A residual layer does not by itself keep the variance: with :math:`n\\gamma = 1`
+    (He or Xavier for square layers) the second moment doubles per layer. It keeps
+    the Jacobian close to the identity, and a branch scaled to :math:`n\\gamma = c/L`
+    gives a bounded total factor :math:`(1 + c/L)^L \\to e^c` over :math:`L` layers.
+
+    References
+    ----------
+    .. [1] K. He, X. Zhang, S. Ren and J. Sun (2016), CVPR.
+    .. [2] R. Pascanu, T. Mikolov and Y. Bengio (2013), ICML, Algorithm 1.
+    """
+    n = 3
+    h = _vector("h", n)
+    w = _weights(1, n, n)
+    z = w * h
+    out = h + z.applyfunc(SIGMA)
+    jac = (
+        Chain(
+            "residual Jacobian (3 -> 3)", _unevaluated_jacobian(out, h), None, RESIDUAL_ASSUMPTIONS
+        )
+        .step(out.jacobian(h), "Matrix.jacobian", "entrywise derivative computed by SymPy")
+        .step(
+            sp.MatAdd(
+                sp.ImmutableMatrix(sp.eye(n)),
+                _product(_diag_derivative(SIGMA, z), w),
+                evaluate=False,
+            ),
+            "identity plus branch",
+            r"$\partial h/\partial h = I$ plus the branch Jacobian "
+            r"$\operatorname{diag}(\sigma') W$",
+        )
+        .done()
+    )
+    residual = _second_moment(R_OUT, "residual layer second moment")
+    plain = _second_moment(P_OUT, "plain layer second moment")
+    m2 = V_U + MU_U**2
+    res_factor = sp.factor(sp.simplify(residual.result / m2))
+    plain_factor = sp.simplify(plain.result / m2)
+    L = sp.Symbol("L", integer=True, positive=True)
+    c = sp.Symbol("c", positive=True)
+    limit = (
+        Chain(
+            "scaled residual stack",
+            sp.Limit(res_factor.subs(GAMMA_RES, c / (L * N_RES)) ** L, L, sp.oo),
+            None,
+            RESIDUAL_ASSUMPTIONS,
+        )
+        .step(sp.exp(c), "sympy.limit", r"$L$ layers with $n\gamma = c/L$")
+        .done()
+    )
+    k = sp.Symbol("k", positive=True)
+    g = sp.Matrix(sp.symbols("g_1:4", real=True))
+    homogeneity = (
+        Chain("norm of a scaled gradient", (k * g).norm(), None, RESIDUAL_ASSUMPTIONS)
+        .step(
+            k * g.norm(),
+            "simplify",
+            r"$\lVert k g\rVert = k\lVert g\rVert$ for $k = \min(1, \theta/\lVert g\rVert) > 0$",
+        )
+        .done()
+    )
+    gap = THETA - sp.Min(1, THETA / G_NORM) * G_NORM
+    small = (
+        Chain("clipping, case norm <= theta", gap, None, RESIDUAL_ASSUMPTIONS)
+        .step(
+            THETA - G_NORM,
+            "substitute the case",
+            "",
+            uses=("clip-small",),
+            extra=(_nonnegative((THETA - G_NORM).subs(THETA, G_NORM + DELTA0)),),
+        )
+        .done()
+    )
+    large = (
+        Chain("clipping, case norm > theta", gap, None, RESIDUAL_ASSUMPTIONS)
+        .step(sp.Integer(0), "substitute the case", "", uses=("clip-large",))
+        .done()
+    )
+    probes = _residual_probes(res_factor)
+    return Claim(
+        id="residual-and-clipping",
+        lecture=("L3.1", "L3.2"),
+        title="Residual connections and gradient clipping",
+        summary=(
+            r"A residual layer $h^t = h^{t-1} + \sigma(W^t h^{t-1})$ has Jacobian "
+            r"$I + \operatorname{diag}(\sigma')W^t$, so the product over layers is a sum of "
+            r"paths that always contains the identity. For a linear branch with weight "
+            r"variance $\gamma$ the second moment grows by $1 + n\gamma$ per layer (a plain "
+            r"layer: $n\gamma$), forward and backward; with $n\gamma = c/L$ over $L$ layers the "
+            r"total factor tends to $e^c$. Clipping $g \leftarrow \min(1, \theta/\lVert g"
+            r"\rVert)\, g$ keeps the direction and guarantees $\lVert g\rVert \le \theta$."
+        ),
+        assumptions=RESIDUAL_ASSUMPTIONS,
+        derivations=(jac, residual, plain, limit, homogeneity, small, large),
+        conditions=(
+            sp.Eq(sp.Symbol(r"\rho_{\mathrm{residual}}"), res_factor, evaluate=False),
+            sp.Eq(sp.Symbol(r"\rho_{\mathrm{plain}}"), plain_factor, evaluate=False),
+        ),
+        confirmations=(),
+        probes=probes,
+    )
+
+
+def _nonnegative(expr: sp.Expr) -> Check:
+    ok = sp.simplify(expr).is_nonnegative
+    return Check(
+        "sign",
+        Status.PROVED if ok else Status.UNDECIDED,
+        f"theta - ||g|| = {sp.simplify(expr)} >= 0 in this case",
+    )
+
+
+def _residual_probes(factor: sp.Expr) -> tuple[Probe, ...]:
+    probes = []
+    n = 64
+    for label, per_layer in (("n-gamma-1", sp.Integer(1)), ("n-gamma-1/4", QUARTER)):
+        std = _normal_std_for(per_layer, n)
+        values = {N_RES: n, GAMMA_RES: weight_variance("normal", {"std": std})}
+        scenario = _mlp([n] * 5, std, residual=True, upstream=True)
+        tag = label.replace("/", "over")
+        probes.append(
+            Probe(
+                f"{tag}-forward-m2-factor",
+                scenario,
+                {"direction": "forward", "moment": "m2", "layer": 4, "relative_to": 3},
+                float(factor.subs(values)),
+                factor,
+            )
+        )
+        probes.append(
+            Probe(
+                f"{tag}-backward-m2-factor",
+                scenario,
+                {"direction": "backward", "moment": "m2", "layer": 0, "relative_to": 1},
+                float(factor.subs(values)),
+                factor,
+            )
+        )
+    return tuple(probes)
+
+
+#: Builders of this module's claims, in lecture order.
+BUILDERS: tuple[Callable[[], Claim], ...] = (
+    mlp_jacobian,
+    float_range,
+    gaussian_products,
+    residual_and_clipping,
+)
