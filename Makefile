@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 SEED   ?= 2026
 OUT    ?= build/report
 
-.PHONY: test report quick bench lint clean
+.PHONY: test report handout quick bench lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ test: $(STAMP)
 
 report: $(STAMP)
 	$(BIN)/initproof report --seed $(SEED) --out $(OUT)
+
+handout: $(STAMP)
+	$(BIN)/initproof handout --seed $(SEED) --out build/handout
 
 quick: $(STAMP)
 	$(BIN)/initproof report --seed $(SEED) --out $(OUT) --quick

@@ -952,7 +952,7 @@ def _product_probes(mean: sp.Expr, var: sp.Expr, m2: sp.Expr) -> tuple[Probe, ..
     probes = []
     for label, n, std, depth in (
         ("n4-std1-d100", 4, sp.Integer(1), 100),
-        ("n64-std0.125-d50", 64, sp.Rational(1, 8), 50),
+        ("n16-std0.25-d10", 16, sp.Rational(1, 4), 10),
     ):
         values = {N_DOF: n, SIGMA_W: std, DEPTH: depth}
         scenario = {
@@ -974,7 +974,7 @@ def _product_probes(mean: sp.Expr, var: sp.Expr, m2: sp.Expr) -> tuple[Probe, ..
             )
     for label, n, std, depth in (
         ("n4-std1-d5", 4, sp.Integer(1), 5),
-        ("n64-std0.125-d10", 64, sp.Rational(1, 8), 10),
+        ("n16-std0.25-d5", 16, sp.Rational(1, 4), 5),
     ):
         values = {N_DOF: n, SIGMA_W: std, DEPTH: depth}
         scenario = {

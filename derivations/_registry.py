@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import _gradients, _xavier
+from . import _activations, _gradients, _summary, _xavier
 from ._claim import Claim
 from ._forward import forward_variance
 
@@ -13,6 +13,8 @@ BUILDERS: tuple[Callable[[], Claim], ...] = (
     *_gradients.BUILDERS,
     forward_variance,
     *_xavier.BUILDERS,
+    *_activations.BUILDERS,
+    *_summary.BUILDERS,
 )
 
 

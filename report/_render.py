@@ -45,6 +45,9 @@ _TEX_UNICODE = {
     "×": r"$\times$",
     "±": r"$\pm$",
     "∼": r"$\sim$",
+    "‖": r"$\|$",
+    "½": r"$\frac{1}{2}$",
+    "…": r"\dots{}",
     "·": r"$\cdot$",
     "−": "-",
     "≈": r"$\approx$",
@@ -76,24 +79,60 @@ def pct(x: float) -> str:
     return f"{100 * x:.4g}%"
 
 
-def describe_scenario(sc: Mapping) -> str:
-    """One line describing a plain-data scenario."""
-    widths = "→".join(map(str, sc["widths"]))
-    w = sc["weights"] if isinstance(sc["weights"], Mapping) else sc["weights"][0]
-    law = {
+def pct_or_na(x: float | None) -> str:
+    return "n/a" if x is None else pct(x)
+
+
+def _law(w: Mapping) -> str:
+    return {
         "normal": lambda: f"N(0, {num(w['std'])}²)",
         "uniform": lambda: f"U[±{num(w['bound'])}]",
-        "truncated_normal": lambda: f"TN(0, {num(w['std'])}², [{w.get('a', -2)}, {w.get('b', 2)}])",
+        "truncated_normal": lambda: (
+            f"TN(0, {num(w['std'])}², [{w.get('a', -2)}, {w.get('b', 2)}])"
+        ),
     }[w["law"]]()
+
+
+def describe_scenario(sc: Mapping) -> str:
+    """One line describing a plain-data scenario of any kind."""
+    kind = sc.get("kind", "mlp")
+    if kind == "scalar":
+        f = "f'" if sc.get("function") == "derivative" else "f"
+        return f"{f}(x), f = {sc['activation']}, x ∼ N(0, {num(sc['q'])})"
+    if kind == "product":
+        return f"{sc['depth']} products of {sc['n']}×{sc['n']} N(0, {num(sc['std'])}²) matrices"
+    widths = "→".join(map(str, sc["widths"]))
+    if len(sc["widths"]) > 6:
+        widths = f"{sc['widths'][0]}→…→{sc['widths'][-1]} ({len(sc['widths']) - 1} layers)"
+    w = sc["weights"] if isinstance(sc["weights"], Mapping) else sc["weights"][0]
     inp = sc.get("input", {})
-    return (
-        f"{widths}, w ∼ {law}, x ∼ N({num(inp.get('mean', 0.0))}, {num(inp.get('std', 1.0))}²), "
-        f"{sc.get('activation', 'linear')}, {sc.get('dtype', 'float64')}"
-    )
+    parts = [
+        widths,
+        f"w ∼ {_law(w)}",
+        f"x ∼ N({num(inp.get('mean', 0.0))}, {num(inp.get('std', 1.0))}²)",
+        sc.get("activation", "linear"),
+    ]
+    if sc.get("biases"):
+        parts.append(f"b ∼ {_law(sc['biases'])}")
+    if sc.get("residual"):
+        parts.append("residual")
+    up = sc.get("upstream")
+    if up:
+        parts.append("loss ½‖h‖²" if "loss" in up else f"g ∼ N(0, {num(up['std'])}²)")
+    parts.append(sc.get("dtype", "float64"))
+    return ", ".join(parts)
 
 
 def describe_observable(ob: Mapping) -> str:
-    return f"{ob['direction']} {ob['moment']}, layer {ob['layer']}"
+    if "quantity" in ob:
+        return f"{ob['quantity'].replace('_', ' ')} {ob['moment']}"
+    if "direction" not in ob:
+        return f"{ob['moment']}"
+    site = "pre-activation " if ob.get("of") == "preactivation" else ""
+    text = f"{ob['direction']} {site}{ob['moment']}, layer {ob['layer']}"
+    if ob.get("relative_to") is not None:
+        text += f" / layer {ob['relative_to']}"
+    return text
 
 
 def outcomes(claim: Mapping) -> str:
@@ -141,6 +180,7 @@ def _environment(latex: bool) -> jinja2.Environment:
         prose=tex_prose if latex else str,
         num=num,
         pct=pct,
+        pct_or_na=pct_or_na,
         scenario=describe_scenario,
         quantity=describe_observable,
         outcomes=outcomes,
@@ -149,12 +189,63 @@ def _environment(latex: bool) -> jinja2.Environment:
     return env
 
 
-def render_markdown(ev: Mapping) -> str:
-    return _environment(latex=False).get_template("report.md.j2").render(ev=ev)
+#: The lecture's sections, in its order: (first lecture number, heading).
+SECTIONS = (
+    (1, "Gradients of a deep network"),
+    (2, "Exploding and vanishing gradients"),
+    (3, "Making training stable"),
+    (4, "Constant variance in every layer"),
+    (5, "Forward and backward moments"),
+    (7, "Xavier initialization"),
+    (8, "Activation functions"),
+)
+_LECTURE = re.compile(r"^L(\d+)\.")
 
 
-def render_latex(ev: Mapping) -> str:
-    return _environment(latex=True).get_template("report.tex.j2").render(ev=ev)
+def section_of(claim: Mapping) -> str:
+    """The heading of the lecture section of a claim's first lecture item."""
+    numbers = [int(m.group(1)) for x in claim["lecture"] if (m := _LECTURE.match(x))]
+    first = min(numbers) if numbers else SECTIONS[-1][0]
+    return [h for n, h in SECTIONS if n <= first][-1]
+
+
+def context(ev: Mapping, handout: bool = False) -> dict:
+    """What the templates render: the evidence, grouped by section, plus the soft spots."""
+    sections = [
+        {"title": h, "claims": [c for c in ev["claims"] if section_of(c) == h]} for _, h in SECTIONS
+    ]
+    loose = []
+    for c in ev["claims"]:
+        spots = [x for x in c["lecture"] if x.startswith("S")]
+        if spots or c.get("corrected") or c.get("qualification"):
+            loose.append(
+                {
+                    "spots": spots,
+                    "claim": c,
+                    "lecture_checks": [k for k in c["checks"] if k["expected"] == "disagrees"],
+                }
+            )
+    loose.sort(key=lambda x: (x["spots"] or ["S9"])[0])
+    return {
+        "ev": ev,
+        "sections": [
+            {**s, "figures": [f for f in ev.get("figures", []) if f.get("section") == s["title"]]}
+            for s in sections
+            if s["claims"]
+        ],
+        "loose": loose,
+        "handout": handout,
+    }
+
+
+def render_markdown(ev: Mapping, handout: bool = False) -> str:
+    template = _environment(latex=False).get_template("report.md.j2")
+    return template.render(**context(ev, handout))
+
+
+def render_latex(ev: Mapping, handout: bool = False) -> str:
+    template = _environment(latex=True).get_template("report.tex.j2")
+    return template.render(**context(ev, handout))
 
 
 def render_json(ev: Mapping) -> str:
@@ -181,22 +272,32 @@ def compile_pdf(tex: Path) -> Path | None:
     return tex.with_suffix(".pdf")
 
 
-def write_report(ev: Mapping, out: Path, *, pdf: bool = True) -> list[Path]:
-    """Write report.md, report.tex, evidence.json (and report.pdf) into ``out`` atomically.
+def write_report(ev: Mapping, out: Path, *, pdf: bool = True, handout: bool = False) -> list[Path]:
+    """Write the report (or the handout) into ``out`` atomically.
 
-    Returns the written paths. The previous contents of ``out`` stay in place until
-    the new report is complete.
+    The report is ``report.md``, ``report.tex``, ``report.pdf`` (when a TeX engine is
+    installed), ``evidence.json`` and ``figures/*.png``; the handout is
+    ``handout.md``, ``handout.tex``, ``handout.pdf`` and its figures. Everything is
+    built in a temporary sibling folder and moved into place at the end, so the
+    previous contents of ``out`` stay whole until the new build is complete.
     """
     out = Path(out)
+    name = "handout" if handout else "report"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        (tmp / "evidence.json").write_text(render_json(ev), encoding="utf-8")
-        (tmp / "report.md").write_text(render_markdown(ev), encoding="utf-8")
-        tex = tmp / "report.tex"
-        tex.write_text(render_latex(ev), encoding="utf-8")
+        tmp.chmod(0o755)
+        if ev.get("figures"):
+            from ._figures import render_figures
+
+            render_figures(ev["figures"], tmp / "figures")
+        if not handout:
+            (tmp / "evidence.json").write_text(render_json(ev), encoding="utf-8")
+        (tmp / f"{name}.md").write_text(render_markdown(ev, handout), encoding="utf-8")
+        tex = tmp / f"{name}.tex"
+        tex.write_text(render_latex(ev, handout), encoding="utf-8")
         if pdf and compile_pdf(tex) is None:
-            print("report.pdf skipped: no TeX engine (install latexmk and TeX Live to build it)")
+            print(f"{name}.pdf skipped: no TeX engine (install latexmk and TeX Live to build it)")
         old = out.parent / f".{out.name}.old"
         if old.exists():
             shutil.rmtree(old)
@@ -207,4 +308,4 @@ def write_report(ev: Mapping, out: Path, *, pdf: bool = True) -> list[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return sorted(p for p in out.iterdir() if p.is_file())
+    return sorted(p for p in out.rglob("*") if p.is_file())

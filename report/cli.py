@@ -45,13 +45,35 @@ def parser() -> argparse.ArgumentParser:
     )
     rep.add_argument("--quick", action="store_true", help="fast draft at 5%% precision")
     rep.add_argument("--no-pdf", action="store_true", help="skip compiling the PDF")
+    hand = sub.add_parser(
+        "handout", help="the report with every step's result blank, and an answer key"
+    )
+    hand.add_argument("--seed", type=_seed, default=0, help="root seed of the run (default 0)")
+    hand.add_argument("--out", type=Path, default=Path("build/handout"), help="output folder")
+    hand.add_argument(
+        "--alpha",
+        type=_alpha,
+        default=DEFAULT_ALPHA,
+        help=f"family-wise error budget (default {DEFAULT_ALPHA})",
+    )
+    hand.add_argument("--quick", action="store_true", help="fast draft at 5%% precision")
+    hand.add_argument("--no-pdf", action="store_true", help="skip compiling the PDF")
     sub.add_parser("list", help="list the registered claims and their symbolic status")
     sub.add_parser("bench", help="measure the engine's throughput ratios (make bench)")
+    from ._commands import add_commands
+
+    add_commands(sub)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    from ._commands import COMMANDS
+
+    if args.command in COMMANDS:
+        from ._commands import run as run_command
+
+        return run_command(args)
     import derivations
 
     if args.command == "bench":
@@ -69,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ._render import write_report
 
     ev = evidence(args.seed, alpha=args.alpha, quick=args.quick, progress=True)
-    paths = write_report(ev, args.out, pdf=not args.no_pdf)
+    paths = write_report(ev, args.out, pdf=not args.no_pdf, handout=args.command == "handout")
     for path in paths:
         print(path)
     verdicts = {c["id"]: c["verdict"] for c in ev["claims"]}

@@ -1,0 +1,1131 @@
+r"""Activation functions: sigmoid's small derivative, expansions near 0, and relu.
+
+Lecture items L2.4/L2.5 (the sigmoid derivative and the vanishing product), L8.3/L8.4
+(Taylor expansions at 0, the adjusted sigmoid :math:`4\sigma(x) - 2`) and the soft
+spots S4 (how small is "near 0") and S2 (relu halves the variance).
+
+.. math::
+
+    \sigma'(x) = \sigma(x)\bigl(1 - \sigma(x)\bigr) \le \tfrac14, \qquad
+    \mathbb{E}[\tanh(x)^2] = q - 2q^2 + O(q^3), \qquad
+    \mathbb{E}[\operatorname{relu}(x)^2] = \tfrac{q}{2}
+    \quad (x \sim N(0, q)).
+
+Probes of deep networks predict what the exact infinite-width variance map gives
+(mean field: Poole et al. 2016, Schoenholz et al. 2017), only where that map is
+accurate at the simulated width to well under the engine's 1% precision:
+
+* relu: the pre-activation of layer :math:`t` is Gaussian given layer :math:`t-1`
+  (normal weights), and relu is positively homogeneous, so
+  :math:`\mathbb{E}[\operatorname{relu}(z)^2] = \mathbb{E}[z^2]/2` holds at every
+  width; the per-layer ratio :math:`n\gamma/2` is exact.
+* tanh and sigmoid: the layer variance :math:`Q = \gamma \sum_j (h^{t-1}_j)^2` is random
+  at finite width, and :math:`\mathbb{E}[F(Q)] \ne F(\mathbb{E}[Q])` for the curved
+  map :math:`F(q) = \mathbb{E}_z[\phi(\sqrt{q} z)^2]` (Jensen), an :math:`O(1/n)`
+  correction per layer. Through 20 tanh layers of width 256 these corrections add up
+  to about 2% on the layer-20 second moment, more than the engine resolves, so the
+  tanh probe predicts the per-layer ratio :math:`\mathbb{E}[(h^{20})^2] /
+  \mathbb{E}[(h^{19})^2]` instead, which the same corrections move by about 0.1%.
+  The sigmoid backward probe predicts the per-layer factor of the gradient's second
+  moment, :math:`n\gamma\,\mathbb{E}[\sigma'(z^t)^2]`, whose finite-width error
+  (dependence of :math:`\sigma'(z^t)` on the weights it multiplies, Jensen on
+  :math:`Q`) is likewise about 0.1% at width 256.
+
+All moments of an activation come from :mod:`derivations._gaussian`: exact
+integration where SymPy finds a closed form (relu), numeric quadrature with its
+error bound otherwise (tanh, sigmoid).
+
+References
+----------
+.. [1] Dive into Deep Learning, Sec. 5.4.1 (vanishing gradients, the sigmoid) and the
+   lecture's slides on activation functions (``lecture.md``, L2.4, L8.3, L8.4).
+.. [2] X. Glorot and Y. Bengio (2010), "Understanding the difficulty of training deep
+   feedforward neural networks", AISTATS, Eq. (12): :math:`\gamma_t =
+   2/(n_{t-1} + n_t)`.
+.. [3] K. He, X. Zhang, S. Ren and J. Sun (2015), "Delving Deep into Rectifiers",
+   ICCV, Sec. 2.2: :math:`\operatorname{Var}[y_l] = n_l \operatorname{Var}[w_l]\,
+   \mathbb{E}[x_l^2]`, :math:`\mathbb{E}[x_l^2] = \operatorname{Var}[y_{l-1}]/2` and the
+   fix :math:`n_l \operatorname{Var}[w_l]/2 = 1`.
+.. [4] B. Poole, S. Lahiri, M. Raghu, J. Sohl-Dickstein and S. Ganguli (2016),
+   "Exponential expressivity in deep neural networks through transient chaos",
+   NeurIPS: :math:`q^l = \sigma_w^2\,\mathbb{E}_z[\phi(\sqrt{q^{l-1}}\,z)^2] + \sigma_b^2`.
+.. [5] S. Schoenholz, J. Gilmer, S. Ganguli and J. Sohl-Dickstein (2017), "Deep
+   Information Propagation", ICLR: the gradient factor :math:`\chi_1 = \sigma_w^2\,
+   \mathbb{E}_z[\phi'(\sqrt{q^*} z)^2]`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+
+import numpy as np
+import sympy as sp
+from scipy import optimize
+
+from ._check import Chain, check_algebraic
+from ._claim import Assumption, Check, Claim, Derivation, Probe, Status
+from ._gaussian import (
+    evaluate,
+    gaussian_integral,
+    gaussian_moment,
+    gaussian_square_series,
+    moment_function,
+)
+
+x = sp.Symbol("x", real=True)
+q = sp.Symbol("q", positive=True)
+u = sp.Symbol("u", real=True)
+h = sp.Symbol("h", real=True)
+n_prev = sp.Symbol("n_{t-1}", integer=True, positive=True)
+n_t = sp.Symbol("n_t", integer=True, positive=True)
+gamma = sp.Symbol("gamma_t", positive=True)
+v_prev = sp.Symbol("v_{t-1}", positive=True)
+d, t = sp.symbols("d t", integer=True, positive=True)
+i = sp.Symbol("i", integer=True, positive=True)
+zi = sp.IndexedBase("z")
+
+
+class sigma(sp.Function):
+    """The logistic sigmoid, displayed as :math:`\\sigma`; ``doit`` writes it out."""
+
+    nargs = 1
+
+    def doit(self, deep: bool = True, **hints) -> sp.Expr:
+        arg = self.args[0].doit(deep=deep, **hints) if deep else self.args[0]
+        return 1 / (1 + sp.exp(-arg))
+
+
+class relu(sp.Function):
+    """The rectifier, displayed as :math:`\\operatorname{relu}`; ``doit`` gives ``Max(0, x)``."""
+
+    nargs = 1
+
+    def doit(self, deep: bool = True, **hints) -> sp.Expr:
+        arg = self.args[0].doit(deep=deep, **hints) if deep else self.args[0]
+        return sp.Max(0, arg)
+
+
+#: The lecture's activations as SymPy expressions of ``x``; the keys are the
+#: scenario names the simulation understands.
+ACTIVATIONS: dict[str, sp.Expr] = {
+    "sigmoid": 1 / (1 + sp.exp(-x)),
+    "tanh": sp.tanh(x),
+    "relu": sp.Max(0, x),
+    "scaled_sigmoid": 4 / (1 + sp.exp(-x)) - 2,
+}
+#: The same, written with the named functions the report shows.
+DISPLAY: dict[str, sp.Expr] = {
+    "sigmoid": sigma(x),
+    "tanh": sp.tanh(x),
+    "relu": relu(x),
+    "scaled_sigmoid": 4 * sigma(x) - 2,
+}
+
+#: Glorot & Bengio (2010), Eq. (12).
+XAVIER = 2 / (n_prev + n_t)
+#: Xavier for equal widths, :math:`1/n_{t-1}`.
+XAVIER_EQUAL = sp.simplify(XAVIER.subs(n_t, n_prev))
+
+DEFINITIONS = (
+    Assumption(
+        "sigmoid-definition",
+        r"$\sigma(x) = 1/(1 + e^{-x})$",
+        {sigma: sp.Lambda(x, ACTIVATIONS["sigmoid"])},
+    ),
+    Assumption(
+        "relu-definition",
+        r"$\operatorname{relu}(x) = \max(0, x)$",
+        {relu: sp.Lambda(x, ACTIVATIONS["relu"])},
+    ),
+    Assumption(
+        "tanh-definition",
+        r"$\tanh u = (e^{u} - e^{-u})/(e^{u} + e^{-u})$",
+        {sp.tanh: sp.Lambda(u, sp.tanh(u).rewrite(sp.exp))},
+    ),
+)
+GAUSSIAN = Assumption(
+    "gaussian-input",
+    r"$x \sim N(0, q)$, written $x = \sqrt{q}\,z$ with $z \sim N(0, 1)$",
+)
+XAVIER_ASSUMPTION = Assumption(
+    "xavier-equal-widths",
+    r"Xavier initialization $\gamma_t = 2/(n_{t-1} + n_t)$ with equal widths "
+    r"$n_t = n_{t-1}$, i.e. $\gamma_t = 1/n_{t-1}$",
+    {gamma: XAVIER_EQUAL},
+)
+
+#: Width and depth of the simulated networks, and the std of their N(0, s^2) inputs.
+WIDTH = 256
+INPUT_STD = 1.0
+SIGMOID_DEPTH, TANH_DEPTH, RELU_DEPTH = 8, 20, 10
+
+
+def _subs(*names: str) -> dict:
+    out: dict = {}
+    for a in DEFINITIONS:
+        if a.name in names:
+            out.update(a.subs)
+    return out
+
+
+def _explicit(expr: sp.Expr) -> sp.Expr:
+    """Replace the named functions (``sigma``, ``relu``) by their definitions."""
+    return (
+        sp.sympify(expr)
+        .replace(sigma, lambda a: ACTIVATIONS["sigmoid"].subs(x, a))
+        .replace(relu, lambda a: ACTIVATIONS["relu"].subs(x, a))
+    )
+
+
+def _status(ok: bool) -> Status:
+    return Status.PROVED if ok else Status.REFUTED
+
+
+def _normal(std: sp.Expr) -> dict:
+    return {"law": "normal", "std": float(std)}
+
+
+def _scalar_probe(
+    label: str,
+    name: str,
+    q_value: sp.Expr,
+    expression: sp.Expr,
+    *,
+    function: str = "value",
+    moment: str = "m2",
+    expect: str = "agrees",
+) -> Probe:
+    """A scalar experiment; ``expression`` is symbolic in ``q`` and evaluated at ``q_value``."""
+    predicted = evaluate(_explicit(expression).subs(q, q_value))
+    return Probe(
+        label=label,
+        scenario={
+            "kind": "scalar",
+            "activation": name,
+            "q": float(q_value),
+            "function": function,
+            "dtype": "float64",
+        },
+        observable={"moment": moment},
+        predicted=predicted,
+        expression=expression,
+        expect=expect,
+    )
+
+
+def _mean_field(f: sp.Expr, n: int, g: sp.Expr, m0: float, depth: int) -> list[float]:
+    """Second moments ``m_0..m_depth`` of the outputs from the infinite-width map.
+
+    :math:`q_t = n\\gamma\\,m_{t-1}` (the pre-activation variance, He et al. 2015) and
+    :math:`m_t = \\mathbb{E}_z[f(\\sqrt{q_t} z)^2]` (Poole et al. 2016).
+    """
+    moment = moment_function(f**2, x)
+    scale = float(n * g)
+    m = [m0]
+    for _ in range(depth):
+        m.append(moment(scale * m[-1])[0])
+    return m
+
+
+# --------------------------------------------------------------------------------------
+# L2.4, L2.5: the sigmoid's derivative
+# --------------------------------------------------------------------------------------
+
+
+def _in_terms_of_sigma(expr: sp.Expr) -> sp.Expr:
+    """Write a derivative of the sigmoid as a polynomial in :math:`\\sigma(x)`.
+
+    With :math:`u = e^{-x}`, solve :math:`s = 1/(1 + u)` for :math:`u` and substitute.
+    """
+    s, e = sp.Symbol("s", positive=True), sp.Symbol("u", positive=True)
+    (e_of_s,) = sp.solve(sp.Eq(s, ACTIVATIONS["sigmoid"].subs(sp.exp(-x), e)), e)
+    poly = sp.factor(sp.simplify(expr.subs(sp.exp(-x), e).subs(e, e_of_s)))
+    # present s(1 - s)... with positive factors: s * cancel(poly / s)
+    poly = s * sp.factor(sp.cancel(poly / s))
+    return poly.subs(s, sigma(x))
+
+
+@cache
+def sigmoid_derivative() -> Claim:
+    """L2.4/L2.5: :math:`\\sigma' = \\sigma(1 - \\sigma) \\le 1/4`, so products of them vanish.
+
+    Returns
+    -------
+    Claim
+        Derivations of :math:`\\sigma'` and :math:`\\sigma''` (``sympy.diff``, rewritten
+        in :math:`\\sigma`), the maximum :math:`\\sigma'(0) = 1/4` at the only critical
+        point, the bound :math:`(1/4)^{d-t}` on a product of :math:`d-t` factors and the
+        per-layer gradient factor :math:`\\le 1/16` under Xavier; scalar probes of
+        :math:`\\mathbb{E}[\\sigma'(x)]`, :math:`\\mathbb{E}[\\sigma'(x)^2]` and backward
+        probes of a deep sigmoid network.
+
+    Notes
+    -----
+    .. math::
+
+        \\sigma'(x) = \\frac{e^{-x}}{(1 + e^{-x})^2} = \\sigma(x)(1 - \\sigma(x)),
+        \\qquad \\sigma''(x) = \\sigma(x)(1 - \\sigma(x))(1 - 2\\sigma(x)),
+        \\qquad \\prod_{i=t+1}^{d} \\sigma'(z_i) \\le 4^{-(d-t)}.
+
+    The backward recursion :math:`\\mathbb{E}[(g^{t-1})^2] = n_t\\gamma_t\\,
+    \\mathbb{E}[\\sigma'(z^t)^2]\\,\\mathbb{E}[(g^t)^2]` is the infinite-width one of
+    Schoenholz et al. (2017).
+    """
+    assumptions = (DEFINITIONS[0], GAUSSIAN, XAVIER_ASSUMPTION)
+    sig = ACTIVATIONS["sigmoid"]
+    first = sp.diff(sig, x)
+    second = sp.diff(sig, x, 2)
+    derivative = (
+        Chain("first derivative", sp.Derivative(sigma(x), x), assumptions=assumptions)
+        .step(first, "sympy.diff", "", uses=("sigmoid-definition",))
+        .step(
+            _in_terms_of_sigma(first),
+            "solve s = 1/(1 + u) for u = exp(-x) and substitute",
+            "",
+            uses=("sigmoid-definition",),
+        )
+        .done()
+    )
+    curvature = (
+        Chain("second derivative", sp.Derivative(sigma(x), (x, 2)), assumptions=assumptions)
+        .step(second, "sympy.diff", "", uses=("sigmoid-definition",))
+        .step(
+            _in_terms_of_sigma(second),
+            "solve s = 1/(1 + u) for u = exp(-x) and substitute",
+            "",
+            uses=("sigmoid-definition",),
+        )
+        .done()
+    )
+    critical = sp.solveset(sp.Eq(second, 0), x, sp.S.Reals)
+    (x0,) = tuple(critical)
+    third_at_x0 = sp.simplify(sp.diff(sig, x, 3).subs(x, x0))
+    limits = tuple(sp.limit(first, x, end) for end in (-sp.oo, sp.oo))
+    maximum = (
+        Chain("maximum", sp.Subs(derivative.result, x, x0), assumptions=assumptions)
+        .step(
+            sp.simplify(_explicit(derivative.result).subs(x, x0)),
+            "evaluate at the critical point",
+            "",
+            uses=("sigmoid-definition",),
+        )
+        .done()
+    )
+    peak = maximum.result
+    product = (
+        Chain("product bound", sp.Product(peak, (i, t + 1, d)), assumptions=assumptions)
+        .step(sp.Product(peak, (i, t + 1, d)).doit(), "sympy.Product.doit", "d - t equal factors")
+        .done()
+    )
+    factor = (
+        Chain("per-layer gradient factor bound", n_prev * gamma * peak**2, assumptions=assumptions)
+        .step(
+            sp.simplify((n_prev * gamma * peak**2).subs(gamma, XAVIER_EQUAL)),
+            "substitute",
+            "",
+            uses=("xavier-equal-widths",),
+        )
+        .done()
+    )
+
+    grid = np.linspace(-8.0, 8.0, 16001)
+    values = sp.lambdify(x, first, "numpy")(grid)
+    top = int(np.argmax(values))
+    confirmations = (
+        Check(
+            "solveset",
+            _status(critical == sp.FiniteSet(0)),
+            f"sigma''(x) = 0 on the reals exactly at x in {critical}: one critical point",
+        ),
+        Check(
+            "second derivative test",
+            _status(bool(third_at_x0 < 0)),
+            f"sigma'''({x0}) = {third_at_x0} < 0, so sigma' has a local maximum there",
+        ),
+        Check(
+            "limits",
+            _status(all(lim == 0 for lim in limits)),
+            f"sigma'(x) -> {limits[0]} as x -> -oo and {limits[1]} as x -> oo; with one "
+            "critical point the local maximum is global",
+        ),
+        Check(
+            "grid",
+            _status(grid[top] == float(x0) and abs(values[top] - float(peak)) < 1e-15),
+            f"on 16001 points of [-8, 8] (NumPy, float64) the largest sigma' is "
+            f"{values[top]!r} at x = {grid[top]}",
+        ),
+    )
+
+    # Scalar probes: E[sigma'(x)] and E[sigma'(x)^2] by quadrature of the derived sigma'.
+    slope = derivative.result
+    probes = [
+        _scalar_probe(
+            f"mean-derivative-q{qv}",
+            "sigmoid",
+            sp.Float(qv),
+            gaussian_integral(slope, x, q),
+            function="derivative",
+            moment="mean",
+        )
+        for qv in (0.25, 1.0, 4.0)
+    ]
+    probes.append(
+        _scalar_probe(
+            "m2-derivative-q1",
+            "sigmoid",
+            sp.Integer(1),
+            gaussian_integral(slope**2, x, q),
+            function="derivative",
+            moment="m2",
+        )
+    )
+    # A deep sigmoid network, Xavier weights: the gradient's second moment shrinks by
+    # n*gamma*E[sigma'(z^t)^2] per layer, q_t from the forward mean-field map.
+    g_value = XAVIER_EQUAL.subs(n_prev, WIDTH)
+    m = _mean_field(ACTIVATIONS["sigmoid"], WIDTH, g_value, INPUT_STD**2, SIGMOID_DEPTH)
+    m_prev = sp.Symbol("m_{t-1}", positive=True)
+    expression = n_t * gamma * gaussian_integral(slope**2, x, n_prev * gamma * m_prev)
+    scenario = {
+        "kind": "mlp",
+        "widths": [WIDTH] * (SIGMOID_DEPTH + 1),
+        "weights": _normal(sp.sqrt(g_value)),
+        "activation": "sigmoid",
+        "input": {"law": "normal", "mean": 0.0, "std": INPUT_STD},
+        "upstream": {"law": "normal", "std": 1.0},
+        "dtype": "float64",
+    }
+    for layer in (1, 5):
+        values_at = {n_t: WIDTH, n_prev: WIDTH, gamma: g_value, m_prev: m[layer - 1]}
+        probes.append(
+            Probe(
+                label=f"backward-factor-layer{layer}",
+                scenario=scenario,
+                observable={
+                    "direction": "backward",
+                    "moment": "m2",
+                    "layer": layer - 1,
+                    "relative_to": layer,
+                },
+                predicted=evaluate(_explicit(expression).subs(values_at)),
+                expression=expression,
+            )
+        )
+
+    return Claim(
+        id="sigmoid-derivative",
+        lecture=("L2.4", "L2.5"),
+        title="The sigmoid derivative is at most one quarter, so long products of it vanish",
+        summary=(
+            rf"${sp.latex(sp.Derivative(sigma(x), x))} = {sp.latex(derivative.result)}$ has "
+            rf"one critical point, $x = {sp.latex(x0)}$, where it takes its maximum "
+            rf"${sp.latex(peak)}$; a product of $d - t$ such factors is at most "
+            rf"${sp.latex(product.result)}$. In a deep sigmoid network with Xavier weights "
+            r"the gradient's second moment shrinks by the factor "
+            rf"$n_t\gamma_t\,\mathbb{{E}}[\sigma'(z^t)^2] \le {sp.latex(factor.result)}$ "
+            "per layer."
+        ),
+        assumptions=assumptions,
+        derivations=(derivative, curvature, maximum, product, factor),
+        conditions=(
+            sp.Le(sp.Derivative(sigma(x), x), peak),
+            sp.Le(
+                sp.Product(sp.Subs(sp.Derivative(sigma(x), x), x, zi[i]), (i, t + 1, d)),
+                product.result,
+            ),
+        ),
+        confirmations=confirmations,
+        probes=tuple(probes),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# L8.3, L8.4: Taylor expansions at 0 and the adjusted sigmoid
+# --------------------------------------------------------------------------------------
+
+SERIES_ORDER = 5
+NEAR_ZERO_Q = sp.Rational(1, 100)
+
+
+def _value_and_slope(name: str, assumptions: tuple[Assumption, ...]) -> list[Derivation]:
+    """Chains for :math:`f(0)` and :math:`f'(0)` of a smooth activation."""
+    f = DISPLAY[name]
+    uses = ("sigmoid-definition",) if f.has(sigma) else ()
+    at_zero = (
+        Chain(f"{name}: value at 0", sp.Subs(f, x, 0), assumptions=assumptions)
+        .step(sp.simplify(_explicit(f).subs(x, 0)), "evaluate", "f at 0", uses=uses)
+        .done()
+    )
+    slope = (
+        Chain(f"{name}: slope at 0", sp.Subs(sp.Derivative(f, x), x, 0), assumptions=assumptions)
+        .step(
+            sp.simplify(sp.diff(_explicit(f), x).subs(x, 0)),
+            "sympy.diff",
+            "derivative at 0",
+            uses=uses,
+        )
+        .done()
+    )
+    return [at_zero, slope]
+
+
+@cache
+def taylor_identity_near_zero() -> Claim:
+    """L8.3/L8.4: near 0, tanh and :math:`4\\sigma - 2` are the identity; sigmoid is not.
+
+    Returns
+    -------
+    Claim
+        Series at 0 (``sympy.series``) of sigmoid, tanh, :math:`4\\sigma - 2` and of
+        relu on each side of 0; the identity :math:`4\\sigma(x) - 2 = 2\\tanh(x/2)`
+        by simplification; :math:`f(0)` and :math:`f'(0)` for each, with relu's
+        one-sided derivatives; scalar probes of :math:`\\mathbb{E}[f(x)^2]` at a small
+        variance.
+
+    Notes
+    -----
+    .. math::
+
+        \\sigma(x) = \\tfrac12 + \\tfrac{x}{4} - \\tfrac{x^3}{48} + O(x^5), \\quad
+        \\tanh x = x - \\tfrac{x^3}{3} + O(x^5), \\quad
+        4\\sigma(x) - 2 = 2\\tanh\\tfrac{x}{2} = x - \\tfrac{x^3}{12} + O(x^5).
+
+    An activation is the identity to first order at 0 exactly when
+    :math:`f(0) = 0` and :math:`f'(0) = 1` (L8.1: :math:`\\beta = 0`,
+    :math:`\\alpha = 1`). relu has :math:`f(0) = 0` but no derivative at 0: its
+    one-sided derivatives are 1 (right) and 0 (left), so it is the identity on
+    :math:`x \\ge 0` only. (SymPy's ``diff(Max(0, x), x)`` is ``Heaviside(x)``, whose
+    value 1/2 at 0 is a convention, not a derivative.)
+    """
+    assumptions = (*DEFINITIONS, GAUSSIAN)
+    derivations: list[Derivation] = []
+    for name in ("sigmoid", "tanh"):
+        f = DISPLAY[name]
+        uses = ("sigmoid-definition",) if f.has(sigma) else ()
+        derivations.append(
+            Chain(f"{name}: series at 0", f, assumptions=assumptions)
+            .step(
+                sp.series(ACTIVATIONS[name], x, 0, SERIES_ORDER),
+                "sympy.series",
+                "",
+                uses=uses,
+            )
+            .done()
+        )
+    # the adjusted sigmoid: simplification gives 2 tanh(x/2), then its series
+    scaled = DISPLAY["scaled_sigmoid"]
+    as_tanh = sp.simplify(ACTIVATIONS["scaled_sigmoid"])
+    derivations.append(
+        Chain("scaled_sigmoid: series at 0", scaled, assumptions=assumptions)
+        .step(as_tanh, "sympy.simplify", "", uses=("sigmoid-definition", "tanh-definition"))
+        .step(sp.series(as_tanh, x, 0, SERIES_ORDER), "sympy.series", "Taylor series at 0")
+        .done()
+    )
+    # relu on each side of 0
+    x_pos = sp.Symbol("x", nonnegative=True)
+    x_neg = sp.Symbol("x", negative=True)
+    for label, var in (("x >= 0", x_pos), ("x < 0", x_neg)):
+        branch = ACTIVATIONS["relu"].subs(x, var)
+        derivations.append(
+            Chain(f"relu: series on {label}", relu(var), assumptions=assumptions)
+            .step(
+                sp.series(branch, var, 0, SERIES_ORDER, dir="+" if var is x_pos else "-"),
+                "sympy.series (one-sided)",
+                "",
+                uses=("relu-definition",),
+            )
+            .done()
+        )
+    one_sided = {}
+    for direction in ("+", "-"):
+        quotient = sp.Limit((relu(h) - relu(0)) / h, h, 0, direction)
+        chain = (
+            Chain(f"relu: {direction} derivative at 0", quotient, assumptions=assumptions)
+            .step(_explicit(quotient).doit(), "sympy.limit", "", uses=("relu-definition",))
+            .done()
+        )
+        one_sided[direction] = chain.result
+        derivations.append(chain)
+    relu_at_zero = (
+        Chain("relu: value at 0", relu(0), assumptions=assumptions)
+        .step(ACTIVATIONS["relu"].subs(x, 0), "evaluate", "", uses=("relu-definition",))
+        .done()
+    )
+    derivations.append(relu_at_zero)
+    at_zero: dict[str, tuple[sp.Expr, sp.Expr]] = {}
+    for name in ("sigmoid", "tanh", "scaled_sigmoid"):
+        value, slope = _value_and_slope(name, assumptions)
+        derivations += [value, slope]
+        at_zero[name] = (value.result, slope.result)
+
+    # which activations are the identity to first order at 0, against the lecture
+    lecture_says = {"sigmoid": False, "tanh": True, "scaled_sigmoid": True}
+    confirmations = []
+    for name, (f0, f1) in at_zero.items():
+        identity = f0 == 0 and f1 == 1
+        confirmations.append(
+            Check(
+                f"{name}: f(0), f'(0)",
+                _status(identity == lecture_says[name]),
+                f"f(0) = {f0}, f'(0) = {f1}: "
+                + ("the identity to first order at 0" if identity else "not the identity at 0")
+                + (
+                    ", as the lecture says"
+                    if identity == lecture_says[name]
+                    else ", unlike the lecture"
+                ),
+            )
+        )
+    right, left = one_sided["+"], one_sided["-"]
+    confirmations.append(
+        Check(
+            "relu: one-sided derivatives",
+            _status(relu_at_zero.result == 0 and right == 1 and left != right),
+            f"relu(0) = {relu_at_zero.result}; right derivative {right}, left derivative "
+            f"{left}: f'(0) does not exist, relu is the identity on x >= 0 only",
+        )
+    )
+    confirmations.append(
+        check_algebraic(scaled, 2 * sp.tanh(x / 2), _subs("sigmoid-definition", "tanh-definition"))
+    )
+
+    f = sp.Function("f")
+    conditions = (
+        sp.Eq(f(0), 0),
+        sp.Eq(sp.Subs(sp.Derivative(f(x), x), x, 0), 1),
+        sp.Eq(scaled, as_tanh),
+    )
+    probes = [
+        _scalar_probe(
+            f"{name}-m2-q{float(NEAR_ZERO_Q)}",
+            name,
+            NEAR_ZERO_Q,
+            gaussian_integral(DISPLAY[name] ** 2, x, q),
+        )
+        for name in ("tanh", "scaled_sigmoid", "sigmoid", "relu")
+    ]
+    return Claim(
+        id="taylor-identity-near-zero",
+        lecture=("L8.3", "L8.4"),
+        title="Near zero tanh and the adjusted sigmoid are the identity, sigmoid is not",
+        summary=(
+            rf"At $0$: ${sp.latex(sigma(x))} = {sp.latex(derivations[0].result)}$, "
+            rf"$\tanh x = {sp.latex(derivations[1].result)}$ and "
+            rf"${sp.latex(scaled)} = {sp.latex(as_tanh)} = {sp.latex(derivations[2].result)}$. "
+            r"The identity to first order needs $f(0) = 0$ and $f'(0) = 1$: tanh and "
+            r"$4\sigma - 2$ meet both, $\sigma$ meets neither "
+            rf"($\sigma(0) = {sp.latex(at_zero['sigmoid'][0])}$, "
+            rf"$\sigma'(0) = {sp.latex(at_zero['sigmoid'][1])}$). "
+            rf"$\operatorname{{relu}}(0) = {sp.latex(relu_at_zero.result)}$ but its one-sided "
+            rf"derivatives are ${sp.latex(right)}$ (right) and ${sp.latex(left)}$ (left): it is "
+            r"the identity on $x \ge 0$ and zero on $x < 0$."
+        ),
+        assumptions=assumptions,
+        derivations=tuple(derivations),
+        conditions=conditions,
+        confirmations=tuple(confirmations),
+        probes=tuple(probes),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# S4: how small must the variance be for "near 0" to hold
+# --------------------------------------------------------------------------------------
+
+#: Number of powers of q kept in the small-variance expansions.
+EXPANSION_ORDER = 5
+#: Tolerances on the variance ratio E[f(x)^2]/q: within 1% and within 5% of 1.
+TOLERANCES = (sp.Rational(1, 100), sp.Rational(5, 100))
+#: The tolerance as a symbol, for the expansion's bound.
+EPS = sp.Symbol("epsilon", positive=True)
+#: Variances of the scalar probes (small and not small).
+RANGE_QS = (sp.Rational(1, 100), sp.Rational(1, 10), sp.Rational(1, 2), sp.Integer(2))
+
+
+def _ratio_bound(name: str, eps: sp.Rational) -> tuple[float, tuple[float, float]]:
+    """Smallest q with :math:`\\mathbb{E}[f(x)^2]/q = 1 - \\varepsilon`, by root-finding.
+
+    Returns the root and the bracket ``(lo, hi)`` of the verified enclosure.
+    """
+    moment = moment_function(ACTIVATIONS[name] ** 2, x)
+    target = 1.0 - float(eps)
+
+    def gap(qv: float) -> float:
+        return moment(qv)[0] / qv - target
+
+    root = optimize.brentq(gap, 1e-6, 100.0, xtol=1e-15, rtol=1e-13)
+    return root, (root * (1 - 1e-6), root * (1 + 1e-6))
+
+
+def _enclosure_check(name: str, eps: sp.Rational, root: float) -> Check:
+    """Sign change across the root, larger than the quadrature error, and no root below."""
+    moment = moment_function(ACTIVATIONS[name] ** 2, x)
+    target = 1.0 - float(eps)
+    lo, hi = root * (1 - 1e-6), root * (1 + 1e-6)
+    (v_lo, e_lo), (v_hi, e_hi) = moment(lo), moment(hi)
+    enclosed = v_lo / lo - target > e_lo / lo and target - v_hi / hi > e_hi / hi
+    below = np.geomspace(1e-6, lo, 40)
+    inside = all(target + err / qv < val / qv < 1.0 for qv in below for val, err in [moment(qv)])
+    return Check(
+        f"{name}: {float(eps):.0%} bound (quad enclosure)",
+        _status(enclosed and inside),
+        f"E[f(x)^2]/q - {target} changes sign on [{lo:.10g}, {hi:.10g}] by more than the "
+        f"quadrature error ({max(e_lo, e_hi):.2g}), and the ratio lies in ({target}, 1) at "
+        f"40 variances in [1e-6, {lo:.6g}]",
+    )
+
+
+def _series_prediction(series: sp.Expr, eps: sp.Rational, terms: int) -> float:
+    """Smallest positive root of (truncated series)/q = 1 - eps, keeping ``terms`` powers."""
+    poly = sp.expand(series.removeO() / q)
+    truncated = sum(poly.coeff(q, k) * q**k for k in range(terms))
+    roots = [r for r in sp.Poly(truncated - (1 - eps), q).real_roots() if r > 0]
+    return float(min(roots))
+
+
+def _residual_scaling(name: str, series: sp.Expr, q0: float) -> Check:
+    """Residual of the series truncated before :math:`q^N` scales as :math:`q^N`.
+
+    With coefficients :math:`c_k`, the residual at q is :math:`c_N q^N (1 + a q +
+    O(q^2))`, :math:`a = c_{N+1}/c_N`, so the ratio of residuals at q and q/2 is
+    :math:`2^N (1 + a q/2 + O(q^2))`; the check asks :math:`|r/2^N - 1| \\le |a| q`.
+    """
+    moment = moment_function(ACTIVATIONS[name] ** 2, x)
+    coeffs = [series.removeO().coeff(q, k) for k in range(EXPANSION_ORDER)]
+    lines, ok = [], True
+    for order in range(2, EXPANSION_ORDER - 1):
+        truncated = sum(coeffs[k] * q**k for k in range(order))
+
+        def residual(qv: float, truncated: sp.Expr = truncated) -> float:
+            return moment(qv)[0] - float(truncated.subs(q, qv))
+
+        ratio = residual(q0) / residual(q0 / 2)
+        a = float(coeffs[order + 1] / coeffs[order])
+        deviation = abs(ratio / 2**order - 1)
+        ok = ok and deviation <= abs(a) * q0
+        lines.append(
+            f"N={order}: R(q)/R(q/2) = {ratio:.6g} vs 2^{order} = {2**order} "
+            f"(off by {deviation:.2%}, allowed |c_{order + 1}/c_{order}| q = {abs(a) * q0:.2%})"
+        )
+    return Check(
+        f"{name}: residual scaling at q = {q0}",
+        _status(ok),
+        "residual of the series truncated before q^N, exact value by quadrature: "
+        + "; ".join(lines),
+    )
+
+
+@cache
+def validity_bounds() -> dict[str, dict[str, float]]:
+    """The variance bounds below which :math:`\\mathbb{E}[f(x)^2]/q` stays within 1%/5% of 1.
+
+    For ``"tanh"`` and ``"scaled_sigmoid"``: the exact bound by root-finding on the
+    quadrature (keys ``"1%"``, ``"5%"``) and what the expansion predicts from its
+    first-order term (``"1% first order"``) and from all its kept terms
+    (``"1% series"``).
+    """
+    out: dict[str, dict[str, float]] = {}
+    for name in ("tanh", "scaled_sigmoid"):
+        series = gaussian_square_series(ACTIVATIONS[name], x, q, EXPANSION_ORDER).value
+        row: dict[str, float] = {}
+        for eps in TOLERANCES:
+            key = f"{float(eps):.0%}"
+            row[key] = _ratio_bound(name, eps)[0]
+            row[f"{key} first order"] = _series_prediction(series, eps, 2)
+            row[f"{key} series"] = _series_prediction(series, eps, EXPANSION_ORDER)
+        out[name] = row
+    return out
+
+
+@cache
+def taylor_range_of_validity() -> Claim:
+    """S4: "near 0" means a small variance, and how small is computed, not assumed.
+
+    Returns
+    -------
+    Claim
+        The exact small-variance expansions of :math:`\\mathbb{E}[\\tanh(x)^2]` and
+        :math:`\\mathbb{E}[(4\\sigma(x) - 2)^2]`, the variance bounds for 1% and 5%
+        (root-finding on the quadrature, with the expansion's prediction), a check
+        that the truncation error scales as the next term, and scalar and network
+        probes; qualified: the lecture's "passes the variance unchanged" holds only
+        below the derived bounds.
+
+    Notes
+    -----
+    .. math::
+
+        \\mathbb{E}[\\tanh(x)^2] = q - 2q^2 + \\tfrac{17}{3}q^3 - \\tfrac{62}{3}q^4
+        + O(q^5), \\qquad x \\sim N(0, q),
+
+    each coefficient a Taylor coefficient of :math:`\\tanh^2` times a Gaussian moment
+    :math:`\\mathbb{E}[x^{2k}] = q^k (2k - 1)!!`. The series is asymptotic (the
+    coefficients grow), so it is useful only where it is also accurate.
+    """
+    assumptions = (*DEFINITIONS, GAUSSIAN, XAVIER_ASSUMPTION)
+    derivations: list[Derivation] = []
+    series: dict[str, sp.Expr] = {}
+    first_bounds: dict[str, sp.Expr] = {}
+    # 4 sigma(x) - 2 = 2 tanh(x/2), proved here as in the L8.3/L8.4 claim; the scaled
+    # sigmoid's expansion is then checked on the tanh form, because SymPy 1.14
+    # mis-expands 1/(1 + exp(-sqrt(q) z)) in q (it drops the sqrt(q) term)
+    as_tanh = sp.simplify(ACTIVATIONS["scaled_sigmoid"])
+    derivations.append(
+        Chain("scaled_sigmoid: as tanh", DISPLAY["scaled_sigmoid"], assumptions=assumptions)
+        .step(as_tanh, "sympy.simplify", "", uses=("sigmoid-definition", "tanh-definition"))
+        .done()
+    )
+    forms = {"tanh": ACTIVATIONS["tanh"], "scaled_sigmoid": as_tanh}
+    for name in ("tanh", "scaled_sigmoid"):
+        expansion = gaussian_square_series(ACTIVATIONS[name], x, q, EXPANSION_ORDER)
+        series[name] = expansion.value
+        chain = Chain(
+            f"{name}: expansion of E[f(x)^2]",
+            gaussian_integral(forms[name] ** 2, x, q),
+            assumptions=assumptions,
+        )
+        chain.step(
+            expansion.terms,
+            "Taylor series of f(x)^2 at 0 (sympy.series), expectation term by term",
+            "linearity of E; the Taylor remainder O(x^(2N)) of a bounded function adds O(q^N)",
+        ).step(
+            expansion.value,
+            "Gaussian moments E[x^k] (sympy.stats)",
+            "E[x^(2k)] = q^k (2k-1)!! and odd moments vanish, computed by sympy.stats",
+        )
+        derivations.append(chain.done())
+        ratio = sp.expand(expansion.value / q)
+        derivations.append(
+            Chain(
+                f"{name}: variance ratio",
+                gaussian_integral(forms[name] ** 2, x, q) / q,
+                assumptions=assumptions,
+            )
+            .step(ratio, "divide the expansion by q", "the expansion above, divided by q")
+            .done()
+        )
+        first_order = ratio.removeO().coeff(q, 1)
+        (bound,) = sp.solve(sp.Eq(1 + first_order * q, 1 - EPS), q)
+        first_bounds[name] = bound
+        derivations.append(
+            Chain(
+                f"{name}: first-order bound",
+                sp.Subs(1 + first_order * q, q, bound),
+                assumptions=assumptions,
+            )
+            .step(
+                1 - EPS,
+                "evaluate at the root of 1 + c_1 q = 1 - epsilon (sympy.solve)",
+                "the first-order ratio reaches 1 - epsilon at this q",
+            )
+            .done()
+        )
+
+    bounds = validity_bounds()
+    confirmations = []
+    for name in ("tanh", "scaled_sigmoid"):
+        for eps in TOLERANCES:
+            confirmations.append(_enclosure_check(name, eps, bounds[name][f"{float(eps):.0%}"]))
+    confirmations.append(_residual_scaling("tanh", series["tanh"], 0.01))
+    confirmations.append(_residual_scaling("scaled_sigmoid", series["scaled_sigmoid"], 0.04))
+
+    conditions = []
+    for name in ("tanh", "scaled_sigmoid"):
+        for eps in TOLERANCES:
+            key = f"{float(eps):.0%}"
+            label = name.replace("_", " ")
+            symbol = sp.Symbol(rf"q_{{\text{{{label}}}, {int(eps * 100)}\%}}")
+            conditions.append(sp.Eq(symbol, sp.Float(bounds[name][key], 4)))
+        first = sp.Symbol(rf"q^{{(1)}}_{{\text{{{name.replace('_', ' ')}}}}}")
+        conditions.append(sp.Eq(first, first_bounds[name]))
+
+    # Probes: exact E[f(x)^2] at small and not-small q; the lecture's "unchanged".
+    probes = []
+    for name, qs in (("tanh", RANGE_QS), ("scaled_sigmoid", (sp.Rational(1, 10), sp.Integer(2)))):
+        for qv in qs:
+            probes.append(
+                _scalar_probe(
+                    f"{name}-m2-q{float(qv)}", name, qv, gaussian_integral(DISPLAY[name] ** 2, x, q)
+                )
+            )
+    probes.append(
+        _scalar_probe(
+            "lecture-tanh-unchanged-q0.5", "tanh", sp.Rational(1, 2), q, expect="disagrees"
+        )
+    )
+    probes.append(
+        _scalar_probe(
+            "lecture-scaled-sigmoid-unchanged-q2",
+            "scaled_sigmoid",
+            sp.Integer(2),
+            q,
+            expect="disagrees",
+        )
+    )
+    probes += _tanh_network_probes()
+
+    tb, sb = bounds["tanh"], bounds["scaled_sigmoid"]
+    qualification = (
+        rf"holds only for $q$ below {tb['1%']:.3g} (tanh keeps $\mathbb{{E}}[f(x)^2]/q$ "
+        rf"within 1% of 1) or {tb['5%']:.3g} (within 5%); for $4\sigma - 2$ below "
+        rf"{sb['1%']:.3g} and {sb['5%']:.3g}. The first term of the expansion predicts "
+        rf"{tb['1% first order']:.3g} and {sb['1% first order']:.3g} for 1%."
+    )
+    return Claim(
+        id="taylor-range-of-validity",
+        lecture=("S4",),
+        title="How small the variance must be for tanh to pass it through unchanged",
+        summary=(
+            rf"For $x \sim N(0, q)$, $\mathbb{{E}}[\tanh(x)^2] = {sp.latex(series['tanh'])}$ "
+            rf"and $\mathbb{{E}}[(4\sigma(x) - 2)^2] = {sp.latex(series['scaled_sigmoid'])}$, "
+            r"so the variance passes through unchanged only while $q$ is small: the ratio "
+            rf"$\mathbb{{E}}[f(x)^2]/q$ stays within 1% of 1 for $q < {tb['1%']:.3g}$ (tanh) "
+            rf"and $q < {sb['1%']:.3g}$ ($4\sigma - 2$), within 5% for $q < {tb['5%']:.3g}$ "
+            rf"and $q < {sb['5%']:.3g}$."
+        ),
+        assumptions=assumptions,
+        derivations=tuple(derivations),
+        conditions=tuple(conditions),
+        confirmations=tuple(confirmations),
+        probes=tuple(probes),
+        qualification=qualification,
+    )
+
+
+def _tanh_network_probes() -> list[Probe]:
+    """Deep tanh network, Xavier weights: per-layer ratios of the output's second moment.
+
+    The prediction iterates the infinite-width map :math:`m_t = \\mathbb{E}_z[\\tanh(
+    \\sqrt{n\\gamma m_{t-1}}\\,z)^2]`; the probes are ratios :math:`m_t/m_{t-1}` (see
+    the module notes on finite width). The lecture's reading, "tanh passes the
+    variance unchanged", predicts ratio 1.
+    """
+    g_value = XAVIER_EQUAL.subs(n_prev, WIDTH)
+    m = _mean_field(ACTIVATIONS["tanh"], WIDTH, g_value, INPUT_STD**2, TANH_DEPTH)
+    m_prev = sp.Symbol("m_{t-1}", positive=True)
+    expression = gaussian_integral(sp.tanh(x) ** 2, x, n_prev * gamma * m_prev) / m_prev
+    scenario = {
+        "kind": "mlp",
+        "widths": [WIDTH] * (TANH_DEPTH + 1),
+        "weights": _normal(sp.sqrt(g_value)),
+        "activation": "tanh",
+        "input": {"law": "normal", "mean": 0.0, "std": INPUT_STD},
+        "dtype": "float64",
+    }
+    probes = []
+    for layer in (1, TANH_DEPTH):
+        values = {n_prev: WIDTH, gamma: g_value, m_prev: m[layer - 1]}
+        probes.append(
+            Probe(
+                label=f"tanh-net-ratio-layer{layer}",
+                scenario=scenario,
+                observable={
+                    "direction": "forward",
+                    "of": "output",
+                    "moment": "m2",
+                    "layer": layer,
+                    "relative_to": layer - 1,
+                },
+                predicted=evaluate(expression.subs(values)),
+                expression=expression,
+            )
+        )
+    unchanged = sp.Integer(1)
+    probes.append(
+        Probe(
+            label="lecture-tanh-net-unchanged-layer1",
+            scenario=scenario,
+            observable={
+                "direction": "forward",
+                "of": "output",
+                "moment": "m2",
+                "layer": 1,
+                "relative_to": 0,
+            },
+            predicted=float(unchanged),
+            expression=unchanged,
+            expect="disagrees",
+        )
+    )
+    return probes
+
+
+# --------------------------------------------------------------------------------------
+# S2: relu halves the variance
+# --------------------------------------------------------------------------------------
+
+
+@cache
+def relu_halves_variance() -> Claim:
+    """S2: :math:`\\mathbb{E}[\\operatorname{relu}(x)^2] = q/2`, so Xavier halves the variance.
+
+    Returns
+    -------
+    Claim
+        The exact second moment of relu (``sympy.integrate``), He's recursion for the
+        pre-activation variance, its per-layer factor under Xavier (1/2) and under
+        He's :math:`\\gamma_t = 2/n_{t-1}` (from ``sympy.solve``; 1), with network and
+        scalar probes; refuted as stated, with the correction.
+
+    Notes
+    -----
+    .. math::
+
+        \\mathbb{E}[\\operatorname{relu}(x)^2]
+        = \\int_0^\\infty q z^2 \\varphi(z)\\,dz = \\frac{q}{2}, \\qquad
+        \\operatorname{Var}[z^t] = n_{t-1}\\gamma_t\\,
+        \\mathbb{E}[\\operatorname{relu}(z^{t-1})^2]
+        = \\frac{n_{t-1}\\gamma_t}{2}\\operatorname{Var}[z^{t-1}].
+
+    The first equality of the recursion is the forward claim's second-moment form
+    (He et al. 2015, Sec. 2.2), which needs no zero mean; relu's output has mean
+    :math:`\\sqrt{q/(2\\pi)} \\neq 0`.
+    """
+    he = Assumption(
+        "he-initialization",
+        r"He initialization $\gamma_t = 2/n_{t-1}$",
+    )
+    assumptions = (DEFINITIONS[1], GAUSSIAN, XAVIER_ASSUMPTION, he)
+    square = relu(x) ** 2
+    moment = gaussian_moment(ACTIVATIONS["relu"] ** 2, x, q)
+    z = gaussian_integral(x, x, q).limits[0][0]
+    z_pos = sp.Symbol(str(z), positive=True)
+    # on z > 0, relu(sqrt(q) z) = sqrt(q) z: the integrand of the positive half
+    positive_half = (ACTIVATIONS["relu"] ** 2).subs(x, sp.sqrt(q) * z_pos).subs(z_pos, z)
+    density = gaussian_integral(sp.Integer(1), x, q).function
+    second = (
+        Chain("second moment", gaussian_integral(square, x, q), assumptions=assumptions)
+        .step(
+            sp.Integral(positive_half * density, (z, 0, sp.oo)),
+            "relu vanishes for z < 0 and is the identity for z > 0",
+            "relu(x) = max(0, x); both sides integrated by sympy.integrate in the check",
+        )
+        .step(moment.value, "sympy.integrate", "exact Gaussian integral")
+        .done()
+    )
+    half = sp.simplify(second.result / q)
+    recursion = (
+        Chain(
+            "pre-activation recursion",
+            n_prev * gamma * gaussian_integral(square, x, v_prev),
+            assumptions=assumptions,
+        )
+        .step(
+            n_prev * gamma * half * v_prev,
+            "second moment of relu at variance v_{t-1}",
+            "the second moment derived above, at q = v_{t-1}",
+        )
+        .done()
+    )
+    factor = sp.simplify(recursion.result / v_prev)
+    xavier = (
+        Chain("per-layer factor under Xavier", factor, assumptions=assumptions)
+        .step(
+            sp.simplify(factor.subs(gamma, XAVIER_EQUAL)),
+            "substitute",
+            "",
+            uses=("xavier-equal-widths",),
+        )
+        .done()
+    )
+    (gamma_he,) = sp.solve(sp.Eq(factor, 1), gamma)
+    he_chain = (
+        Chain("per-layer factor under He", factor.subs(gamma, gamma_he), assumptions=assumptions)
+        .step(
+            sp.simplify(factor.subs(gamma, gamma_he)),
+            "simplify",
+            "gamma_t from sympy.solve(factor = 1, gamma_t)",
+        )
+        .done()
+    )
+    mean = gaussian_moment(ACTIVATIONS["relu"], x, q)
+
+    probes = []
+    # the lecture's reading: relu(x) = x, so E[relu(x)^2] = E[x^2] = q, factor n*gamma
+    lecture_factor = factor / half
+    for label, g_value, expected in (
+        ("xavier", XAVIER_EQUAL, "agrees"),
+        ("he", gamma_he, "agrees"),
+    ):
+        g_num = g_value.subs(n_prev, WIDTH)
+        scenario = {
+            "kind": "mlp",
+            "widths": [WIDTH] * (RELU_DEPTH + 1),
+            "weights": _normal(sp.sqrt(g_num)),
+            "activation": "relu",
+            "input": {"law": "normal", "mean": 0.0, "std": INPUT_STD},
+            "dtype": "float64",
+        }
+        observable = {
+            "direction": "forward",
+            "of": "preactivation",
+            "moment": "m2",
+            "layer": RELU_DEPTH,
+            "relative_to": RELU_DEPTH - 1,
+        }
+        values = {n_prev: WIDTH, gamma: g_num}
+        probes.append(
+            Probe(
+                label=f"{label}-preactivation-ratio",
+                scenario=scenario,
+                observable=observable,
+                predicted=float(factor.subs(values)),
+                expression=factor,
+                expect=expected,
+            )
+        )
+        if label == "xavier":
+            probes.append(
+                Probe(
+                    label="lecture-xavier-preactivation-ratio",
+                    scenario=scenario,
+                    observable=observable,
+                    predicted=float(lecture_factor.subs(values)),
+                    expression=lecture_factor,
+                    expect="disagrees",
+                )
+            )
+    probes.append(
+        _scalar_probe("relu-m2-q1", "relu", sp.Integer(1), gaussian_integral(square, x, q))
+    )
+    probes.append(_scalar_probe("lecture-relu-m2-q1", "relu", sp.Integer(1), q, expect="disagrees"))
+
+    return Claim(
+        id="relu-halves-variance",
+        lecture=("L8.3", "L8.4", "S2"),
+        title="Relu halves the second moment, so Xavier halves the variance at every layer",
+        summary=(
+            rf"For $x \sim N(0, q)$, $\mathbb{{E}}[\operatorname{{relu}}(x)^2] = "
+            rf"{sp.latex(second.result)}$: relu zeroes the half of its input below 0. Hence "
+            rf"$\operatorname{{Var}}[z^t] = n_{{t-1}}\gamma_t\,"
+            rf"\mathbb{{E}}[\operatorname{{relu}}(z^{{t-1}})^2] = {sp.latex(factor)}\,"
+            rf"\operatorname{{Var}}[z^{{t-1}}]$: with Xavier weights (equal widths) the "
+            rf"factor is ${sp.latex(xavier.result)}$, so the pre-activation variance halves at "
+            rf"every layer; $\gamma_t = {sp.latex(gamma_he)}$ makes it "
+            rf"${sp.latex(he_chain.result)}$."
+        ),
+        assumptions=assumptions,
+        derivations=(second, recursion, xavier, he_chain),
+        conditions=(
+            sp.Eq(gaussian_integral(square, x, q), second.result),
+            sp.Eq(gamma, gamma_he),
+            sp.Eq(gaussian_integral(relu(x), x, q), mean.value),
+        ),
+        confirmations=(),
+        probes=tuple(probes),
+        corrected=(
+            r"relu is the identity only for $x \ge 0$; for $x \sim N(0, q)$, "
+            r"$\mathbb{E}[\operatorname{relu}(x)^2] = q/2$, so with Xavier weights the "
+            r"pre-activation variance halves at every layer (a factor $2^{-d}$ after $d$ "
+            r"layers). He et al. (2015) fix it with $\gamma_t = 2/n_{t-1}$."
+        ),
+    )
+
+
+#: The claims of this module, in the lecture's order.
+BUILDERS: tuple[Callable[[], Claim], ...] = (
+    sigmoid_derivative,
+    taylor_identity_near_zero,
+    relu_halves_variance,
+    taylor_range_of_validity,
+)

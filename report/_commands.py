@@ -1,0 +1,881 @@
+"""``initproof activation | init | claim``: check an activation, an init or a claim of one's own.
+
+Each command is a Python function returning plain data (what ``--json`` prints):
+
+* :func:`activation_command` -- Gaussian moments, gains, fixed points, PyTorch's
+  gain, and a Monte Carlo check of the moments and of a deep MLP;
+* :func:`init_command` -- the exact weight variance of a law and the forward and
+  backward gain of every layer, with a simulated check per layer;
+* :func:`claim_command` -- the user's expected value of one moment at one layer
+  against the simulation and against the derived value.
+
+Every simulated check carries the fields of ``evidence.json``'s checks (``predicted``,
+``estimate``, ``ci_low``, ``ci_high``, ``confidence``, ``n_samples``, ``outcome``, ...)
+plus ``exact``: whether the prediction is exact at the simulated width or comes from the
+infinite-width recursion, whose finite-width bias the interval does not cover.
+
+The whole output is built before anything is printed, so a refused input or a failure
+leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Callable, Mapping, Sequence
+
+import sympy as sp
+
+#: The subcommands this module adds.
+COMMANDS = ("activation", "init", "claim")
+DEFAULT_ALPHA = 0.01
+#: Default target precision: coarser than the report's 1%, since a user activation runs
+#: through lambdify (slower than the engine's own) and deep ratios vary a lot.
+DEFAULT_PRECISION = 0.02
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _num(v: float) -> float | None:
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def _expr(e: sp.Expr | None) -> str | None:
+    return None if e is None else sp.sstr(e)
+
+
+def _validate_run(seed: object, precision: object, alpha: object) -> None:
+    from derivations._user import InputError
+
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InputError(f"`--seed` must be a non-negative integer; got seed={seed!r}.")
+    for name, v, hi in (("precision", precision, 0.5), ("alpha", alpha, 1.0)):
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v < hi:
+            raise InputError(f"`--{name}` must be a number in (0, {hi:g}); got {name}={v!r}.")
+
+
+def _activations(a) -> dict[str, tuple[Callable, Callable]]:
+    """The activation's NumPy form for the engine: ``lambdify`` of ``f`` and of ``sp.diff``."""
+    from derivations._user import numpy_function
+
+    return {_name(a): (numpy_function(a.f), numpy_function(a.derivative))}
+
+
+def _name(a) -> str:
+    return f"user: f(x) = {sp.sstr(a.f)}"
+
+
+def _probe(
+    label: str, scenario: dict, observable: dict, value, expression: str, exact: bool, how: str
+) -> dict:
+    return {
+        "probe": label,
+        "scenario": scenario,
+        "observable": observable,
+        "predicted": float(value),
+        "predicted_expression": expression,
+        "exact": exact,
+        "how": how,
+    }
+
+
+def _simulate(
+    command: str,
+    probes: list[dict],
+    activations: Mapping,
+    *,
+    seed: int,
+    precision: float,
+    alpha: float,
+) -> tuple[list[dict], float]:
+    """Measure every probe and decide it, at a Bonferroni-adjusted confidence."""
+    import montecarlo
+
+    confidence = montecarlo.per_check_confidence(alpha, max(len(probes), 1))
+    out = []
+    measured: dict[str, object] = {}
+    for p in probes:
+        # probes of the same site share one simulation (seeded by the first one's label)
+        key = json.dumps([p["scenario"], p["observable"]], sort_keys=True)
+        if key not in measured:
+            measured[key] = montecarlo.measure(
+                p["scenario"],
+                p["observable"],
+                seed=montecarlo.seed_for(seed, command, p["probe"]),
+                precision=precision,
+                activations=activations,
+            )
+        est = measured[key]
+        dec = montecarlo.decide(p["predicted"], est, confidence, precision)
+        note = (
+            ""
+            if p["exact"]
+            else "approximate prediction (infinite-width recursion): a disagreement may be "
+            "its finite-width bias, not an error"
+        )
+        out.append(
+            {
+                **p,
+                "estimate": _num(est.value),
+                "se": _num(est.se),
+                "ci_low": _num(dec.ci.low),
+                "ci_high": _num(dec.ci.high),
+                "confidence": confidence,
+                "precision": _num(est.precision()),
+                "p_value": _num(dec.p_value),
+                "n_samples": est.n_samples,
+                "n_replicates": est.n_replicates,
+                "nonfinite": est.nonfinite,
+                "outcome": str(dec.outcome),
+                "reason": dec.reason,
+                "note": note,
+                "seed": est.seed,
+                "method": est.method,
+            }
+        )
+    return out, confidence
+
+
+def _run_info(seed: int, precision: float, alpha: float, simulate: bool) -> dict:
+    return {"seed": seed, "alpha": alpha, "precision_target": precision, "simulated": simulate}
+
+
+def _moment_dict(m) -> dict:
+    return {
+        "integrand": _expr(m.integrand),
+        "value": _expr(m.value),
+        "numeric": float(m),
+        "method": m.method,
+        "error": m.error,
+        "exact": m.exact,
+    }
+
+
+def _init_from(
+    dist: str | None, std: str | None, var: str | None, bound: str | None, preset: str | None
+):
+    from derivations._user import InputError, weight_init
+    from derivations._user import preset as preset_init
+
+    if preset is not None:
+        if dist is not None or std is not None or var is not None or bound is not None:
+            raise InputError(
+                "`--preset` replaces DIST and --std/--var/--bound; give one or the other."
+            )
+        return preset_init(preset)
+    if dist is None:
+        raise InputError("give DIST (normal, uniform, truncated_normal) or --preset.")
+    return weight_init(dist, std=std, var=var, bound=bound)
+
+
+def _law_dict(init) -> dict:
+    return {
+        "dist": init.dist,
+        "parameter": init.native_name,
+        "native": _expr(init.native),
+        "variance": _expr(init.variance),
+        "source": init.source,
+    }
+
+
+# --------------------------------------------------------------------------- activation
+
+
+def activation_command(
+    expr: str,
+    *,
+    gain: str | None = None,
+    width: int = 128,
+    depth: int = 10,
+    simulate: bool = True,
+    seed: int = 0,
+    precision: float = DEFAULT_PRECISION,
+    alpha: float = DEFAULT_ALPHA,
+) -> dict:
+    """Analyze the activation ``expr`` and check it by simulation; plain data.
+
+    The simulated network has ``depth`` layers of width ``width``, normal weights of
+    variance ``gain / width`` (default: the forward-preserving gain) and input
+    :math:`N(0, I)`. Checks: :math:`\\mathbb{E}[f(z)^2]` and
+    :math:`\\mathbb{E}[f'(z)^2]` (scalar, exact), the first layer's output second
+    moment (exact: :math:`\\chi^2` mixture), and the last layer's per-layer ratio
+    (infinite-width recursion, approximate unless ``f`` is homogeneous).
+    """
+    from derivations._user import (
+        InputError,
+        _weight_init,
+        analyze_activation,
+        parse_widths,
+        propagate,
+    )
+
+    _validate_run(seed, precision, alpha)
+    for name, v in (("--width", width), ("--depth", depth)):
+        if not _is_int(v) or v < 1:
+            raise InputError(f"`{name}` must be a positive integer; got {name}={v!r}.")
+    widths = parse_widths([width] * (depth + 1), argument="--width/--depth")
+    a = analyze_activation(expr, gain)
+    ours = a.forward_gain
+    torch = None
+    if a.torch is not None:
+        torch = {
+            "name": a.torch.name,
+            "param": a.torch.param,
+            "gain": _expr(a.torch.gain),
+            "gain_squared": _expr(a.torch.squared),
+            "gain_squared_numeric": float(a.torch.squared),
+            "forward_preserving_n_gamma": float(ours),
+            "ratio": float(a.torch.squared / ours),
+            "reference": a.torch.reference,
+        }
+    result = {
+        "command": "activation",
+        "expression": expr,
+        "f": _expr(a.f),
+        "f_latex": sp.latex(a.f),
+        "derivative": _expr(a.derivative),
+        "taylor": [{"branch": b, "series": _expr(s)} for b, s in a.taylor],
+        "f0": _expr(a.f0),
+        "f0_is_zero": a.zero_at_origin,
+        "slope_at_0": {"left": _expr(a.slope_left), "right": _expr(a.slope_right)},
+        "unit_slope": a.unit_slope,
+        "odd": a.odd,
+        "homogeneous": None if a.homogeneous is None else [_expr(c) for c in a.homogeneous],
+        "moments_q1": {
+            "mean": _moment_dict(a.mean),
+            "m2": _moment_dict(a.m2),
+            "d2": _moment_dict(a.d2),
+        },
+        "moments_of_q": {
+            "m2": _expr(a.m2_of_q),
+            "d2": _expr(a.d2_of_q),
+            "m2_small_q_series": _expr(a.m2_series),
+            "m2_table": [{"q": v, "value": m, "error": e} for v, m, e in a.m2_table],
+        },
+        "gains": {
+            "forward": {"value": _expr(a.forward_gain), "numeric": float(a.forward_gain)},
+            "backward": {"value": _expr(a.backward_gain), "numeric": float(a.backward_gain)},
+            "used": {"value": _expr(a.gain), "numeric": float(a.gain), "source": a.gain_source},
+        },
+        "fixed_points": [
+            {"q": p.q, "slope": p.slope, "chi": p.chi, "stable": p.stable} for p in a.fixed_points
+        ],
+        "every_q_fixed": a.every_q_fixed,
+        "zero_fixed": a.zero_fixed,
+        "torch": torch,
+        "network": {"width": width, "depth": depth},
+        **_run_info(seed, precision, alpha, simulate),
+        "checks": [],
+    }
+    name = _name(a)
+    g = a.gain
+    init = _weight_init("normal", "var", g / sp.Symbol("n_in", integer=True, positive=True), "")
+    q_start = _start(a)
+    input_var = q_start / float(g)
+    moments = propagate(a, init, widths, input_var=input_var)
+    result["network"].update(
+        {"start_q": q_start, "input_std": math.sqrt(input_var), "weights": init.law(width, width)}
+    )
+    scalar = {"kind": "scalar", "activation": name, "q": 1.0, "dtype": "float64"}
+    mlp = {
+        "kind": "mlp",
+        "widths": list(widths),
+        "weights": init.law(width, width),
+        "activation": name,
+        "input": {"law": "normal", "mean": 0.0, "std": math.sqrt(input_var)},
+        "dtype": "float64",
+    }
+    top, below = moments.output[depth], moments.output[depth - 1]
+    ratio_exact = top.exact and below.exact
+    deep_how = top.how
+    unstable = [p for p in a.fixed_points if p.q == q_start and not p.stable]
+    if unstable and not a.every_q_fixed:
+        deep_how += (
+            f"; the fixed point q* = {q_start:.6g} is unstable (slope {unstable[0].slope:.4g} > 1)"
+            ", so finite-width fluctuations grow from layer to layer"
+        )
+    probes = [
+        _probe(
+            "m2-of-f",
+            {**scalar, "function": "value"},
+            {"moment": "m2"},
+            a.m2.value,
+            "E[f(z)^2], z ~ N(0, 1)",
+            True,
+            a.m2.method,
+        ),
+        _probe(
+            "m2-of-derivative",
+            {**scalar, "function": "derivative"},
+            {"moment": "m2"},
+            a.d2.value,
+            "E[f'(z)^2], z ~ N(0, 1)",
+            True,
+            a.d2.method,
+        ),
+        _probe(
+            "layer1-output-m2",
+            mlp,
+            {"direction": "forward", "of": "output", "moment": "m2", "layer": 1},
+            moments.output[1].value,
+            "E_S[E_xi f(sqrt(S) xi)^2], S = gamma chi^2_n",
+            moments.output[1].exact,
+            moments.output[1].how,
+        ),
+        _probe(
+            f"layer{depth}-output-m2-ratio",
+            mlp,
+            {
+                "direction": "forward",
+                "of": "output",
+                "moment": "m2",
+                "layer": depth,
+                "relative_to": depth - 1,
+            },
+            top.value / below.value,
+            f"m_{depth} / m_{depth - 1}",
+            ratio_exact,
+            deep_how,
+        ),
+    ]
+    if simulate:
+        result["checks"], result["confidence"] = _simulate(
+            "activation", probes, _activations(a), seed=seed, precision=precision, alpha=alpha
+        )
+    else:
+        result["checks"] = probes
+    return result
+
+
+def _start(a) -> float:
+    """The pre-activation variance the simulated network starts at: a fixed point.
+
+    A stable positive fixed point if there is one, else the first one, else 1 (also
+    when every ``q`` is fixed).
+    """
+    if a.every_q_fixed or not a.fixed_points:
+        return 1.0
+    stable = [p for p in a.fixed_points if p.stable]
+    return (stable or list(a.fixed_points))[0].q
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+# --------------------------------------------------------------------------- init
+
+
+def _probe_layers(depth: int) -> list[int]:
+    return list(range(1, depth + 1)) if depth <= 5 else sorted({1, 2, depth // 2, depth})
+
+
+def init_command(
+    dist: str | None = None,
+    *,
+    std: str | None = None,
+    var: str | None = None,
+    bound: str | None = None,
+    preset: str | None = None,
+    activation: str = "x",
+    widths: str | Sequence[int] = "128,128,128,128",
+    simulate: bool = True,
+    seed: int = 0,
+    precision: float = DEFAULT_PRECISION,
+    alpha: float = DEFAULT_ALPHA,
+) -> dict:
+    """The exact weight variance of an init, its per-layer gains, and simulated checks.
+
+    Per layer :math:`t`: :math:`\\gamma_t` from the law, the forward gain
+    :math:`n_{t-1}\\gamma_t\\,\\mathbb{E}[f(z)^2]` and backward gain
+    :math:`n_t\\gamma_t\\,\\mathbb{E}[f'(z)^2]` (:math:`z \\sim N(0, 1)`). Checks: the
+    first pre-activation's second moment :math:`n_0\\gamma_1` (exact for any law), and
+    the per-layer ratio of pre-activation second moments :math:`P_t/P_{t-1}`.
+    """
+    from derivations._user import analyze_activation, parse_widths, propagate
+
+    _validate_run(seed, precision, alpha)
+    init = _init_from(dist, std, var, bound, preset)
+    widths = parse_widths(widths)
+    a = analyze_activation(activation, argument="--activation")
+    moments = propagate(a, init, widths)
+    d = len(widths) - 1
+    layers = []
+    for t in range(1, d + 1):
+        g = moments.gammas[t - 1]
+        layers.append(
+            {
+                "layer": t,
+                "n_in": widths[t - 1],
+                "n_out": widths[t],
+                "gamma": _expr(g),
+                "gamma_numeric": float(g),
+                "law": init.law(widths[t - 1], widths[t]),
+                "forward_gain": float(widths[t - 1] * g * a.m2.value),
+                "backward_gain": float(widths[t] * g * a.d2.value),
+            }
+        )
+    result = {
+        "command": "init",
+        "law": _law_dict(init),
+        "activation": activation,
+        "f": _expr(a.f),
+        "moments_q1": {"m2": _moment_dict(a.m2), "d2": _moment_dict(a.d2)},
+        "widths": list(widths),
+        "layers": layers,
+        **_run_info(seed, precision, alpha, simulate),
+        "checks": [],
+    }
+    name = _name(a)
+    mlp = {
+        "kind": "mlp",
+        "widths": list(widths),
+        "weights": [init.law(widths[t - 1], widths[t]) for t in range(1, d + 1)],
+        "activation": name,
+        "input": {"law": "normal", "mean": 0.0, "std": 1.0},
+        "dtype": "float64",
+    }
+    probes = []
+    for t in _probe_layers(d):
+        p = moments.preactivation[t]
+        if t == 1:
+            probes.append(
+                _probe(
+                    "layer1-preactivation-m2",
+                    mlp,
+                    {"direction": "forward", "of": "preactivation", "moment": "m2", "layer": 1},
+                    p.value,
+                    "n_0 gamma_1 E[x^2]",
+                    p.exact,
+                    p.how,
+                )
+            )
+            continue
+        prev = moments.preactivation[t - 1]
+        probes.append(
+            _probe(
+                f"layer{t}-preactivation-m2-ratio",
+                mlp,
+                {
+                    "direction": "forward",
+                    "of": "preactivation",
+                    "moment": "m2",
+                    "layer": t,
+                    "relative_to": t - 1,
+                },
+                p.value / prev.value,
+                f"n_{t - 1} gamma_{t} E[f(z^{t - 1})^2] / E[(z^{t - 1})^2]",
+                p.exact and prev.exact,
+                moments.output[t - 1].how,
+            )
+        )
+    if simulate:
+        result["checks"], result["confidence"] = _simulate(
+            "init", probes, _activations(a), seed=seed, precision=precision, alpha=alpha
+        )
+    else:
+        result["checks"] = probes
+    return result
+
+
+# --------------------------------------------------------------------------- claim
+
+
+def claim_command(
+    *,
+    widths: str | Sequence[int],
+    expect: str,
+    layer: int,
+    direction: str = "forward",
+    of: str = "output",
+    moment: str = "m2",
+    dist: str | None = None,
+    std: str | None = None,
+    var: str | None = None,
+    bound: str | None = None,
+    preset: str | None = None,
+    activation: str = "x",
+    simulate: bool = True,
+    seed: int = 0,
+    precision: float = DEFAULT_PRECISION,
+    alpha: float = DEFAULT_ALPHA,
+) -> dict:
+    """Check a stated value of one moment at one layer: simulate, derive, answer.
+
+    ``answer`` is ``"agrees"`` when the expected value lies in the simulation's
+    interval, ``"disagrees"`` when it does not, ``"inconclusive"`` when the engine
+    cannot tell; ``derived`` is initproof's own value (exact, or the infinite-width
+    recursion, marked). Without simulation the answer compares with an exact derived
+    value only (``"undetermined"`` otherwise).
+    """
+    from derivations._user import (
+        analyze_activation,
+        derive_quantity,
+        parse_number,
+        parse_widths,
+        propagate,
+    )
+
+    _validate_run(seed, precision, alpha)
+    init = _init_from(dist, std, var, bound, preset)
+    widths = parse_widths(widths)
+    expected = parse_number(expect, argument="--expect", positive=False)
+    expected_value = float(sp.N(expected, 20))
+    a = analyze_activation(activation, argument="--activation")
+    moments = propagate(a, init, widths)
+    derived = derive_quantity(moments, direction, of, moment, layer)
+    d = len(widths) - 1
+    scenario = {
+        "kind": "mlp",
+        "widths": list(widths),
+        "weights": [init.law(widths[t - 1], widths[t]) for t in range(1, d + 1)],
+        "activation": _name(a),
+        "input": {"law": "normal", "mean": 0.0, "std": 1.0},
+        "upstream": {"law": "normal", "std": 1.0},
+        "dtype": "float64",
+    }
+    observable = {"direction": direction, "moment": moment, "layer": layer}
+    if direction == "forward":
+        observable["of"] = of
+    result = {
+        "command": "claim",
+        "law": _law_dict(init),
+        "activation": activation,
+        "f": _expr(a.f),
+        "scenario": scenario,
+        "observable": observable,
+        "expected": {"expression": expect, "value": expected_value},
+        "derived": {
+            "value": derived.value,
+            "exact": derived.exact,
+            "how": derived.how,
+            "error": derived.error,
+        },
+        **_run_info(seed, precision, alpha, simulate),
+        "checks": [],
+    }
+    probes = [
+        _probe("expected", scenario, observable, expected_value, expect, True, "the claim"),
+        _probe(
+            "derived",
+            scenario,
+            observable,
+            derived.value,
+            derived.how,
+            derived.exact,
+            derived.how,
+        ),
+    ]
+    if simulate:
+        checks, confidence = _simulate(
+            "claim", probes, _activations(a), seed=seed, precision=precision, alpha=alpha
+        )
+        result["checks"], result["confidence"] = checks, confidence
+        result["answer"] = checks[0]["outcome"]
+    else:
+        result["checks"] = probes
+        close = math.isclose(expected_value, derived.value, rel_tol=1e-9, abs_tol=1e-300)
+        result["answer"] = ("agrees" if close else "disagrees") if derived.exact else "undetermined"
+    return result
+
+
+# --------------------------------------------------------------------------- text
+
+
+def _fmt(v: float | None) -> str:
+    return "nan" if v is None else f"{v:.6g}"
+
+
+def _checks_text(result: dict) -> list[str]:
+    checks = result["checks"]
+    if not result["simulated"]:
+        lines = ["Predictions (not simulated):"]
+        for c in checks:
+            tag = "exact" if c["exact"] else "approx."
+            lines.append(f"  {c['probe']:32} predicted {_fmt(c['predicted'])} ({tag})")
+        return lines
+    lines = [
+        f"Monte Carlo (seed {result['seed']}, {result['confidence']:.4%} intervals, "
+        f"target precision {result['precision_target']:g}):"
+    ]
+    for c in checks:
+        tag = "claim" if c["probe"] == "expected" else "exact" if c["exact"] else "approx."
+        lines.append(
+            f"  {c['probe']:32} predicted {_fmt(c['predicted'])} ({tag}); simulated "
+            f"{_fmt(c['estimate'])} [{_fmt(c['ci_low'])}, {_fmt(c['ci_high'])}], "
+            f"n = {c['n_samples']}: {c['outcome'].upper()}"
+        )
+        if c["note"] and c["outcome"] != "agrees":
+            lines.append(f"  {'':32} ({c['note']}; {c['how']})")
+    return lines
+
+
+def _activation_text(r: dict) -> str:
+    m = r["moments_q1"]
+    lines = [f"f(x) = {r['f']}", f"f'(x) = {r['derivative']}", "", "Taylor expansion at 0:"]
+    lines += [f"  {t['branch']}: {t['series']}" for t in r["taylor"]] or ["  (none)"]
+    s = r["slope_at_0"]
+    unit = "so f'(0) = 1" if r["unit_slope"] else "so f'(0) != 1"
+    lines += [
+        f"f(0) = {r['f0']} ({'= 0' if r['f0_is_zero'] else 'not 0'}); f'(0-) = {s['left']}, "
+        f"f'(0+) = {s['right']} ({unit})",
+        "",
+        "Gaussian moments, z ~ N(0, 1):",
+    ]
+    for key, label in (("mean", "E[f(z)]"), ("m2", "E[f(z)^2]"), ("d2", "E[f'(z)^2]")):
+        v = m[key]
+        how = "exact" if v["exact"] else f"quadrature, error <= {v['error']:.1e}"
+        lines.append(f"  {label:11} = {v['value']}  ({v['numeric']:.10g}; {how})")
+    mq = r["moments_of_q"]
+    lines.append("As functions of q (x ~ N(0, q)):")
+    lines.append(f"  E[f(x)^2]  = {mq['m2'] or '(no closed form; quadrature below)'}")
+    lines.append(f"  E[f'(x)^2] = {mq['d2'] or '(no closed form)'}")
+    if mq["m2_small_q_series"]:
+        lines.append(f"  E[f(x)^2]  = {mq['m2_small_q_series']}  (small q)")
+    lines.append(
+        "  E[f(x)^2] at q = "
+        + ", ".join(f"{row['q']:g}: {row['value']:.8g}" for row in mq["m2_table"])
+    )
+    gn = r["gains"]
+    lines += [
+        "",
+        "Gains n*gamma (weight variance gamma = gain / fan):",
+        f"  forward-preserving  n_in  gamma = 1/E[f(z)^2]  = {gn['forward']['value']}"
+        f" = {gn['forward']['numeric']:.8g}",
+        f"  backward-preserving n_out gamma = 1/E[f'(z)^2] = {gn['backward']['value']}"
+        f" = {gn['backward']['numeric']:.8g}",
+        f"  used for the variance map ({gn['used']['source']}): {gn['used']['numeric']:.8g}",
+        "",
+        "Fixed points of q -> n*gamma E[f(sqrt(q) z)^2]:",
+    ]
+    if r["every_q_fixed"]:
+        lines.append("  every q > 0 (f is positively homogeneous and the gain preserves q)")
+    for p in r["fixed_points"] if not r["every_q_fixed"] else []:
+        lines.append(
+            f"  q* = {p['q']:.8g}: slope {p['slope']:.6g} "
+            f"({'stable' if p['stable'] else 'unstable'}),"
+            f" backward factor n*gamma E[f'(sqrt(q*) z)^2] = {p['chi']:.6g}"
+        )
+    if not r["fixed_points"] and not r["every_q_fixed"]:
+        lines.append("  none in [1e-3, 1e3]")
+    if r["zero_fixed"]:
+        lines.append("  q = 0 is also a fixed point (f(0) = 0)")
+    t = r["torch"]
+    lines.append("")
+    if t:
+        param = "" if t["param"] is None else f", {t['param']:g}"
+        lines.append(
+            f"PyTorch calculate_gain('{t['name']}'{param})"
+            f" = {t['gain']}: gain^2 = {t['gain_squared']} = {t['gain_squared_numeric']:.6g} vs "
+            f"forward-preserving n*gamma = {t['forward_preserving_n_gamma']:.6g} (ratio "
+            f"{t['ratio']:.4g}; {t['reference']})"
+        )
+    else:
+        lines.append("PyTorch calculate_gain has no entry for this function (torch/nn/init.py).")
+    net = r["network"]
+    lines += [
+        "",
+        f"Network: width {net['width']}, depth {net['depth']}, normal weights of variance "
+        f"{gn['used']['numeric']:.6g}/{net['width']}, input N(0, {net['input_std']:.6g}^2 I) "
+        f"so that the first pre-activation variance is q = {net['start_q']:.6g}.",
+    ]
+    lines += _checks_text(r)
+    return "\n".join(lines)
+
+
+def _law_text(law: dict) -> list[str]:
+    native = sp.sympify(law["native"], locals=_SYMS)
+    return [
+        f"Law: {law['dist']}, {law['parameter']} = {law['native']}"
+        + (f" ~= {sp.N(native, 8)}" if native.atoms(sp.Function) else ""),
+        f"Weight variance gamma = {law['variance']}"
+        + (f"  ({law['source']})" if law["source"] != "given" else ""),
+    ]
+
+
+_SYMS = {
+    "n_in": sp.Symbol("n_in", integer=True, positive=True),
+    "n_out": sp.Symbol("n_out", integer=True, positive=True),
+}
+
+
+def _init_text(r: dict) -> str:
+    m = r["moments_q1"]
+    lines = [
+        *_law_text(r["law"]),
+        f"Activation f(x) = {r['f']}: E[f(z)^2] = "
+        f"{m['m2']['numeric']:.8g}, E[f'(z)^2] = {m['d2']['numeric']:.8g}",
+        "",
+    ]
+    lines.append(
+        f"{'layer':>5} {'n_in':>6} {'n_out':>6} {'gamma':>12} {'fwd gain':>10} {'bwd gain':>10}"
+    )
+    for row in r["layers"]:
+        lines.append(
+            f"{row['layer']:>5} {row['n_in']:>6} {row['n_out']:>6} {row['gamma_numeric']:>12.6g} "
+            f"{row['forward_gain']:>10.6g} {row['backward_gain']:>10.6g}"
+        )
+    lines.append("  fwd gain = n_in gamma E[f(z)^2], bwd gain = n_out gamma E[f'(z)^2]")
+    lines.append("")
+    lines += _checks_text(r)
+    return "\n".join(lines)
+
+
+def _claim_text(r: dict) -> str:
+    ob = r["observable"]
+    where = (
+        f"{ob['moment']} of the {ob.get('of', 'gradient')} at layer {ob['layer']} "
+        f"({ob['direction']})"
+    )
+    d = r["derived"]
+    lines = [
+        *_law_text(r["law"]),
+        f"Activation f(x) = {r['f']}; widths {r['scenario']['widths']}; input N(0, I)"
+        + ("; upstream gradient N(0, 1)" if ob["direction"] == "backward" else ""),
+        f"Claim: {where} = {r['expected']['expression']} (= {r['expected']['value']:.8g})",
+        f"Derived: {d['value']:.8g} ({'exact' if d['exact'] else 'approximate'}: {d['how']})",
+        "",
+    ]
+    lines += _checks_text(r)
+    lines.append("")
+    answer = r["answer"]
+    line = f"Answer: the claim {answer.upper()}"
+    if answer == "disagrees":
+        line += f"; the derived value is {d['value']:.8g}"
+        if not d["exact"]:
+            line += " (infinite-width approximation)"
+    lines.append(line)
+    return "\n".join(lines)
+
+
+RENDER = {"activation": _activation_text, "init": _init_text, "claim": _claim_text}
+
+
+# --------------------------------------------------------------------------- argparse
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print plain data (evidence.json style)")
+    p.add_argument("--no-simulate", action="store_true", help="derive only, no Monte Carlo")
+    p.add_argument("--seed", type=int, default=0, help="root seed (default 0)")
+    p.add_argument(
+        "--precision",
+        type=float,
+        default=DEFAULT_PRECISION,
+        help=f"target relative half-width of the 99%% interval ({DEFAULT_PRECISION})",
+    )
+    p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="error budget (0.01)")
+
+
+def _law_args(p: argparse.ArgumentParser, positional: bool) -> None:
+    if positional:
+        p.add_argument(
+            "dist", nargs="?", metavar="DIST", help="normal | uniform | truncated_normal"
+        )
+    else:
+        p.add_argument("--dist", metavar="DIST", help="normal | uniform | truncated_normal")
+    p.add_argument("--std", metavar="EXPR", help="std in n_in, n_out (truncated: untruncated std)")
+    p.add_argument("--var", metavar="EXPR", help="weight variance in n_in, n_out")
+    p.add_argument("--bound", metavar="EXPR", help="uniform bound a of U[-a, a] in n_in, n_out")
+    p.add_argument("--preset", metavar="NAME", help="torch-linear | keras-dense | flax-dense")
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Add ``activation``, ``init`` and ``claim`` to the ``initproof`` parser."""
+    act = sub.add_parser(
+        "activation", help="moments, gains and fixed point of an activation of your own"
+    )
+    act.add_argument("expr", metavar="EXPR", help="f(x) in SymPy syntax, e.g. 'x*sigmoid(x)'")
+    act.add_argument("--gain", metavar="EXPR", help="n*gamma of the init (default: preserving)")
+    act.add_argument("--width", type=int, default=128, help="simulated width (128)")
+    act.add_argument("--depth", type=int, default=10, help="simulated depth (10)")
+    _common(act)
+    ini = sub.add_parser("init", help="exact weight variance and per-layer gains of an init")
+    _law_args(ini, positional=True)
+    ini.add_argument("--activation", metavar="EXPR", default="x", help="f(x) (default x)")
+    ini.add_argument("--widths", default="128,128,128,128", help="N0,N1,... (128,128,128,128)")
+    _common(ini)
+    cl = sub.add_parser(
+        "claim",
+        help="check a stated moment at one layer (exit 0 agrees, 1 disagrees, 3 inconclusive)",
+    )
+    _law_args(cl, positional=False)
+    cl.add_argument("--activation", metavar="EXPR", default="x", help="f(x) (default x)")
+    cl.add_argument("--widths", required=True, help="N0,N1,...")
+    cl.add_argument("--direction", default="forward", help="forward | backward")
+    cl.add_argument("--of", default="output", help="output | preactivation (forward)")
+    cl.add_argument("--moment", default="m2", help="m2 | var | mean")
+    cl.add_argument("--layer", type=int, required=True, help="layer t")
+    cl.add_argument("--expect", metavar="EXPR", required=True, help="expected value, e.g. '2**-10'")
+    _common(cl)
+
+
+def compute(args: argparse.Namespace) -> dict:
+    """Run the command that ``args`` names; return its plain data."""
+    run = {
+        "seed": args.seed,
+        "precision": args.precision,
+        "alpha": args.alpha,
+        "simulate": not args.no_simulate,
+    }
+    if args.command == "activation":
+        return activation_command(
+            args.expr, gain=args.gain, width=args.width, depth=args.depth, **run
+        )
+    law = {"std": args.std, "var": args.var, "bound": args.bound, "preset": args.preset}
+    if args.command == "init":
+        return init_command(args.dist, activation=args.activation, widths=args.widths, **law, **run)
+    return claim_command(
+        dist=args.dist,
+        widths=args.widths,
+        expect=args.expect,
+        layer=args.layer,
+        direction=args.direction,
+        of=args.of,
+        moment=args.moment,
+        activation=args.activation,
+        **law,
+        **run,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Compute, then print (text or JSON) in one piece; errors go to stderr with exit 2."""
+    from derivations._user import InputError
+    from montecarlo import MonteCarloError
+
+    try:
+        result = compute(args)
+        text = (
+            json.dumps(result, indent=2, allow_nan=False)
+            if args.json
+            else RENDER[args.command](result)
+        )
+    except (InputError, MonteCarloError) as exc:
+        print(f"initproof {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(
+            f"initproof {args.command}: error: out of memory; use a smaller network.",
+            file=sys.stderr,
+        )
+        return 2
+    print(text)
+    if args.command == "claim":
+        return {"agrees": 0, "disagrees": 1}.get(result["answer"], 3)
+    return 0
+
+
+__all__ = [
+    "COMMANDS",
+    "activation_command",
+    "add_commands",
+    "claim_command",
+    "compute",
+    "init_command",
+    "run",
+]

@@ -1,0 +1,675 @@
+r"""The report's figures: plain data first (theory and simulation), then PNG files.
+
+:func:`figure_data` computes every figure as plain, JSON-serializable data. Theory
+curves come from the SymPy results of :mod:`derivations` (substituted or
+:func:`sympy.lambdify`-ed, never retyped); simulation points come from
+:mod:`montecarlo`, each figure and curve on its own stream
+``seed_for(seed, "figure", <figure id>, <curve>)``, with Student-t intervals over
+independent network replicates. :func:`render_figures` draws that data with
+matplotlib's Agg renderer into PNG files whose bytes depend on the data only.
+
+A figure is a dict with keys ``id``, ``title``, ``caption``, ``xlabel``, ``ylabel``,
+``xscale``, ``yscale``, ``panels`` (panel titles; one panel when it holds one empty
+title), optional ``ylim`` and ``series``. A series has ``label``, ``kind``, ``panel``
+(index into ``panels``), ``group`` (series of one group share a style), ``x``, ``y``
+and, for ``kind == "simulation"``, ``low`` and ``high``. Kinds: ``"theory"`` (a line),
+``"simulation"`` (points with error bars), ``"point"`` (marked points of a theory
+curve).
+
+Notes
+-----
+The depth figure iterates the infinite-width recursion of the second moment,
+
+.. math::
+
+    q_t = n_{t-1}\gamma_t\, m_{t-1}, \qquad
+    m_t = \mathbb{E}[f(x)^2]_{x \sim N(0, q_t)}, \qquad
+    \mathbb{E}[(g^{t-1})^2] = n_t\gamma_t\,\mathbb{E}[f'(x)^2]_{x \sim N(0, q_t)}\,
+        \mathbb{E}[(g^{t})^2],
+
+whose linear factors are the results of the forward and backward claims and whose
+Gaussian moments come from :mod:`derivations._gaussian` (exact where SymPy integrates
+them, quadrature otherwise).
+
+References
+----------
+.. [1] K. He, X. Zhang, S. Ren and J. Sun (2015), "Delving Deep into Rectifiers",
+   ICCV, Sec. 2.2 (the second-moment recursion and :math:`\gamma_t = 2/n_{t-1}`).
+.. [2] B. Poole, S. Lahiri, M. Raghu, J. Sohl-Dickstein and S. Ganguli (2016),
+   "Exponential expressivity in deep neural networks through transient chaos",
+   NeurIPS (the variance map of tanh networks).
+.. [3] S. Schoenholz, J. Gilmer, S. Ganguli and J. Sohl-Dickstein (2017), "Deep
+   Information Propagation", ICLR (the backward factor
+   :math:`\sigma_w^2\,\mathbb{E}[\phi'(z)^2]`).
+.. [4] Dive into Deep Learning, Sec. 5.4.1: the sigmoid and its gradient on
+   ``torch.arange(-8.0, 8.0, 0.1)``; the product of 4x4 :math:`N(0, 1)` matrices;
+   ``torch.normal(0, 0.01)`` weights (lecture L4.2).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import sympy as sp
+from scipy import stats
+from sympy import stats as sps
+
+import montecarlo
+from derivations import _activations, _forward, _gaussian, _gradients, _xavier
+
+#: Width and depth of the simulated networks of the depth figure.
+WIDTH, DEPTH = 128, 20
+#: Replicates (independent networks) and inputs per network, full and quick.
+REPLICATES, QUICK_REPLICATES, BATCH = 64, 16, 32
+#: Weight std of the lecture's small Gaussian initialization (L4.2, D2L's
+#: ``torch.normal(0, 0.01)``).
+SMALL_STD = sp.Rational(1, 100)
+#: Confidence of every error bar.
+LEVEL = montecarlo.DEFAULT_LEVEL
+#: Precision target of the product and scalar points (relative 99% half-width).
+PRECISION, QUICK_PRECISION = 0.01, 0.05
+#: Depths of the product figure's simulated log-growth and mean-square points.
+PRODUCT_DEPTHS = (1, 2, 5, 10, 20, 50, 100)
+PRODUCT_M2_DEPTHS = (1, 2, 3, 4, 5)
+#: Variances of the tanh figure's simulated points.
+TANH_QS = (0.001, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+#: Output size and resolution of every PNG.
+FIGSIZE, DPI = (7.0, 4.2), 110
+
+x, q = _activations.x, _activations.q
+_STD = sp.Symbol("s", positive=True)
+
+
+# --------------------------------------------------------------------------------------
+# theory from the derivations
+# --------------------------------------------------------------------------------------
+
+
+def _result(claim, name: str) -> sp.Expr:
+    """The result of the derivation called ``name`` of ``claim``."""
+    for d in claim.derivations:
+        if d.name == name:
+            return d.result
+    raise KeyError(f"claim {claim.id!r} has no derivation named {name!r}")
+
+
+def _normal_std(variance: sp.Expr) -> sp.Expr:
+    """The std of a normal law with ``variance``: solve the derived law variance for it."""
+    (std,) = sp.solve(sp.Eq(_forward.weight_variance("normal", {"std": _STD}), variance), _STD)
+    return std
+
+
+def _square_moment(f: sp.Expr) -> Callable[[float], float]:
+    """``v -> E[f(x)^2]`` for ``x ~ N(0, v)``: exact (lambdified) or by quadrature."""
+    try:
+        exact = _gaussian.gaussian_moment(f**2, x, q).value
+    except ValueError:
+        moment = _gaussian.moment_function(f**2, x)
+        return lambda v: moment(float(v))[0]
+    func = sp.lambdify(q, exact, "math")
+    return lambda v: float(func(v))
+
+
+@cache
+def _maps() -> tuple[Callable, Callable]:
+    """The linear forward and backward factors, from the forward and backward claims."""
+    fwd = _result(_forward.forward_variance(), "variance")
+    bwd = _result(_xavier.backward_variance(), "variance")
+    forward = sp.lambdify((_forward.n_prev, _forward.gamma, _forward.v_prev), fwd, "math")
+    backward = sp.lambdify((_xavier.n_t, _xavier.gamma, _xavier.b_t), bwd, "math")
+    return forward, backward
+
+
+def _recursion_latex() -> str:
+    """The recursion of :func:`recursion` as inline LaTeX, from the SymPy results."""
+    fwd = _result(_forward.forward_variance(), "variance")
+    bwd = _result(_xavier.backward_variance(), "variance")
+    q_t, m_t, m_prev = sp.symbols("q_t m_t m_{t-1}", positive=True)
+    b_prev = sp.Symbol("b_{t-1}", positive=True)
+    f = sp.Function("f")
+    z = sps.Normal("x", 0, sp.sqrt(q_t))
+    parts = (
+        sp.Eq(q_t, fwd.subs(_forward.v_prev, m_prev)),
+        sp.Eq(m_t, sps.Expectation(f(z) ** 2)),
+        sp.Eq(
+            b_prev,
+            bwd.subs(_xavier.b_t, sps.Expectation(sp.Derivative(f(z), z) ** 2) * _xavier.b_t),
+        ),
+    )
+    return ", ".join(f"${sp.latex(p)}$" for p in parts) + (
+        f" with ${sp.latex(sp.Symbol('x'))}$ normal of variance ${sp.latex(q_t)}$"
+    )
+
+
+def _activation(name: str) -> sp.Expr:
+    return x if name == "linear" else _activations.ACTIVATIONS[name]
+
+
+def recursion(name: str, n: int, gamma: float, depth: int) -> tuple[list[float], list[float]]:
+    """Infinite-width second moments of ``h^t`` and of ``dl/dh^t``, ``t = 0..depth``.
+
+    Unit input and upstream second moments; see the module notes.
+    """
+    forward, backward = _maps()
+    f = _activation(name)
+    value = _square_moment(f)
+    slope = _square_moment(sp.diff(f, x))
+    m, qs = [1.0], []
+    for _ in range(depth):
+        qs.append(forward(n, gamma, m[-1]))
+        m.append(value(qs[-1]))
+    g = [1.0]
+    for qt in reversed(qs):
+        g.append(backward(n, gamma, slope(qt) * g[-1]))
+    return m, g[::-1]
+
+
+@cache
+def _configs() -> tuple[tuple[str, str, sp.Expr], ...]:
+    """``(label, activation, weight variance)`` of the depth figure, at :data:`WIDTH`."""
+    relu = _activations.relu_halves_variance()
+    he = next(c.rhs for c in relu.conditions if isinstance(c, sp.Eq) and c.lhs == _forward.gamma)
+    xavier = _activations.XAVIER_EQUAL
+    factor = sp.simplify(_result(_forward.forward_variance(), "variance") / _forward.v_prev)
+    (exploding,) = sp.solve(sp.Eq(factor, _gradients.EXPLODING), _forward.gamma)
+    width = {_forward.n_prev: WIDTH}
+    return (
+        ("Xavier + tanh", "tanh", xavier.subs(width)),
+        ("Xavier + relu", "relu", xavier.subs(width)),
+        ("He + relu", "relu", he.subs(width)),
+        (
+            f"N(0, {float(SMALL_STD):g}²) + linear",
+            "linear",
+            _forward.weight_variance("normal", {"std": SMALL_STD}),
+        ),
+        (f"nγ = {float(_gradients.EXPLODING):g}, linear", "linear", exploding.subs(width)),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# simulation
+# --------------------------------------------------------------------------------------
+
+
+def t_interval(samples: np.ndarray, level: float = LEVEL) -> tuple[float, float, float]:
+    """Mean of i.i.d. replicate values and its Student-t interval (jackknife s.e.)."""
+    samples = np.asarray(samples, dtype=float)
+    mean, se = montecarlo.jackknife(samples[:, None], lambda mu: mu[..., 0])
+    half = float(stats.t.ppf(0.5 + level / 2, len(samples) - 1)) * se
+    return mean, mean - half, mean + half
+
+
+def _finite(values: Sequence[float]) -> list[float | None]:
+    return [float(v) if math.isfinite(v) else None for v in values]
+
+
+def _theory(label, x_values, y_values, *, panel=0, group=None) -> dict:
+    return {
+        "label": label,
+        "kind": "theory",
+        "panel": panel,
+        "group": label if group is None else group,
+        "x": [float(v) for v in x_values],
+        "y": _finite(y_values),
+    }
+
+
+def _simulation(label, x_values, triples, *, panel=0, group=None) -> dict:
+    mean, low, high = zip(*triples, strict=True) if triples else ((), (), ())
+    return {
+        "label": label,
+        "kind": "simulation",
+        "panel": panel,
+        "group": label if group is None else group,
+        "x": [float(v) for v in x_values],
+        "y": _finite(mean),
+        "low": _finite(low),
+        "high": _finite(high),
+    }
+
+
+def _variance_depth(seed: int, quick: bool) -> dict:
+    fid = "variance-depth"
+    replicates = QUICK_REPLICATES if quick else REPLICATES
+    layers = list(range(DEPTH + 1))
+    series = []
+    for label, name, gamma in _configs():
+        m, g = recursion(name, WIDTH, float(gamma), DEPTH)
+        scenario = montecarlo.scenario(
+            {
+                "kind": "mlp",
+                "widths": [WIDTH] * (DEPTH + 1),
+                "weights": {"law": "normal", "std": float(_normal_std(gamma))},
+                "activation": name,
+                "input": {"law": "normal", "mean": 0.0, "std": 1.0},
+                "upstream": {"law": "normal", "std": 1.0},
+                "dtype": "float64",
+            }
+        )
+        st = montecarlo.simulate_mlp(
+            scenario,
+            replicates,
+            BATCH,
+            montecarlo.seed_for(seed, "figure", fid, label),
+            backward=True,
+        )
+        m2 = montecarlo.STATS.index("m2")
+        for panel, theory, sim in ((0, m, st.forward), (1, g, st.backward)):
+            series.append(_theory(f"{label} (theory)", layers, theory, panel=panel, group=label))
+            series.append(
+                _simulation(
+                    f"{label} (simulation)",
+                    layers,
+                    [t_interval(sim[:, t, m2]) for t in layers],
+                    panel=panel,
+                    group=label,
+                )
+            )
+    return {
+        "id": fid,
+        "title": "Second moment of activations and gradients over depth",
+        "caption": (
+            f"Second moment of the layer outputs (forward) and of the gradients of the loss "
+            f"with respect to them (backward) in networks of width {WIDTH} and depth {DEPTH}, "
+            "with standard normal inputs and upstream gradients. Lines: the infinite-width "
+            f"recursion {_recursion_latex()} (the linear factors of the forward and backward "
+            "claims, Gaussian moments exact or by quadrature). Points: simulation, mean "
+            f"over {replicates} independent networks of {BATCH} inputs each, with "
+            f"{LEVEL:.0%} Student-t intervals over the networks. The relu and linear lines "
+            "are exact at any width; for tanh the layer variance is random at finite width "
+            "and the curved Gaussian map lowers the mean by a few percent over 20 layers "
+            "(Jensen's inequality), which the deep tanh points show."
+        ),
+        "xlabel": "layer t",
+        "ylabel": "second moment",
+        "xscale": "linear",
+        "yscale": "log",
+        "panels": ["forward: outputs h^t", "backward: gradients dl/dh^t"],
+        "series": series,
+    }
+
+
+def _taylor() -> dict:
+    claim = _activations.taylor_identity_near_zero()
+    grid = np.linspace(-3.0, 3.0, 241)
+    names = ("sigmoid", "tanh", "relu", "scaled_sigmoid")
+    series = []
+    first_order = 0
+    for panel, name in enumerate(names):
+        f = sp.lambdify(x, _activations.ACTIVATIONS[name], "numpy")
+        series.append(
+            _theory(
+                sp.latex(_activations.DISPLAY[name]).join("$$"),
+                grid,
+                f(grid),
+                panel=panel,
+                group="function",
+            )
+        )
+        if name == "relu":
+            pieces = []
+            for label in ("x >= 0", "x < 0"):
+                branch = _result(claim, f"relu: series on {label}").removeO()
+                var = next(iter(branch.free_symbols), x)
+                pieces.append(np.broadcast_to(sp.lambdify(var, branch, "numpy")(grid), grid.shape))
+            taylor = np.where(grid >= 0, pieces[0], pieces[1])
+            series.append(_theory("one-sided series", grid, taylor, panel=panel, group="degree 1"))
+            continue
+        poly = sp.Poly(_result(claim, f"{name}: series at 0").removeO(), x)
+        for degree in (1, 3):
+            part = sum(c * x**k for (k,), c in poly.terms() if k <= degree)
+            if name == "sigmoid" and degree == 1:
+                first_order = part
+            values = np.broadcast_to(sp.lambdify(x, part, "numpy")(grid), grid.shape)
+            series.append(
+                _theory(
+                    f"degree {degree}: ${sp.latex(part, order='rev-lex')}$",
+                    grid,
+                    values,
+                    panel=panel,
+                    group=f"degree {degree}",
+                )
+            )
+    return {
+        "id": "taylor",
+        "title": "Activations against their Taylor polynomials at 0",
+        "caption": (
+            "Each activation (solid) with its Taylor polynomials at 0 from `sympy.series`: "
+            f"to first order tanh and ${sp.latex(_activations.DISPLAY['scaled_sigmoid'])}$ are "
+            f"the identity, the sigmoid is ${sp.latex(first_order, order='rev-lex')}$, and "
+            "relu equals its one-sided series on each side of 0."
+        ),
+        "xlabel": "x",
+        "ylabel": "f(x)",
+        "xscale": "linear",
+        "yscale": "linear",
+        "ylim": [-3.0, 3.0],
+        "panels": ["sigmoid", "tanh", "relu", "4 sigmoid(x) - 2"],
+        "series": series,
+    }
+
+
+def _sigmoid_derivative() -> dict:
+    claim = _activations.sigmoid_derivative()
+    grid = np.arange(-8.0, 8.0, 0.1)
+    derivative = _result(claim, "first derivative")
+    maximum = next(d for d in claim.derivations if d.name == "maximum")
+    at = maximum.start.point[0]
+    sig = sp.lambdify(x, _activations.ACTIVATIONS["sigmoid"], "numpy")
+    slope = sp.lambdify(x, derivative.doit(), "numpy")
+    return {
+        "id": "sigmoid-derivative",
+        "title": "The sigmoid and its derivative",
+        "caption": (
+            f"The sigmoid and its derivative ${sp.latex(derivative)}$ on [-8, 8) (as in "
+            f"D2L, Sec. 5.4.1); the derivative peaks at ${sp.latex(maximum.result)}$ at "
+            f"$x = {sp.latex(at)}$ and vanishes in both tails."
+        ),
+        "xlabel": "x",
+        "ylabel": "value",
+        "xscale": "linear",
+        "yscale": "linear",
+        "panels": [""],
+        "series": [
+            _theory(f"${sp.latex(_activations.DISPLAY['sigmoid'])}$", grid, sig(grid)),
+            _theory(f"${sp.latex(sp.Derivative(_activations.sigma(x), x))}$", grid, slope(grid)),
+            {
+                "label": f"maximum ${sp.latex(maximum.result)}$ at $x = {sp.latex(at)}$",
+                "kind": "point",
+                "panel": 0,
+                "group": "maximum",
+                "x": [float(at)],
+                "y": [float(maximum.result)],
+            },
+        ],
+    }
+
+
+def _products(seed: int, quick: bool) -> dict:
+    fid = "products"
+    claim = _gradients.gaussian_products()
+    n, std = _gradients.D2L_N, sp.Integer(1)
+    values = {_gradients.N_DOF: n, _gradients.SIGMA_W: std}
+    log_mean = _result(claim, "mean log growth").subs(values)
+    mean_square = _result(claim, "mean-square growth").subs(values)
+    depth = _gradients.DEPTH
+    square_expr = _result(claim, "mean-square growth")
+    log_expr = _result(claim, "mean log growth")
+    mu = sp.Symbol("mu")
+    # squared-norm growth: exp(2 E log ||.||) typical, (n sigma^2)^d mean square
+    typical = sp.lambdify(depth, sp.exp(2 * log_mean), "math")
+    square = sp.lambdify(depth, mean_square, "math")
+    depths = list(range(0, _gradients.D2L_FACTORS))
+    precision = QUICK_PRECISION if quick else PRECISION
+    scenario = {"kind": "product", "n": n, "std": float(std), "dtype": "float64"}
+    log_points, m2_points = [], []
+    for d in PRODUCT_DEPTHS:
+        est = montecarlo.measure(
+            {**scenario, "depth": d},
+            {"quantity": "log_growth", "moment": "mean"},
+            seed=montecarlo.seed_for(seed, "figure", fid, "log_growth", str(d)),
+            precision=precision,
+        )
+        ci = est.confidence_interval(LEVEL)
+        log_points.append(tuple(math.exp(2 * v) for v in (est.value, ci.low, ci.high)))
+    for d in PRODUCT_M2_DEPTHS:
+        est = montecarlo.measure(
+            {**scenario, "depth": d},
+            {"quantity": "m2_growth", "moment": "mean"},
+            seed=montecarlo.seed_for(seed, "figure", fid, "m2_growth", str(d)),
+            precision=max(precision, QUICK_PRECISION),
+        )
+        ci = est.confidence_interval(LEVEL)
+        m2_points.append((est.value, ci.low, ci.high))
+    return {
+        "id": fid,
+        "title": "Growth of products of random Gaussian matrices",
+        "caption": (
+            "Squared norm of the product of d i.i.d. "
+            f"{n} x {n} matrices with standard normal entries (the D2L demo) applied to a fixed "
+            f"vector, relative to the vector's. Mean square: ${sp.latex(square_expr)}$; "
+            f"typical: ${sp.latex(sp.exp(2 * mu))}$ with "
+            f"${sp.latex(sp.Eq(mu, log_expr))}$ the derived mean of the log growth. "
+            "Points: simulated mean log growth and, at short depth, mean squared growth, "
+            f"with {LEVEL:.0%} Student-t intervals over independent chains "
+            "of matrices. The mean square is carried by rare large products; the typical "
+            "product grows far slower."
+        ),
+        "xlabel": "depth d (number of factors)",
+        "ylabel": "squared norm growth",
+        "xscale": "linear",
+        "yscale": "log",
+        "panels": [""],
+        "series": [
+            _theory(
+                f"mean square ${sp.latex(square_expr)} = {sp.latex(mean_square)}$",
+                depths,
+                [square(d) for d in depths],
+                group="mean square (theory and simulation)",
+            ),
+            _theory(
+                "typical exp(2 E log growth)",
+                depths,
+                [typical(d) for d in depths],
+                group="typical (theory and simulation)",
+            ),
+            _simulation(
+                "simulation: exp(2 mean log growth)",
+                PRODUCT_DEPTHS,
+                log_points,
+                group="typical (theory and simulation)",
+            ),
+            _simulation(
+                "simulation: mean squared growth",
+                PRODUCT_M2_DEPTHS,
+                m2_points,
+                group="mean square (theory and simulation)",
+            ),
+        ],
+    }
+
+
+def _tanh_variance(seed: int, quick: bool) -> dict:
+    fid = "tanh-variance"
+    tanh = _activations.ACTIVATIONS["tanh"]
+    grid = np.geomspace(1e-3, 10.0, 61)
+    exact = _square_moment(tanh)
+    first = _gaussian.gaussian_square_series(tanh, x, q, 2).polynomial
+    second = _gaussian.gaussian_square_series(tanh, x, q, 3).polynomial
+    series = [_theory("E[tanh(x)²] (quadrature)", grid, [exact(v) for v in grid])]
+    for expansion in (first, second):
+        values = np.broadcast_to(sp.lambdify(q, expansion, "numpy")(grid), grid.shape)
+        keep = values > 0
+        series.append(
+            _theory(f"${sp.latex(expansion, order='rev-lex')}$", grid[keep], values[keep])
+        )
+    bound = _activations.validity_bounds()["tanh"]["1%"]
+    series.append(
+        {
+            "label": "within 1% of q up to here",
+            "kind": "point",
+            "panel": 0,
+            "group": "bound",
+            "x": [bound],
+            "y": [exact(bound)],
+        }
+    )
+    precision = QUICK_PRECISION if quick else PRECISION
+    points = []
+    for qv in TANH_QS:
+        est = montecarlo.measure(
+            {
+                "kind": "scalar",
+                "activation": "tanh",
+                "q": qv,
+                "function": "value",
+                "dtype": "float64",
+            },
+            {"moment": "m2"},
+            seed=montecarlo.seed_for(seed, "figure", fid, str(qv)),
+            precision=precision,
+        )
+        ci = est.confidence_interval(LEVEL)
+        points.append((est.value, ci.low, ci.high))
+    series.append(_simulation("simulation", TANH_QS, points))
+    return {
+        "id": fid,
+        "title": "The variance passed through tanh",
+        "caption": (
+            f"${sp.latex(sps.Expectation(tanh.subs(x, sps.Normal('x', 0, sp.sqrt(q))) ** 2))}$ "
+            f"for x normal with variance ${sp.latex(q)}$: exact by quadrature, the "
+            "small-variance expansions (Gaussian moments of the Taylor series of the square) "
+            f"and simulated points with {LEVEL:.0%} Student-t intervals. The star marks the "
+            "largest variance at which the output's second moment is within 1% of the input's."
+        ),
+        "xlabel": "q = Var[x]",
+        "ylabel": "E[tanh(x)²]",
+        "xscale": "log",
+        "yscale": "log",
+        "ylim": [5e-4, 2.0],
+        "panels": [""],
+        "series": series,
+    }
+
+
+def figure_data(seed: int, *, quick: bool = False) -> list[dict]:
+    """Every figure of the report as plain, JSON-serializable data.
+
+    Parameters
+    ----------
+    seed : int
+        Root seed; each figure's curves draw from
+        ``montecarlo.seed_for(seed, "figure", <figure id>, <curve>)``.
+    quick : bool
+        Fewer replicates and a looser precision target (draft).
+
+    Returns
+    -------
+    list of dict
+        See the module docstring for the keys.
+    """
+    return [
+        _variance_depth(seed, quick),
+        _taylor(),
+        _sigmoid_derivative(),
+        _products(seed, quick),
+        _tanh_variance(seed, quick),
+    ]
+
+
+# --------------------------------------------------------------------------------------
+# rendering
+# --------------------------------------------------------------------------------------
+
+#: Styles cycled over the groups of a panel: readable in black and white.
+_LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (8, 2)))
+_MARKERS = ("o", "s", "^", "D", "v", "P")
+_COLORS = ("#000000", "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00")
+
+
+def _draw_panel(ax, fig: dict, series: list[dict], groups: list[str]) -> None:
+    from matplotlib.legend_handler import HandlerTuple
+
+    handles: dict[str, list] = {}
+    log_y = fig["yscale"] == "log"
+    floor = fig.get("ylim", [None])[0]
+    for s in series:
+        k = groups.index(s["group"]) % len(_MARKERS)
+        style = {"color": _COLORS[k]}
+        xs = np.array(s["x"], dtype=float)
+        ys = np.array([np.nan if v is None else v for v in s["y"]], dtype=float)
+        if s["kind"] == "theory":
+            (h,) = ax.plot(xs, ys, linestyle=_LINESTYLES[k], linewidth=1.4, **style)
+        elif s["kind"] == "point":
+            (h,) = ax.plot(xs, ys, linestyle="none", marker="*", markersize=11, **style)
+        else:
+            low = np.array([np.nan if v is None else v for v in s["low"]], dtype=float)
+            high = np.array([np.nan if v is None else v for v in s["high"]], dtype=float)
+            if log_y:  # an interval reaching 0 or below runs off the bottom of a log axis
+                bottom = floor if floor is not None else np.nanmin(ys[ys > 0]) / 10
+                low = np.where(low > 0, low, bottom)
+            h = ax.errorbar(
+                xs,
+                ys,
+                yerr=np.vstack([ys - low, high - ys]),
+                linestyle="none",
+                marker=_MARKERS[k],
+                markersize=4,
+                markerfacecolor="white",
+                capsize=2,
+                elinewidth=0.8,
+                **style,
+            )
+        handles.setdefault(s["group"], []).append((h, s["label"]))
+    if len(handles) != len(series):  # pair each group's line with its points
+        hs = [tuple(h for h, _ in v) for v in handles.values()]
+        ax.legend(
+            hs,
+            list(handles),
+            handler_map={tuple: HandlerTuple(ndivide=None)},
+            fontsize=7,
+            loc="best",
+        )
+    else:
+        ax.legend(
+            [v[0][0] for v in handles.values()],
+            [v[0][1] for v in handles.values()],
+            fontsize=7,
+            loc="best",
+        )
+
+
+def render_figure(fig: dict, path: Path) -> Path:
+    """Draw one figure's data into the PNG file ``path`` (deterministic bytes)."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    panels = fig.get("panels") or [""]
+    columns = len(panels) if len(panels) <= 2 else 2
+    rows = math.ceil(len(panels) / columns)
+    size = (FIGSIZE[0], FIGSIZE[1] * (1 if rows == 1 else 0.75 * rows))
+    with matplotlib.rc_context(matplotlib.rcParamsDefault):
+        figure = Figure(figsize=size, dpi=DPI, layout="constrained")
+        FigureCanvasAgg(figure)
+        axes = figure.subplots(rows, columns, squeeze=False, sharex=True, sharey=True).ravel()
+        for k, ax in enumerate(axes):
+            mine = [s for s in fig["series"] if s.get("panel", 0) == k]
+            groups = list(dict.fromkeys(s["group"] for s in fig["series"]))
+            ax.set_xscale(fig["xscale"])
+            ax.set_yscale(fig["yscale"])
+            if "ylim" in fig:
+                ax.set_ylim(*fig["ylim"])
+            if k < len(panels) and panels[k]:
+                ax.set_title(panels[k], fontsize=9)
+            ax.grid(True, which="major", linewidth=0.4, alpha=0.5)
+            ax.tick_params(labelsize=8)
+            if mine:
+                _draw_panel(ax, fig, mine, groups)
+                if fig["xscale"] == "linear" and all(
+                    float(v).is_integer() for s in mine for v in s["x"]
+                ):
+                    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            if k // columns == rows - 1:
+                ax.set_xlabel(fig["xlabel"], fontsize=9)
+            if k % columns == 0:
+                ax.set_ylabel(fig["ylabel"], fontsize=9)
+        figure.suptitle(fig["title"], fontsize=10)
+        figure.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
+    return path
+
+
+def render_figures(data: list[dict], folder: Path) -> list[Path]:
+    """Render every figure of :func:`figure_data` into ``folder/<id>.png``.
+
+    Agg renderer, fixed size and resolution, matplotlib's default style and no
+    ``Software`` metadata, so the same data gives the same bytes.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return [render_figure(fig, folder / f"{fig['id']}.png") for fig in data]
