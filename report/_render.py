@@ -28,8 +28,8 @@ _TEX_SPECIAL = {
     "_": r"\_",
     "{": r"\{",
     "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
+    "~": r"$\sim$",
+    "^": r"\^{}",
 }
 _TEX_UNICODE = {
     "γ": r"$\gamma$",
@@ -48,6 +48,8 @@ _TEX_UNICODE = {
     "‖": r"$\|$",
     "½": r"$\frac{1}{2}$",
     "…": r"\dots{}",
+    "²": r"$^2$",
+    "³": r"$^3$",
     "·": r"$\cdot$",
     "−": "-",
     "≈": r"$\approx$",
