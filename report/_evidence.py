@@ -21,6 +21,17 @@ import derivations
 import montecarlo
 from derivations import Claim, Status
 
+from ._figures import figure_data
+
+#: The report section each figure illustrates.
+FIGURE_SECTIONS = {
+    "variance-depth": "Forward and backward moments",
+    "taylor": "Activation functions",
+    "sigmoid-derivative": "Exploding and vanishing gradients",
+    "products": "Exploding and vanishing gradients",
+    "tanh-variance": "Activation functions",
+}
+
 #: Family-wise error budget of a run (Bonferroni over every check).
 DEFAULT_ALPHA = 0.01
 QUICK_PRECISION = 0.05
@@ -177,6 +188,9 @@ def evidence(
             }
         )
     bar.close()
+    figures = [
+        {**f, "section": FIGURE_SECTIONS[f["id"]]} for f in figure_data(seed, quick=quick)
+    ]
     return {
         "seed": seed,
         "alpha": alpha,
@@ -192,4 +206,5 @@ def evidence(
             "scipy": scipy.__version__,
         },
         "claims": out_claims,
+        "figures": figures,
     }
