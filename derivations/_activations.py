@@ -158,7 +158,7 @@ XAVIER_ASSUMPTION = Assumption(
 #: Width and depth of the simulated networks, and the std of their N(0, s^2) inputs.
 WIDTH = 256
 INPUT_STD = 1.0
-SIGMOID_DEPTH, TANH_DEPTH, RELU_DEPTH = 8, 20, 10
+SIGMOID_DEPTH, TANH_DEPTH, RELU_DEPTH = 8, 20, 3
 
 
 def _subs(*names: str) -> dict:

@@ -88,25 +88,53 @@ def test_pdf_compiles_and_contains_every_title(quick_evidence, tmp_path):
 def test_same_seed_gives_the_same_bytes(tmp_path):
     for name in ("a", "b"):
         report.write_report(report.evidence(9, quick=True), tmp_path / name)
-    files = sorted(p.name for p in (tmp_path / "a").iterdir())
-    assert "report.pdf" in files
+    files = sorted(str(p.relative_to(tmp_path / "a")) for p in (tmp_path / "a").rglob("*"))
+    assert "report.pdf" in files and "figures/variance-depth.png" in files
     for f in files:
-        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+        if (tmp_path / "a" / f).is_file():
+            assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
 
 
 def test_failed_build_leaves_the_previous_report_whole(quick_evidence, tmp_path, monkeypatch):
     out = tmp_path / "r"
     report.write_report(quick_evidence, out, pdf=False)
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = _contents(out)
 
-    def broken(ev):
+    def broken(ev, handout=False):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(_render, "render_latex", broken)
     with pytest.raises(KeyboardInterrupt):
         report.write_report(quick_evidence, out, pdf=False)
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert _contents(out) == before
     assert [p.name for p in tmp_path.iterdir()] == ["r"]
+
+
+def _contents(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_killed_build_leaves_the_previous_report_whole(quick_evidence, tmp_path):
+    """Kill a real `initproof report` process while it is writing; the old report stays."""
+    import signal
+    import time
+
+    out = tmp_path / "r"
+    report.write_report(quick_evidence, out, pdf=False)
+    before = _contents(out)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "report.cli", "report", "--quick", "--seed", "5", "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 600
+    while not list(tmp_path.glob(".r.tmp-*")) and proc.poll() is None:
+        assert time.monotonic() < deadline, "the build never started writing"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the build finished before it could be killed"
+    assert _contents(out) == before
 
 
 def test_cli_help_lists_the_commands():
