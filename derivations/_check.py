@@ -62,9 +62,7 @@ def _numeric_series_check(
 
     ``None`` when the evaluation is not a finite real number.
     """
-    diff = (before - poly).replace(
-        lambda e: isinstance(e, stats.Expectation), lambda e: e.doit()
-    )
+    diff = (before - poly).replace(lambda e: isinstance(e, stats.Expectation), lambda e: e.doit())
     others = sorted(diff.free_symbols - {x}, key=str)
     point = {s: sp.Rational(rng.randint(1, 9), rng.randint(1, 9)) for s in others}
     diff = diff.subs(point)

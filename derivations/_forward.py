@@ -35,7 +35,7 @@ from ._calculus import (
     variance_definition,
 )
 from ._check import Chain
-from ._claim import Assumption, Check, Claim, Probe, Status
+from ._claim import Assumption, Check, Claim, Derivation, Probe, Status
 
 i, j = sp.symbols("i j", integer=True, positive=True)
 n_prev = sp.Symbol("n_{t-1}", integer=True, positive=True)
@@ -156,6 +156,44 @@ def _confirm_by_sympy_stats(mean: sp.Expr, second: sp.Expr, widths=range(1, 5)) 
     )
 
 
+def layer_moments(
+    entry: sp.Indexed, model: Model, assumptions: tuple[Assumption, ...], zero_mean: str
+) -> tuple[Derivation, Derivation, sp.Expr]:
+    """Mean and variance of one entry of a linear layer, by the moment calculus.
+
+    The same chain of rules serves the forward pass (``h^t = W^t h^{t-1}``) and the
+    backward pass (``g^{t-1} = (W^t)^T g^t``); only the model differs.
+
+    Returns
+    -------
+    mean, variance : Derivation
+        The variance derivation ends with the assumption ``zero_mean``.
+    general : sympy.Expr
+        The variance before that assumption (the second-moment form).
+    """
+    mean = (
+        Chain("mean", Ex(entry), model, assumptions)
+        .apply(substitute_definitions)
+        .apply(linearity)
+        .apply(factor_independent)
+        .apply(substitute_moments)
+        .apply(evaluate_sums)
+        .done()
+    )
+    chain = (
+        Chain("variance", Var(entry), model, assumptions)
+        .apply(substitute_definitions)
+        .apply(variance_definition)
+        .apply(expand_square)
+        .apply(linearity)
+        .apply(factor_independent)
+        .apply(substitute_moments)
+        .apply(evaluate_sums)
+    )
+    general = chain.current
+    return mean, chain.assume(zero_mean).done(), general
+
+
 @cache
 def forward_variance() -> Claim:
     """Derive L5.1 and L5.2 with the moment calculus.
@@ -180,27 +218,7 @@ def forward_variance() -> Claim:
     The lecture's form needs :math:`\\mu_{t-1} = 0`; the step that uses it is
     shown separately.
     """
-    mean = (
-        Chain("mean", Ex(h[i]), MODEL, ASSUMPTIONS)
-        .apply(substitute_definitions)
-        .apply(linearity)
-        .apply(factor_independent)
-        .apply(substitute_moments)
-        .apply(evaluate_sums)
-        .done()
-    )
-    var_chain = (
-        Chain("variance", Var(h[i]), MODEL, ASSUMPTIONS)
-        .apply(substitute_definitions)
-        .apply(variance_definition)
-        .apply(expand_square)
-        .apply(linearity)
-        .apply(factor_independent)
-        .apply(substitute_moments)
-        .apply(evaluate_sums)
-    )
-    general = var_chain.current
-    variance = var_chain.assume("zero-mean-input").done()
+    mean, variance, general = layer_moments(h[i], MODEL, ASSUMPTIONS, "zero-mean-input")
 
     ratio = sp.simplify(variance.result / v_prev)
     (gamma_star,) = sp.solve(sp.Eq(ratio, 1), gamma)

@@ -54,7 +54,16 @@ from ._calculus import (
 )
 from ._check import Chain
 from ._claim import Assumption, Check, Claim, Derivation, Probe, Status
-from ._forward import forward_variance, gamma, mu_prev, n_prev, v_prev, w, weight_variance
+from ._forward import (
+    forward_variance,
+    gamma,
+    layer_moments,
+    mu_prev,
+    n_prev,
+    v_prev,
+    w,
+    weight_variance,
+)
 
 HALF = sp.Rational(1, 2)
 
@@ -418,27 +427,7 @@ def backward_variance() -> Claim:
         = n_t\\,\\gamma_t\\,(b_t + m_t^2).
     """
     model, asm = BACKWARD_MODEL, BACKWARD_ASSUMPTIONS
-    mean = (
-        Chain("mean", Ex(g_prev[j]), model, asm)
-        .apply(substitute_definitions)
-        .apply(linearity)
-        .apply(factor_independent)
-        .apply(substitute_moments)
-        .apply(evaluate_sums)
-        .done()
-    )
-    chain = (
-        Chain("variance", Var(g_prev[j]), model, asm)
-        .apply(substitute_definitions)
-        .apply(variance_definition)
-        .apply(expand_square)
-        .apply(linearity)
-        .apply(factor_independent)
-        .apply(substitute_moments)
-        .apply(evaluate_sums)
-    )
-    general = chain.current
-    variance = chain.assume("zero-mean-upstream").done()
+    mean, variance, general = layer_moments(g_prev[j], model, asm, "zero-mean-upstream")
 
     factor = sp.simplify(variance.result / b_t)
     gamma_star = _solve1(sp.Eq(factor, 1), gamma)
