@@ -111,10 +111,13 @@ def choose_batch(widths: tuple[int, ...]) -> int:
     layers align the inputs, so more of them add little). Its cost is about
     ``t n^2 (B + c)`` with ``c`` of a few hundred (sampling a layer costs about as
     much as multiplying it by ``c`` inputs). The batch minimizing cost times spread
-    scales like ``1/sqrt(t)``: 512 for one layer, bounded below by 128.
+    scales like ``1/sqrt(t)``: 512 for one layer. It is bounded below by 256 for wide
+    layers (128 for narrow ones) so that the products, not the sampling of the weights,
+    dominate the time.
     """
     depth = len(widths) - 1
-    return int(max(128, 2 ** round(math.log2(512 / math.sqrt(depth)))))
+    floor = 256 if max(widths) >= 256 else 128
+    return int(max(floor, 2 ** round(math.log2(512 / math.sqrt(depth)))))
 
 
 class _Layers:
