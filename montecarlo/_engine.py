@@ -111,13 +111,15 @@ def choose_batch(widths: tuple[int, ...]) -> int:
     layers align the inputs, so more of them add little). Its cost is about
     ``t n^2 (B + c)`` with ``c`` of a few hundred (sampling a layer costs about as
     much as multiplying it by ``c`` inputs). The batch minimizing cost times spread
-    scales like ``1/sqrt(t)``: 512 for one layer. It is bounded below by 256 for wide
-    layers (128 for narrow ones) so that the products, not the sampling of the weights,
-    dominate the time.
+    scales like ``1/sqrt(t)``: 512 for one layer, bounded below by 128. Wide layers
+    (256 or more) keep 512 at any depth, so that the products rather than the sampling
+    of the weights (about 8 ns a draw here) dominate the time; the optimum is flat, so
+    this costs little precision.
     """
+    if max(widths) >= 256:
+        return 512
     depth = len(widths) - 1
-    floor = 256 if max(widths) >= 256 else 128
-    return int(max(floor, 2 ** round(math.log2(512 / math.sqrt(depth)))))
+    return int(max(128, 2 ** round(math.log2(512 / math.sqrt(depth)))))
 
 
 class _Layers:
@@ -143,6 +145,7 @@ def simulate_mlp(
     *,
     backward: bool,
     zero: bool = False,
+    preactivation: bool = True,
     activations: Mapping[str, tuple[Callable, Callable]] | None = None,
 ) -> MLPStats:
     """Propagate ``batch`` inputs through each of ``n_replicates`` sampled networks.
@@ -159,6 +162,8 @@ def simulate_mlp(
         Also run the backward pass and record the gradients ``dl/dh^t``.
     zero : bool
         Also count entries that are exactly zero (underflow).
+    preactivation : bool
+        Also record the statistics of the pre-activations (``nan`` otherwise).
     """
     dtype = np.dtype(sc.dtype)
     f, fprime = _activation(sc.activation, activations)
@@ -169,9 +174,12 @@ def simulate_mlp(
     layer_bytes = [
         (widths[t] * widths[t - 1] + widths[t] * batch) * item for t in range(1, depth + 1)
     ]
-    if backward and chunk * sum(layer_bytes) > STORE_BYTES:
+    store_all = sum(layer_bytes) <= STORE_BYTES
+    if backward and store_all:
+        # fewer replicates in flight rather than recomputing any layer
+        chunk = max(1, min(chunk, STORE_BYTES // sum(layer_bytes)))
+    elif backward:
         chunk = max(1, min(chunk, STORE_BYTES // (max(layer_bytes) * math.isqrt(depth) + 1)))
-    store_all = chunk * sum(layer_bytes) <= STORE_BYTES
     segment = depth if store_all else max(1, math.isqrt(depth))
     nan = np.full((n_replicates, depth + 1, len(STATS)), np.nan)
     fwd, pre, bwd = nan.copy(), nan.copy(), nan.copy()
@@ -207,7 +215,8 @@ def simulate_mlp(
                 h_in = h
                 h, z = step(h, w, b, t)
                 fwd[lo : lo + r, t] = site_stats(h, zero)
-                pre[lo : lo + r, t] = site_stats(z, zero)
+                if preactivation:
+                    pre[lo : lo + r, t] = site_stats(z, zero)
                 if backward and store_all:
                     stored[t] = (w, z)
                 elif backward and t % segment == 0 and t < depth:

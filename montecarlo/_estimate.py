@@ -187,7 +187,16 @@ def _plan(sc, ob, batch: int | None, activations) -> _Plan:
             return arr[:, layer]
 
         def run(n, seed):
-            st = simulate_mlp(sc, n, b, seed, backward=backward, zero=zero, activations=activations)
+            st = simulate_mlp(
+                sc,
+                n,
+                b,
+                seed,
+                backward=backward,
+                zero=zero,
+                preactivation=ob.of == "preactivation",
+                activations=activations,
+            )
             y = site(st, ob.layer)
             return y if ob.relative_to is None else np.concatenate([y, site(st, ob.relative_to)], 1)
 

@@ -188,9 +188,7 @@ def evidence(
             }
         )
     bar.close()
-    figures = [
-        {**f, "section": FIGURE_SECTIONS[f["id"]]} for f in figure_data(seed, quick=quick)
-    ]
+    figures = [{**f, "section": FIGURE_SECTIONS[f["id"]]} for f in figure_data(seed, quick=quick)]
     return {
         "seed": seed,
         "alpha": alpha,

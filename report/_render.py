@@ -89,9 +89,7 @@ def _law(w: Mapping) -> str:
     return {
         "normal": lambda: f"N(0, {num(w['std'])}²)",
         "uniform": lambda: f"U[±{num(w['bound'])}]",
-        "truncated_normal": lambda: (
-            f"TN(0, {num(w['std'])}², [{w.get('a', -2)}, {w.get('b', 2)}])"
-        ),
+        "truncated_normal": lambda: f"TN(0, {num(w['std'])}², [{w.get('a', -2)}, {w.get('b', 2)}])",
     }[w["law"]]()
 
 
