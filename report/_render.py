@@ -264,10 +264,13 @@ def compile_pdf(tex: Path) -> Path | None:
     env.setdefault("SOURCE_DATE_EPOCH", "0")
     cmd = ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-quiet", tex.name]
     run = subprocess.run(cmd, cwd=tex.parent, env=env, capture_output=True, text=True)
+    log = tex.with_suffix(".log")
+    text = log.read_text(errors="replace") if log.exists() else run.stdout
     if run.returncode != 0:
-        log = tex.with_suffix(".log")
-        tail = log.read_text(errors="replace")[-3000:] if log.exists() else run.stdout[-3000:]
-        raise RuntimeError(f"latexmk failed on {tex.name}:\n{tail}")
+        raise RuntimeError(f"latexmk failed on {tex.name}:\n{text[-3000:]}")
+    undefined = re.findall(r"^(?:LaTeX|Package \w+) Warning: .*undefined.*$", text, re.M)
+    if undefined:
+        raise RuntimeError(f"{tex.name} has undefined references: {undefined[:5]}")
     subprocess.run(["latexmk", "-c", tex.name], cwd=tex.parent, env=env, capture_output=True)
     return tex.with_suffix(".pdf")
 
