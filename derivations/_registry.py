@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import _activations, _gradients, _summary, _xavier
+from . import _activations, _gradients, _relu_products, _summary, _xavier
 from ._claim import Claim
 from ._forward import forward_variance
 
 #: Builders of every claim, in the lecture's order.
 BUILDERS: tuple[Callable[[], Claim], ...] = (
-    *_gradients.BUILDERS,
+    _gradients.mlp_jacobian,
+    _gradients.float_range,
+    _gradients.gaussian_products,
+    _relu_products.relu_jacobian_product,
+    _gradients.residual_and_clipping,
     forward_variance,
     *_xavier.BUILDERS,
     *_activations.BUILDERS,
