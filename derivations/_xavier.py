@@ -492,7 +492,7 @@ def backward_variance() -> Claim:
 n_out = sp.Symbol("n_d", integer=True, positive=True)
 n_in = sp.Symbol("n_{d-1}", integer=True, positive=True)
 gamma_d = sp.Symbol("gamma_d", positive=True)
-mu_in = sp.Symbol("mu_{d-1}", real=True)
+mu_in = sp.Symbol("mu_d-1", real=True)
 v_in = sp.Symbol("v_{d-1}", positive=True)
 col = sp.IndexedBase("c^{d}")
 rest = sp.IndexedBase("u^{d}")
