@@ -949,10 +949,17 @@ def gaussian_products() -> Claim:
 
 
 def _product_probes(mean: sp.Expr, var: sp.Expr, m2: sp.Expr) -> tuple[Probe, ...]:
+    log_growth = (
+        ("log-growth-mean", {"quantity": "log_growth", "moment": "mean"}, mean),
+        ("log-growth-var", {"quantity": "log_growth", "moment": "var"}, var),
+    )
+    m2_growth = (("m2-growth", {"quantity": "m2_growth", "moment": "mean"}, m2),)
     probes = []
-    for label, n, std, depth in (
-        ("n4-std1-d100", 4, sp.Integer(1), 100),
-        ("n16-std0.25-d10", 16, sp.Rational(1, 4), 10),
+    for label, n, std, depth, observables in (
+        ("n4-std1-d100", 4, sp.Integer(1), 100, log_growth),
+        ("n16-std0.25-d10", 16, sp.Rational(1, 4), 10, log_growth),
+        ("n4-std1-d5", 4, sp.Integer(1), 5, m2_growth),
+        ("n16-std0.25-d5", 16, sp.Rational(1, 4), 5, m2_growth),
     ):
         values = {N_DOF: n, SIGMA_W: std, DEPTH: depth}
         scenario = {
@@ -962,37 +969,10 @@ def _product_probes(mean: sp.Expr, var: sp.Expr, m2: sp.Expr) -> tuple[Probe, ..
             "depth": depth,
             "dtype": "float64",
         }
-        for moment, expr in (("mean", mean), ("var", var)):
+        for suffix, observable, expr in observables:
             probes.append(
-                Probe(
-                    f"{label}-log-growth-{moment}",
-                    scenario,
-                    {"quantity": "log_growth", "moment": moment},
-                    float(expr.subs(values)),
-                    expr,
-                )
+                Probe(f"{label}-{suffix}", scenario, observable, float(expr.subs(values)), expr)
             )
-    for label, n, std, depth in (
-        ("n4-std1-d5", 4, sp.Integer(1), 5),
-        ("n16-std0.25-d5", 16, sp.Rational(1, 4), 5),
-    ):
-        values = {N_DOF: n, SIGMA_W: std, DEPTH: depth}
-        scenario = {
-            "kind": "product",
-            "n": n,
-            "std": float(std),
-            "depth": depth,
-            "dtype": "float64",
-        }
-        probes.append(
-            Probe(
-                f"{label}-m2-growth",
-                scenario,
-                {"quantity": "m2_growth", "moment": "mean"},
-                float(m2.subs(values)),
-                m2,
-            )
-        )
     return tuple(probes)
 
 
