@@ -3,7 +3,9 @@
 Each network replicate draws its own weights; a batch of inputs passes through one
 sampled network as a matrix-matrix product, and replicates are stacked into batched
 products (``(r, n_t, n_{t-1}) @ (r, n_{t-1}, B)``), so small networks do not pay
-Python overhead per replicate.
+Python overhead per replicate. A run is split into chunks of replicates, each with
+its own seeds, and chunks run on one worker thread per core with single-threaded
+BLAS, so that sampling and elementwise passes use every core, not only the products.
 
 Memory streams over depth. The forward pass keeps one layer of activations; when a
 gradient is observed, it also keeps the layer inputs at ``~sqrt(depth)`` checkpoints,
@@ -16,21 +18,34 @@ network fits in :data:`STORE_BYTES`, one segment is stored and nothing is recomp
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.special
+from threadpoolctl import ThreadpoolController
 
 from ._scenario import ACTIVATIONS, MLPScenario, ProductScenario, ScalarScenario, WeightLaw
 from ._seeding import child
 
 #: Per-site statistics, in this order, kept for every replicate.
 STATS = ("m1", "m2", "nonfinite", "zero")
+#: Chunks of replicates a run is split into when it can be (at most this many run at
+#: once). A constant rather than the machine's core count, so that the chunk layout,
+#: and with it every simulated number, is the same on every machine.
+WORKERS = 2
 #: Memory for the activations of one chunk of replicates in flight.
 CHUNK_BYTES = 96 * 2**20
-#: Memory for one stored segment (weights and pre-activations) of the backward pass.
+#: Memory for the stored segments (weights and pre-activations) of the backward pass,
+#: shared by the chunks in flight.
 STORE_BYTES = 512 * 2**20
+_BLAS = ThreadpoolController()
+
+
+def _blas_limit(threads: int):
+    return _BLAS.limit(limits=threads, user_api="blas")
 
 
 def rng(seed: np.random.SeedSequence) -> np.random.Generator:
@@ -71,7 +86,7 @@ def site_stats(x: np.ndarray, zero: bool = False) -> np.ndarray:
     size = flat.shape[1]
     x64 = flat if flat.dtype == np.float64 else flat.astype(np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
-        m2 = np.einsum("ri,ri->r", x64, x64) / size
+        m2 = np.vecdot(x64, x64) / size
         m1 = x64.sum(axis=1) / size
     out = np.zeros((r, len(STATS)))
     out[:, 0], out[:, 1] = m1, m2
@@ -122,19 +137,37 @@ def choose_batch(widths: tuple[int, ...]) -> int:
     return int(max(128, 2 ** round(math.log2(512 / math.sqrt(depth)))))
 
 
-class _Layers:
-    """Per-layer weight (and bias) generators, re-creatable for recomputation."""
+def _draw(seed: np.random.SeedSequence, sc: MLPScenario, t: int, r: int, dtype: np.dtype):
+    """Layer ``t``'s weights (and biases) for ``r`` replicates, from the layer's own stream."""
+    gen = rng(child(seed, t))
+    w = sample_weights(gen, sc.weights[t - 1], (r, sc.widths[t], sc.widths[t - 1]), dtype)
+    b = None
+    if sc.biases is not None:
+        b = sample_weights(gen, sc.biases[t - 1], (r, sc.widths[t], 1), dtype)
+    return w, b
 
-    def __init__(self, seed: np.random.SeedSequence) -> None:
-        self.seed = seed
 
-    def draw(self, sc: MLPScenario, t: int, r: int, dtype: np.dtype):
-        gen = rng(child(self.seed, t))
-        w = sample_weights(gen, sc.weights[t - 1], (r, sc.widths[t], sc.widths[t - 1]), dtype)
-        b = None
-        if sc.biases is not None:
-            b = sample_weights(gen, sc.biases[t - 1], (r, sc.widths[t], 1), dtype)
-        return w, b
+def chunk_layout(n_replicates: int, size: int) -> list[tuple[int, int]]:
+    """``(first, count)`` of each chunk: at least :data:`WORKERS` chunks when possible."""
+    size = max(1, min(size, math.ceil(n_replicates / WORKERS)))
+    return [(lo, min(size, n_replicates - lo)) for lo in range(0, n_replicates, size)]
+
+
+def _run_chunks(run: Callable[[int, int, int], None], layout: list[tuple[int, int]]) -> None:
+    """Call ``run(c, first, count)`` for every chunk, concurrently when there are several.
+
+    NumPy releases the GIL in products, ufuncs and random fills, so chunks on worker
+    threads use every core for sampling and elementwise passes too; BLAS is then held
+    to one thread per chunk so that the threads do not oversubscribe the cores.
+    """
+    threads = min(len(layout), os.cpu_count() or 1)
+    if threads < 2:
+        for c, (lo, r) in enumerate(layout):
+            run(c, lo, r)
+        return
+    with _blas_limit(1), ThreadPoolExecutor(threads) as pool:
+        for fut in [pool.submit(run, c, lo, r) for c, (lo, r) in enumerate(layout)]:
+            fut.result()
 
 
 def simulate_mlp(
@@ -174,12 +207,13 @@ def simulate_mlp(
     layer_bytes = [
         (widths[t] * widths[t - 1] + widths[t] * batch) * item for t in range(1, depth + 1)
     ]
-    store_all = sum(layer_bytes) <= STORE_BYTES
+    store = STORE_BYTES // WORKERS
+    store_all = sum(layer_bytes) <= store
     if backward and store_all:
         # fewer replicates in flight rather than recomputing any layer
-        chunk = max(1, min(chunk, STORE_BYTES // sum(layer_bytes)))
+        chunk = max(1, min(chunk, store // sum(layer_bytes)))
     elif backward:
-        chunk = max(1, min(chunk, STORE_BYTES // (max(layer_bytes) * math.isqrt(depth) + 1)))
+        chunk = max(1, min(chunk, store // (max(layer_bytes) * math.isqrt(depth) + 1)))
     segment = depth if store_all else max(1, math.isqrt(depth))
     nan = np.full((n_replicates, depth + 1, len(STATS)), np.nan)
     fwd, pre, bwd = nan.copy(), nan.copy(), nan.copy()
@@ -199,11 +233,14 @@ def simulate_mlp(
         out = f(z)
         return (h + out if sc.residual else out), z
 
-    for c in range(math.ceil(n_replicates / chunk)):
-        lo = c * chunk
-        r = min(chunk, n_replicates - lo)
+    def run_chunk(c: int, lo: int, r: int) -> None:
         io_rng = rng(child(seed, c, 0))
-        layers = _Layers(child(seed, c, 1))
+        layer_seed = child(seed, c, 1)
+        order = list(range(1, depth + 1))
+        if backward and not store_all:
+            starts = range(((depth - 1) // segment) * segment, -1, -segment)
+            order += [t for s in starts for t in range(s + 1, min(s + segment, depth) + 1)]
+        draws = (_draw(layer_seed, sc, t, r, dtype) for t in order)
         x = io_rng.standard_normal((r, widths[0], batch))
         h = (sc.input_mean + sc.input_std * x).astype(dtype, copy=False)
         fwd[lo : lo + r, 0] = site_stats(h, zero)
@@ -211,7 +248,7 @@ def simulate_mlp(
         stored: dict[int, tuple] = {}
         with np.errstate(**quiet):
             for t in range(1, depth + 1):
-                w, b = layers.draw(sc, t, r, dtype)
+                w, b = next(draws)
                 h_in = h
                 h, z = step(h, w, b, t)
                 fwd[lo : lo + r, t] = site_stats(h, zero)
@@ -223,7 +260,7 @@ def simulate_mlp(
                     checkpoints[t] = h
                 del h_in
             if not backward:
-                continue
+                return
             if sc.upstream_std is None:
                 g = h.copy()
             else:
@@ -235,7 +272,7 @@ def simulate_mlp(
                     stored = {}
                     hs = checkpoints[start]
                     for t in range(start + 1, stop + 1):
-                        w, b = layers.draw(sc, t, r, dtype)
+                        w, b = next(draws)
                         hs, z = step(hs, w, b, t)
                         stored[t] = (w, z)
                 for t in range(stop, start, -1):
@@ -244,6 +281,8 @@ def simulate_mlp(
                     back = matmul(w.transpose(0, 2, 1), gz)
                     g = g + back if sc.residual else back
                     bwd[lo : lo + r, t - 1] = site_stats(g, zero)
+
+    _run_chunks(run_chunk, chunk_layout(n_replicates, chunk))
     return MLPStats(fwd, pre, bwd)
 
 

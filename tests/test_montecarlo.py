@@ -190,6 +190,33 @@ def test_recomputed_backward_pass_matches_the_stored_one(monkeypatch):
     np.testing.assert_array_equal(stored.forward, recomputed.forward)
 
 
+def test_numbers_do_not_depend_on_the_cores_that_run_them(monkeypatch):
+    """Chunks run on worker threads; one core or two, the same bytes come out."""
+    import os
+
+    import montecarlo._engine as engine
+
+    sc = mc.mlp_scenario({**SCENARIO, "widths": [16] * 6, "activation": "relu"})
+    layout = engine.chunk_layout(37, 100)
+    assert len(layout) >= engine.WORKERS
+    assert [lo for lo, _ in layout] == list(np.cumsum([0] + [r for _, r in layout])[:-1])
+    assert sum(r for _, r in layout) == 37
+    two = mc.simulate_mlp(sc, 37, 32, mc.seed_for(0, "cores"), backward=True)
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    one = mc.simulate_mlp(sc, 37, 32, mc.seed_for(0, "cores"), backward=True)
+    for a, b in zip((two.forward, two.backward), (one.forward, one.backward), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert np.isfinite(two.backward[:, 0]).all()
+
+
+def test_the_command_line_tunes_the_allocator_only_where_it_can():
+    import platform
+
+    from report.cli import tune_allocator
+
+    assert tune_allocator() is (platform.libc_ver()[0] == "glibc")
+
+
 def test_backward_pass_matches_finite_differences():
     """The engine's gradient of a real loss equals a numerical derivative of the forward pass."""
     import montecarlo._engine as engine
@@ -204,8 +231,7 @@ def test_backward_pass_matches_finite_differences():
         }
     )
     seed = mc.seed_for(0, "fd")
-    layers = engine._Layers(mc.child(seed, 0, 1))
-    ws = [layers.draw(sc, t, 1, np.dtype("float64"))[0][0] for t in (1, 2)]
+    ws = [engine._draw(mc.child(seed, 0, 1), sc, t, 1, np.dtype("float64"))[0][0] for t in (1, 2)]
     x = engine.rng(mc.child(seed, 0, 0)).standard_normal((1, 5, 1))[0, :, 0]
 
     def loss(v):
