@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import _activations, _gradients, _relu_products, _summary, _xavier
+from . import _activations, _gradients, _log_norm, _relu_products, _summary, _xavier
 from ._claim import Claim
 from ._forward import forward_variance
 
@@ -15,6 +15,7 @@ BUILDERS: tuple[Callable[[], Claim], ...] = (
     _gradients.gaussian_products,
     _relu_products.relu_jacobian_product,
     _gradients.residual_and_clipping,
+    *_log_norm.BUILDERS,
     forward_variance,
     *_xavier.BUILDERS,
     *_activations.BUILDERS,

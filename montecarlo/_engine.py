@@ -30,8 +30,14 @@ from threadpoolctl import ThreadpoolController
 from ._scenario import ACTIVATIONS, MLPScenario, ProductScenario, ScalarScenario, WeightLaw
 from ._seeding import child
 
-#: Per-site statistics, in this order, kept for every replicate.
-STATS = ("m1", "m2", "nonfinite", "zero")
+#: Per-site statistics, in this order, kept for every replicate: the mean and second
+#: moment of the entries; the fractions of entries that are non-finite, infinite
+#: (overflowed), exactly zero and subnormal (underflowed to, or below, the smallest
+#: normal number); and the mean over inputs of the log of each input's mean square.
+STATS = ("m1", "m2", "nonfinite", "overflow", "zero", "subnormal", "log_m2")
+#: Statistics computed only on request (``nan`` otherwise): each costs a pass.
+FRACTIONS, LOG_NORM = ("zero", "subnormal"), ("log_m2",)
+_COL = {name: k for k, name in enumerate(STATS)}
 #: Chunks of replicates a run is split into when it can be (at most this many run at
 #: once). A constant rather than the machine's core count, so that the chunk layout,
 #: and with it every simulated number, is the same on every machine.
@@ -75,27 +81,41 @@ def sample_weights(
     return w.astype(dtype, copy=False)
 
 
-def site_stats(x: np.ndarray, zero: bool = False) -> np.ndarray:
-    """Per-replicate mean, second moment, non-finite and zero fractions, in float64.
+def site_stats(x: np.ndarray, fractions: bool = False, lognorm: bool = False) -> np.ndarray:
+    """Per-replicate :data:`STATS` of ``x``, in float64.
 
-    ``x`` has shape ``(r, ...)``. Moments of a replicate with any non-finite entry
-    are ``nan``; the non-finite fraction says how many.
+    ``x`` has shape ``(r, entries, inputs)``. Moments of a replicate with any
+    non-finite entry are ``nan``; the non-finite and overflow fractions say how many.
+    ``fractions`` adds the zero and subnormal fractions (in ``x``'s own dtype),
+    ``lognorm`` the mean over inputs of :math:`\\log(\\lVert x_{\\cdot b}\rVert^2 / n)`.
     """
     r = x.shape[0]
     flat = x.reshape(r, -1)
     size = flat.shape[1]
     x64 = flat if flat.dtype == np.float64 else flat.astype(np.float64)
-    with np.errstate(over="ignore", invalid="ignore"):
-        m2 = np.vecdot(x64, x64) / size
-        m1 = x64.sum(axis=1) / size
     out = np.zeros((r, len(STATS)))
-    out[:, 0], out[:, 1] = m1, m2
-    bad = ~np.isfinite(m2)
-    if bad.any():
-        out[bad, 2] = 1.0 - np.isfinite(flat[bad]).mean(axis=1)
-        out[bad, 0] = out[bad, 1] = np.nan
-    if zero:
-        out[:, 3] = 1.0 - np.count_nonzero(flat, axis=1) / size
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        out[:, _COL["m2"]] = np.vecdot(x64, x64) / size
+        out[:, _COL["m1"]] = x64.sum(axis=1) / size
+        bad = ~np.isfinite(out[:, _COL["m2"]])
+        if bad.any():
+            out[bad, _COL["nonfinite"]] = 1.0 - np.isfinite(flat[bad]).mean(axis=1)
+            out[bad, _COL["overflow"]] = np.isinf(flat[bad]).mean(axis=1)
+            out[bad, _COL["m1"]] = out[bad, _COL["m2"]] = np.nan
+        if fractions:
+            size_ = np.float64(size)
+            a = np.abs(flat)
+            out[:, _COL["zero"]] = 1.0 - np.count_nonzero(flat, axis=1) / size_
+            tiny = np.finfo(flat.dtype).tiny
+            out[:, _COL["subnormal"]] = np.count_nonzero((a < tiny) & (a > 0), axis=1) / size_
+        else:
+            out[:, [_COL[k] for k in FRACTIONS]] = np.nan
+        if lognorm:
+            x3 = x64.reshape(x.shape)
+            per_input = np.einsum("rnb,rnb->rb", x3, x3) / x.shape[1]
+            out[:, _COL["log_m2"]] = np.log(per_input).mean(axis=1)
+        else:
+            out[:, _COL["log_m2"]] = np.nan
     return out
 
 
@@ -177,7 +197,8 @@ def simulate_mlp(
     seed: np.random.SeedSequence,
     *,
     backward: bool,
-    zero: bool = False,
+    fractions: bool = False,
+    lognorm: bool = False,
     preactivation: bool = True,
     activations: Mapping[str, tuple[Callable, Callable]] | None = None,
 ) -> MLPStats:
@@ -193,8 +214,9 @@ def simulate_mlp(
         depend on the machine.
     backward : bool
         Also run the backward pass and record the gradients ``dl/dh^t``.
-    zero : bool
-        Also count entries that are exactly zero (underflow).
+    fractions, lognorm : bool
+        Also record the zero and subnormal fractions, and the log-norm (see
+        :func:`site_stats`).
     preactivation : bool
         Also record the statistics of the pre-activations (``nan`` otherwise).
     """
@@ -217,6 +239,7 @@ def simulate_mlp(
     segment = depth if store_all else max(1, math.isqrt(depth))
     nan = np.full((n_replicates, depth + 1, len(STATS)), np.nan)
     fwd, pre, bwd = nan.copy(), nan.copy(), nan.copy()
+    extra = (fractions, lognorm)
     quiet = {"over": "ignore", "invalid": "ignore", "under": "ignore", "divide": "ignore"}
 
     def matmul(a, x):
@@ -243,7 +266,7 @@ def simulate_mlp(
         draws = (_draw(layer_seed, sc, t, r, dtype) for t in order)
         x = io_rng.standard_normal((r, widths[0], batch))
         h = (sc.input_mean + sc.input_std * x).astype(dtype, copy=False)
-        fwd[lo : lo + r, 0] = site_stats(h, zero)
+        fwd[lo : lo + r, 0] = site_stats(h, *extra)
         checkpoints = {0: h}
         stored: dict[int, tuple] = {}
         with np.errstate(**quiet):
@@ -251,9 +274,9 @@ def simulate_mlp(
                 w, b = next(draws)
                 h_in = h
                 h, z = step(h, w, b, t)
-                fwd[lo : lo + r, t] = site_stats(h, zero)
+                fwd[lo : lo + r, t] = site_stats(h, *extra)
                 if preactivation:
-                    pre[lo : lo + r, t] = site_stats(z, zero)
+                    pre[lo : lo + r, t] = site_stats(z, *extra)
                 if backward and store_all:
                     stored[t] = (w, z)
                 elif backward and t % segment == 0 and t < depth:
@@ -265,7 +288,7 @@ def simulate_mlp(
                 g = h.copy()
             else:
                 g = (sc.upstream_std * io_rng.standard_normal(h.shape)).astype(dtype, copy=False)
-            bwd[lo : lo + r, depth] = site_stats(g, zero)
+            bwd[lo : lo + r, depth] = site_stats(g, *extra)
             for start in sorted(checkpoints, reverse=True):
                 stop = min(start + segment, depth)
                 if not store_all:
@@ -280,7 +303,7 @@ def simulate_mlp(
                     gz = g * fprime(z)
                     back = matmul(w.transpose(0, 2, 1), gz)
                     g = g + back if sc.residual else back
-                    bwd[lo : lo + r, t - 1] = site_stats(g, zero)
+                    bwd[lo : lo + r, t - 1] = site_stats(g, *extra)
 
     _run_chunks(run_chunk, chunk_layout(n_replicates, chunk))
     return MLPStats(fwd, pre, bwd)

@@ -42,8 +42,15 @@ from enum import StrEnum
 import numpy as np
 from scipy import stats
 
-from ._engine import STATS, choose_batch, simulate_mlp, simulate_product, simulate_scalar
-from ._scenario import MLPScenario, ScalarScenario, observable, scenario
+from ._engine import (
+    FRACTIONS,
+    STATS,
+    choose_batch,
+    simulate_mlp,
+    simulate_product,
+    simulate_scalar,
+)
+from ._scenario import FRACTION_MOMENTS, MLPScenario, ScalarScenario, observable, scenario
 from ._seeding import child
 
 #: Default precision: 99% CI half-width of 1% relative (one-step claims).
@@ -103,15 +110,26 @@ class Estimate:
     fraction: bool = False
 
     def confidence_interval(self, confidence: float = DEFAULT_LEVEL) -> ConfidenceInterval:
-        """Student-t interval over replicates.
+        r"""Student-t interval over replicates.
 
         For a fraction (a statistic in [0, 1]) whose replicates all agree, the t
-        interval would be a point; Hoeffding's bound for the mean of ``R`` bounded
-        replicates, :math:`\\sqrt{\\log(2/\alpha) / (2R)}`, is used instead.
+        interval would be a point. When every replicate is at an edge, say 1, the mean
+        is at least :math:`P(X = 1)`, and with no replicate off the edge the exact
+        (Clopper-Pearson) bound :math:`P(X < 1) \le 1 - \delta^{1/R}` holds with
+        confidence :math:`1 - \delta`, so :math:`[\delta^{1/R}, 1]` is an interval
+        (likewise :math:`[0, 1 - \delta^{1/R}]` at 0). Elsewhere Hoeffding's bound
+        for the mean of ``R`` bounded replicates,
+        :math:`\sqrt{\log(2/\delta) / (2R)}`, is used.
         """
         half = stats.t.ppf(0.5 + confidence / 2, self.dof) * self.se
         if self.fraction and self.se == 0:
-            half = math.sqrt(math.log(2 / (1 - confidence)) / (2 * self.n_replicates))
+            delta = 1 - confidence
+            if self.value in (0.0, 1.0):
+                edge = delta ** (1 / self.n_replicates)
+                return (
+                    ConfidenceInterval(edge, 1.0) if self.value else ConfidenceInterval(0, 1 - edge)
+                )
+            half = math.sqrt(math.log(2 / delta) / (2 * self.n_replicates))
             return ConfidenceInterval(max(0.0, self.value - half), min(1.0, self.value + half))
         return ConfidenceInterval(self.value - half, self.value + half)
 
@@ -140,10 +158,10 @@ def jackknife(y: np.ndarray, g) -> tuple[float, float]:
     to the estimand. Valid for smooth ``g`` whatever the dependence inside a row.
     """
     r = y.shape[0]
-    mu = y.mean(axis=0)
-    loo = (r * mu - y) / (r - 1)
-    vals = g(loo)
     with np.errstate(invalid="ignore"):
+        mu = y.mean(axis=0)
+        loo = (r * mu - y) / (r - 1)
+        vals = g(loo)
         se = math.sqrt((r - 1) / r * float(((vals - vals.mean()) ** 2).sum()))
     return float(g(mu)), se
 
@@ -176,7 +194,8 @@ def _plan(sc, ob, batch: int | None, activations) -> _Plan:
             )
         b = batch or choose_batch(sc.widths)
         backward = ob.direction == "backward"
-        zero = ob.moment == "zero"
+        fraction = ob.moment in FRACTION_MOMENTS
+        log = ob.moment == "log_m2"
 
         def site(st, layer):
             arr = (
@@ -193,7 +212,8 @@ def _plan(sc, ob, batch: int | None, activations) -> _Plan:
                 b,
                 seed,
                 backward=backward,
-                zero=zero,
+                fractions=ob.moment in FRACTIONS,
+                lognorm=log,
                 preactivation=ob.of == "preactivation",
                 activations=activations,
             )
@@ -204,14 +224,17 @@ def _plan(sc, ob, batch: int | None, activations) -> _Plan:
         k = len(STATS)
         if ob.relative_to is not None:
             top, bottom = g, _moment_fn(ob.moment, k)
-            g = lambda mu: top(mu) / bottom(mu)  # noqa: E731
+            # a log moment relative to another layer is the log of the ratio
+            g = (lambda mu: top(mu) - bottom(mu)) if log else (lambda mu: top(mu) / bottom(mu))
         if ob.relative_to is None and ob.moment == "mean":
             scale = lambda mu: math.sqrt(max(mu[_COL["m2"]], 0.0))  # noqa: E731
-        elif ob.relative_to is None and ob.moment in ("nonfinite", "zero"):
+        elif (ob.relative_to is None and fraction) or log:
+            # fractions: absolute; logs: an error e in a log is a relative error e
             scale = lambda mu: 1.0  # noqa: E731
         else:
             scale = lambda mu: abs(float(g(mu)))  # noqa: E731
         macs = sum(a * c for a, c in itertools.pairwise(sc.widths)) * (b + 64)
+        nonfinite = (_COL["nonfinite"],)
         return _Plan(
             "mlp",
             run,
@@ -220,12 +243,12 @@ def _plan(sc, ob, batch: int | None, activations) -> _Plan:
             sc.widths[ob.layer] * b,
             macs * (2 if backward else 1),
             ()
-            if ob.moment in ("nonfinite", "zero")
-            else (_COL["nonfinite"], k + _COL["nonfinite"])
+            if fraction
+            else (*nonfinite, k + nonfinite[0])
             if ob.relative_to is not None
-            else (_COL["nonfinite"],),
+            else nonfinite,
             f"{b} inputs through each independently sampled network",
-            fraction=ob.moment in ("nonfinite", "zero") and ob.relative_to is None,
+            fraction=fraction and ob.relative_to is None,
         )
     if isinstance(sc, ScalarScenario):
         g = _moment_fn(ob.moment)
@@ -313,7 +336,11 @@ def measure(
         min(max_replicates, max(MIN_REPLICATES[plan.kind], WORK_CAP / plan.work_per_replicate))
     )
     n_rep = MIN_REPLICATES[plan.kind]
-    if all(map(math.isfinite, (se, scale))) and scale > 0:
+    if plan.fraction and se == 0 and value in (0.0, 1.0):
+        # every pilot replicate at an edge: enough replicates for the exact edge bound
+        need = math.log(1 - DEFAULT_LEVEL) / math.log1p(-2 * precision)
+        n_rep = int(min(max(math.ceil(need), n_rep), cap))
+    elif all(map(math.isfinite, (se, scale))) and scale > 0:
         need = pilot_n * (z * se / (precision * scale)) ** 2
         n_rep = int(min(max(math.ceil(need), n_rep), cap))
     y = plan.run(n_rep, main_seed)

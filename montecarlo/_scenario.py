@@ -29,7 +29,9 @@ from ._errors import InvalidScenario
 
 DTYPES = ("float16", "float32", "float64")
 WEIGHT_LAWS = {"normal": ("std",), "uniform": ("bound",), "truncated_normal": ("std", "a", "b")}
-MLP_MOMENTS = ("mean", "var", "m2", "nonfinite", "zero")
+MLP_MOMENTS = ("mean", "var", "m2", "log_m2", "nonfinite", "overflow", "zero", "subnormal")
+#: Moments of an MLP site that are fractions of entries (in [0, 1]).
+FRACTION_MOMENTS = ("nonfinite", "overflow", "zero", "subnormal")
 SCALAR_MOMENTS = ("mean", "var", "m2")
 PRODUCT_QUANTITIES = {"log_growth": ("mean", "var"), "m2_growth": ("mean",)}
 #: Largest number of activations one replicate may hold (depth x width x batch is

@@ -129,9 +129,12 @@ def describe_observable(ob: Mapping) -> str:
     if "direction" not in ob:
         return f"{ob['moment']}"
     site = "pre-activation " if ob.get("of") == "preactivation" else ""
-    text = f"{ob['direction']} {site}{ob['moment']}, layer {ob['layer']}"
+    log = ob["moment"] == "log_m2"
+    moment = "mean log m2" if log else ob["moment"]
+    text = f"{ob['direction']} {site}{moment}, layer {ob['layer']}"
     if ob.get("relative_to") is not None:
-        text += f" / layer {ob['relative_to']}"
+        # a log moment relative to another layer is a difference (the log of a ratio)
+        text += f" {'−' if log else '/'} layer {ob['relative_to']}"
     return text
 
 

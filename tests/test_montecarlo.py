@@ -201,12 +201,13 @@ def test_numbers_do_not_depend_on_the_cores_that_run_them(monkeypatch):
     assert len(layout) >= engine.WORKERS
     assert [lo for lo, _ in layout] == list(np.cumsum([0] + [r for _, r in layout])[:-1])
     assert sum(r for _, r in layout) == 37
-    two = mc.simulate_mlp(sc, 37, 32, mc.seed_for(0, "cores"), backward=True)
+    kw = {"backward": True, "fractions": True, "lognorm": True}
+    two = mc.simulate_mlp(sc, 37, 32, mc.seed_for(0, "cores"), **kw)
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
-    one = mc.simulate_mlp(sc, 37, 32, mc.seed_for(0, "cores"), backward=True)
+    one = mc.simulate_mlp(sc, 37, 32, mc.seed_for(0, "cores"), **kw)
     for a, b in zip((two.forward, two.backward), (one.forward, one.backward), strict=True):
         np.testing.assert_array_equal(a, b)
-    assert np.isfinite(two.backward[:, 0]).all()
+    assert np.isfinite(two.backward[:, 0]).all() and np.isfinite(two.forward[:, 1:]).all()
 
 
 def test_the_command_line_tunes_the_allocator_only_where_it_can():
@@ -288,3 +289,53 @@ def test_activation_derivatives_match_finite_differences():
     for name, (f, fprime) in mc.ACTIVATIONS.items():
         fd = (f(x + 1e-6) - f(x - 1e-6)) / 2e-6
         np.testing.assert_allclose(fprime(x), fd, rtol=1e-6, atol=1e-8, err_msg=name)
+
+
+def test_site_statistics_count_overflow_underflow_and_the_log_norm():
+    tiny = np.finfo(np.float16).tiny
+    x = np.array(
+        [[[np.inf, 1.0], [np.nan, 0.0], [tiny / 4, 2.0], [-np.inf, 3.0]]], dtype=np.float16
+    )
+    st = dict(zip(mc.STATS, mc.site_stats(x, fractions=True, lognorm=True)[0], strict=True))
+    assert st["nonfinite"] == 3 / 8 and st["overflow"] == 2 / 8
+    assert st["zero"] == 1 / 8 and st["subnormal"] == 1 / 8
+    assert math.isnan(st["m2"]) and math.isnan(st["log_m2"])
+    y = np.arange(1.0, 7.0).reshape(1, 3, 2)
+    st = dict(zip(mc.STATS, mc.site_stats(y, lognorm=True)[0], strict=True))
+    per_input = [(1 + 9 + 25) / 3, (4 + 16 + 36) / 3]
+    assert st["log_m2"] == pytest.approx(np.mean(np.log(per_input)), rel=1e-14)
+    assert st["m2"] == pytest.approx(np.mean(per_input), rel=1e-14)
+    assert math.isnan(st["zero"]) and st["nonfinite"] == 0
+
+
+def test_log_norm_increment_of_a_gaussian_linear_layer():
+    """Newman (1986): log of sigma^2 chi^2_n per layer; a 3% error in the log is refused."""
+    from scipy import special
+
+    n = 16
+    scenario = {**SCENARIO, "widths": [n] * 4, "weights": {"law": "normal", "std": 0.5}}
+    ob = {"direction": "forward", "moment": "log_m2", "layer": 3, "relative_to": 2}
+    est = mc.measure(scenario, ob, seed=mc.seed_for(0, "log-norm"))
+    exact = math.log(0.25) + math.log(2) + special.digamma(n / 2)
+    # the replicate count comes from a 32-replicate pilot: the target is met only roughly
+    assert est.scale == 1.0 and est.precision() <= 1.5 * mc.DEFAULT_PRECISION
+    assert mc.decide(exact, est, CONFIDENCE).outcome is mc.Outcome.AGREES
+    assert mc.decide(exact + 0.03, est, CONFIDENCE).outcome is mc.Outcome.DISAGREES
+
+
+def test_a_fraction_at_its_edge_gets_an_exact_bound_and_enough_replicates():
+    """Every entry overflows: the exact bound reaches the target; a 5% lower value is refused."""
+    exploding = {
+        **SCENARIO,
+        "widths": [32] * 41,
+        "weights": {"law": "normal", "std": 4.0},
+        "dtype": "float16",
+    }
+    ob = {"direction": "forward", "moment": "nonfinite", "layer": 40}
+    est = mc.measure(exploding, ob, seed=mc.seed_for(0, "edge"))
+    assert est.value == 1.0 and est.se == 0
+    ci = est.confidence_interval(0.99)
+    assert ci.high == 1.0 and ci.low == pytest.approx(0.01 ** (1 / est.n_replicates))
+    assert est.precision() <= mc.DEFAULT_PRECISION
+    assert mc.decide(1.0, est, CONFIDENCE).outcome is mc.Outcome.AGREES
+    assert mc.decide(0.95, est, CONFIDENCE).outcome is mc.Outcome.DISAGREES
