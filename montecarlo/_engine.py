@@ -264,8 +264,8 @@ def simulate_mlp(
             starts = range(((depth - 1) // segment) * segment, -1, -segment)
             order += [t for s in starts for t in range(s + 1, min(s + segment, depth) + 1)]
         draws = (_draw(layer_seed, sc, t, r, dtype) for t in order)
-        x = io_rng.standard_normal((r, widths[0], batch))
-        h = (sc.input_mean + sc.input_std * x).astype(dtype, copy=False)
+        x = sample_weights(io_rng, sc.input_law, (r, widths[0], batch), np.dtype(np.float64))
+        h = (sc.input_mean + x).astype(dtype, copy=False)
         fwd[lo : lo + r, 0] = site_stats(h, *extra)
         checkpoints = {0: h}
         stored: dict[int, tuple] = {}

@@ -79,8 +79,9 @@ class MLPScenario:
     biases: tuple[WeightLaw, ...] | None
     activation: str
     residual: bool
+    input_law: WeightLaw
+    """Law of every input entry around ``input_mean`` (the weight laws, shifted)."""
     input_mean: float
-    input_std: float
     upstream_std: float | None
     """Std of the independent Gaussian upstream gradient; ``None`` for the real loss."""
     dtype: str
@@ -200,7 +201,8 @@ def mlp_scenario(
     data : mapping
         ``widths`` (at least two positive integers), ``weights`` (one law, or one
         per layer), optional ``biases``, ``activation``, optional ``residual``,
-        ``input`` (``{"law": "normal", "mean", "std"}``), ``upstream``
+        ``input`` (a law as for the weights, plus an optional ``mean``; default
+        ``{"law": "normal", "mean": 0, "std": 1}``), ``upstream``
         (``{"law": "normal", "std"}`` or ``{"loss": "half_squared"}``), ``dtype``.
     activations : mapping, optional
         Extra activations ``name -> (f, f')`` as NumPy callables.
@@ -241,11 +243,9 @@ def mlp_scenario(
         raise InvalidScenario(f"`residual` must be true or false; got residual={residual!r}.")
     if residual and len(set(widths)) != 1:
         raise InvalidScenario(f"`residual` needs equal widths; got widths={list(widths)!r}.")
-    inp = _mapping("input", data.get("input", {"law": "normal", "mean": 0.0, "std": 1.0}))
-    _keys("input", inp, ("law", "mean", "std"))
-    _choice("input.law", inp.get("law"), ("normal",))
-    mean = _number("input.mean", inp.get("mean", 0.0))
-    std = _number("input.std", inp.get("std"), positive=True)
+    inp = dict(_mapping("input", data.get("input", {"law": "normal", "mean": 0.0, "std": 1.0})))
+    mean = _number("input.mean", inp.pop("mean", 0.0))
+    input_law = weight_law("input", inp)
     up = _mapping("upstream", data.get("upstream", {"law": "normal", "std": 1.0}))
     if "loss" in up:
         _keys("upstream", up, ("loss",))
@@ -257,7 +257,7 @@ def mlp_scenario(
         upstream_std = _number("upstream.std", up.get("std"), positive=True)
     dtype = _choice("dtype", data.get("dtype", "float64"), DTYPES)
     return MLPScenario(
-        tuple(widths), weights, biases, activation, residual, mean, std, upstream_std, dtype
+        tuple(widths), weights, biases, activation, residual, input_law, mean, upstream_std, dtype
     )
 
 

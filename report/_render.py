@@ -85,11 +85,14 @@ def pct_or_na(x: float | None) -> str:
     return "n/a" if x is None else pct(x)
 
 
-def _law(w: Mapping) -> str:
+def _law(w: Mapping, mean: float = 0.0) -> str:
+    m = num(mean)
     return {
-        "normal": lambda: f"N(0, {num(w['std'])}²)",
-        "uniform": lambda: f"U[±{num(w['bound'])}]",
-        "truncated_normal": lambda: f"TN(0, {num(w['std'])}², [{w.get('a', -2)}, {w.get('b', 2)}])",
+        "normal": lambda: f"N({m}, {num(w['std'])}²)",
+        "uniform": lambda: f"{'' if mean == 0 else f'{m} + '}U[±{num(w['bound'])}]",
+        "truncated_normal": lambda: (
+            f"TN({m}, {num(w['std'])}², [{w.get('a', -2)}, {w.get('b', 2)}])"
+        ),
     }[w["law"]]()
 
 
@@ -109,7 +112,7 @@ def describe_scenario(sc: Mapping) -> str:
     parts = [
         widths,
         f"w ∼ {_law(w)}",
-        f"x ∼ N({num(inp.get('mean', 0.0))}, {num(inp.get('std', 1.0))}²)",
+        f"x ∼ {_law({'law': 'normal', 'std': 1.0, **inp}, inp.get('mean', 0.0))}",
         sc.get("activation", "linear"),
     ]
     if sc.get("biases"):

@@ -35,6 +35,8 @@ CONFIDENCE = mc.per_check_confidence(0.01, 6)
         ({"activation": "gelu"}, r"`activation` must be one of \['linear', 'relu'"),
         ({"dtype": "float8"}, r"`dtype` must be one of \['float16', 'float32', 'float64'\]"),
         ({"input": {"law": "normal", "mean": 0.0, "std": 0}}, r"`input.std`"),
+        ({"input": {"law": "cauchy"}}, r"`input.law` must be one of \['normal', 'uniform'"),
+        ({"input": {"law": "uniform", "std": 1.0}}, r"`input` takes keys \['bound', 'law'\]"),
     ],
 )
 def test_bad_scenarios_name_the_argument(change, message):
@@ -339,3 +341,18 @@ def test_a_fraction_at_its_edge_gets_an_exact_bound_and_enough_replicates():
     assert est.precision() <= mc.DEFAULT_PRECISION
     assert mc.decide(1.0, est, CONFIDENCE).outcome is mc.Outcome.AGREES
     assert mc.decide(0.95, est, CONFIDENCE).outcome is mc.Outcome.DISAGREES
+
+
+def test_inputs_follow_any_weight_law_around_a_mean():
+    """A uniform input of variance b^2/3 around a mean: the first layer's variance follows."""
+    from derivations._forward import weight_variance
+
+    bound, mean = 1.5, 0.5
+    var_in = weight_variance("uniform", {"bound": bound})
+    scenario = {**SCENARIO, "input": {"law": "uniform", "bound": bound, "mean": mean}}
+    est = mc.measure(scenario, VAR1, seed=mc.seed_for(0, "uniform-input"))
+    n_in, std = SCENARIO["widths"][0], SCENARIO["weights"]["std"]
+    predicted = float(n_in * std**2 * (var_in + mean**2))  # second moment of the input
+    assert mc.decide(predicted, est, CONFIDENCE).outcome is mc.Outcome.AGREES
+    lecture = float(n_in * std**2 * var_in)  # Var in place of the second moment (S1)
+    assert mc.decide(lecture, est, CONFIDENCE).outcome is mc.Outcome.DISAGREES
