@@ -30,6 +30,7 @@ FIGURE_SECTIONS = {
     "sigmoid-derivative": "Exploding and vanishing gradients",
     "products": "Exploding and vanishing gradients",
     "tanh-variance": "Activation functions",
+    "log-norm-depth": "Constant variance in every layer",
 }
 
 #: Family-wise error budget of a run (Bonferroni over every check).

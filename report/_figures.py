@@ -59,7 +59,7 @@ from scipy import stats
 from sympy import stats as sps
 
 import montecarlo
-from derivations import _activations, _forward, _gaussian, _gradients, _xavier
+from derivations import _activations, _forward, _gaussian, _gradients, _log_norm, _xavier
 
 #: Width and depth of the simulated networks of the depth figure.
 WIDTH, DEPTH = 128, 20
@@ -77,6 +77,8 @@ PRODUCT_DEPTHS = (1, 2, 5, 10, 20, 50, 100)
 PRODUCT_M2_DEPTHS = (1, 2, 3, 4, 5)
 #: Variances of the tanh figure's simulated points.
 TANH_QS = (0.001, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+#: Depth and inputs per network of the log-norm figure (width: the claim's first probe).
+LOG_NORM_DEPTH, LOG_NORM_BATCH = 32, 128
 #: Output size and resolution of every PNG.
 FIGSIZE, DPI = (7.0, 4.2), 110
 
@@ -473,6 +475,78 @@ def _products(seed: int, quick: bool) -> dict:
     }
 
 
+def _log_norm_depth(seed: int, quick: bool) -> dict:
+    fid = "log-norm-depth"
+    claim = _log_norm.relu_log_norm()
+    n, depth = _log_norm.PROBE_WIDTHS[0], LOG_NORM_DEPTH
+    he = claim.derivations[0].result
+    drift = float(sp.N(he.subs(_log_norm.N, n).doit(), 20))
+    (m2_probe,) = [p for p in claim.probes if p.observable["moment"] == "m2"]
+    factor = m2_probe.predicted  # the per-layer mean-square factor at He initialization
+    replicates = 100 if quick else 600
+    scenario = montecarlo.scenario(_log_norm._relu_mlp(n, depth))
+    st = montecarlo.simulate_mlp(
+        scenario,
+        replicates,
+        LOG_NORM_BATCH,
+        montecarlo.seed_for(seed, "figure", fid),
+        backward=False,
+        lognorm=True,
+        preactivation=False,
+    )
+    m2, log_m2 = montecarlo.STATS.index("m2"), montecarlo.STATS.index("log_m2")
+    layers = list(range(depth + 1))
+    logs = st.forward[:, :, log_m2] - st.forward[:, :1, log_m2]
+    deep = layers[1:]  # at the input every network has the same log ratio, 0
+    typical = [tuple(math.exp(v) for v in t_interval(logs[:, t])) for t in deep]
+    spread = [
+        tuple(math.exp(v) for v in (np.median(logs[:, t]), *np.quantile(logs[:, t], (0.1, 0.9))))
+        for t in deep
+    ]
+    mean_square = [t_interval(st.forward[:, t, m2]) for t in layers]
+    return {
+        "id": fid,
+        "title": "He initialization: the mean square is kept, the typical signal is not",
+        "caption": (
+            f"Squared norm of the signal in bias-free relu networks of width {n} under He "
+            "initialization, standard normal inputs, relative to the input's. Flat line: "
+            rf"the mean square, ${sp.latex(m2_probe.expression)} = {factor:g}$ per layer. "
+            r"Falling line: the "
+            r"typical value $e^{t\,\mathbb{E}\Delta}$ with "
+            rf"$\mathbb{{E}}\Delta = {drift:.4f}$ the derived mean log increment at "
+            f"$n = {n}$ (claim relu-log-norm). Points: simulation over {replicates} "
+            f"independent networks of {LOG_NORM_BATCH} inputs each: the mean square, and "
+            "the exponential of the mean log with "
+            f"{LEVEL:.0%} Student-t intervals over networks; and the median network with "
+            "the range from 10% to 90% of networks, which widens with depth."
+        ),
+        "xlabel": "layer t",
+        "ylabel": "squared norm relative to the input",
+        "xscale": "linear",
+        "yscale": "log",
+        "panels": [""],
+        "series": [
+            _theory(
+                "mean square (theory)", layers, [factor**t for t in layers], group="mean square"
+            ),
+            _simulation("mean square (simulation)", layers, mean_square, group="mean square"),
+            _theory(
+                "typical (theory)",
+                layers,
+                [math.exp(t * drift) for t in layers],
+                group="typical: exp(mean log)",
+            ),
+            _simulation("typical (simulation)", deep, typical, group="typical: exp(mean log)"),
+            _simulation(
+                "median network, 10%-90% of networks",
+                deep,
+                spread,
+                group="median network, 10%-90% of networks",
+            ),
+        ],
+    }
+
+
 def _tanh_variance(seed: int, quick: bool) -> dict:
     fid = "tanh-variance"
     tanh = _activations.ACTIVATIONS["tanh"]
@@ -558,6 +632,7 @@ def figure_data(seed: int, *, quick: bool = False) -> list[dict]:
         _sigmoid_derivative(),
         _products(seed, quick),
         _tanh_variance(seed, quick),
+        _log_norm_depth(seed, quick),
     ]
 
 

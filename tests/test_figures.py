@@ -13,7 +13,14 @@ from scipy import integrate, special
 from report import _figures
 
 SEED = 20240607
-IDS = {"variance-depth", "taylor", "sigmoid-derivative", "products", "tanh-variance"}
+IDS = {
+    "variance-depth",
+    "taylor",
+    "sigmoid-derivative",
+    "products",
+    "tanh-variance",
+    "log-norm-depth",
+}
 #: Configurations of the depth figure whose theory is exact at any width: relu is
 #: positively homogeneous and the pre-activation Gaussian given the layer below;
 #: linear networks are linear. (tanh has an O(1/n) finite-width bias.)
@@ -257,6 +264,28 @@ def test_product_and_tanh_points_agree(data):
     # and the mean square is not the typical growth
     out, _ = _misses(sims[0], [square["y"][int(d)] for d in sims[0]["x"]], range(1, 7))
     assert out == 6
+
+
+def test_log_norm_points_follow_the_derived_drift_not_the_mean_square(data):
+    fig = _figure(data, "log-norm-depth")
+    square, typical = (s for s in fig["series"] if s["kind"] == "theory")
+    sim_square, sim_typical, spread = (s for s in fig["series"] if s["kind"] == "simulation")
+
+    def misses(sim, theory):
+        at = {int(x): k for k, x in enumerate(sim["x"]) if x > 0}
+        pts = {"y": [sim["y"][k] for k in at.values()], "low": [sim["low"][k] for k in at.values()]}
+        pts["high"] = [sim["high"][k] for k in at.values()]
+        return _misses(pts, [theory["y"][t] for t in at], range(len(at)))
+
+    for sim, theory in ((sim_typical, typical), (sim_square, square)):
+        out, worst = misses(sim, theory)
+        # 32 intervals at 99%: a few misses are expected, a wrong line misses most
+        assert out <= 3 and worst <= 4, (sim["label"], out, worst)
+    out, _ = misses({k: v[7:] for k, v in sim_typical.items() if isinstance(v, list)}, square)
+    assert out == len(sim_typical["x"]) - 7
+    # the spread between networks widens with depth
+    width = [hi / lo for lo, hi in zip(spread["low"], spread["high"], strict=True)]
+    assert width[-1] > width[8] > width[0] > 1
 
 
 # ------------------------------------------------------------------------- rendering
