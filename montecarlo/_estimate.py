@@ -133,6 +133,23 @@ class Estimate:
             return ConfidenceInterval(max(0.0, self.value - half), min(1.0, self.value + half))
         return ConfidenceInterval(self.value - half, self.value + half)
 
+    def p_value(self, predicted: float) -> float:
+        """The largest ``1 - confidence`` whose interval still contains ``predicted``.
+
+        Two-sided t test in general; for a fraction whose replicates all agree, the
+        level at which the exact edge bound or Hoeffding's bound reaches ``predicted``.
+        """
+        if self.fraction and self.se == 0:
+            if self.value in (0.0, 1.0):
+                gap = min(max(abs(self.value - predicted), 0.0), 1.0)
+                return (1.0 - gap) ** self.n_replicates
+            d = abs(self.value - predicted)
+            return min(1.0, 2 * math.exp(-2 * self.n_replicates * d * d))
+        if self.se == 0:
+            return 1.0 if self.value == predicted else 0.0
+        t = (self.value - predicted) / self.se
+        return float(2 * stats.t.sf(abs(t), self.dof))
+
     def precision(self, confidence: float = DEFAULT_LEVEL) -> float:
         """Relative half-width of the interval at ``confidence``."""
         ci = self.confidence_interval(confidence)
@@ -429,8 +446,7 @@ def decide(
             f"achieved precision {estimate.precision():.3g} is worse than "
             f"{INCONCLUSIVE_FACTOR:g} x the target {precision:g}",
         )
-    t = (estimate.value - predicted) / estimate.se if estimate.se > 0 else math.inf
-    p = float(2 * stats.t.sf(abs(t), estimate.dof))
+    p = estimate.p_value(predicted)
     inside = ci.low <= predicted <= ci.high
     return Decision(
         Outcome.AGREES if inside else Outcome.DISAGREES,

@@ -341,6 +341,10 @@ def test_a_fraction_at_its_edge_gets_an_exact_bound_and_enough_replicates():
     assert est.precision() <= mc.DEFAULT_PRECISION
     assert mc.decide(1.0, est, CONFIDENCE).outcome is mc.Outcome.AGREES
     assert mc.decide(0.95, est, CONFIDENCE).outcome is mc.Outcome.DISAGREES
+    # the p-value is the level at which the interval's edge reaches the prediction
+    edge = est.confidence_interval(CONFIDENCE).low
+    assert est.p_value(edge) == pytest.approx(1 - CONFIDENCE)
+    assert est.p_value(1.0) == 1.0 and mc.decide(0.999, est, CONFIDENCE).p_value > 1 - CONFIDENCE
 
 
 def test_inputs_follow_any_weight_law_around_a_mean():
@@ -356,3 +360,11 @@ def test_inputs_follow_any_weight_law_around_a_mean():
     assert mc.decide(predicted, est, CONFIDENCE).outcome is mc.Outcome.AGREES
     lecture = float(n_in * std**2 * var_in)  # Var in place of the second moment (S1)
     assert mc.decide(lecture, est, CONFIDENCE).outcome is mc.Outcome.DISAGREES
+
+
+def test_p_value_and_interval_tell_the_same_story():
+    est = mc.measure(SCENARIO, VAR1, seed=mc.seed_for(0, "p-value"))
+    for confidence in (0.9, 0.99, CONFIDENCE):
+        ci = est.confidence_interval(confidence)
+        for edge in (ci.low, ci.high):
+            assert est.p_value(edge) == pytest.approx(1 - confidence, rel=1e-6)
