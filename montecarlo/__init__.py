@@ -20,6 +20,8 @@ from ._estimate import Decision as Decision
 from ._estimate import Estimate as Estimate
 from ._estimate import Outcome as Outcome
 from ._estimate import decide as decide
+from ._estimate import decide_family as decide_family
+from ._estimate import holm_levels as holm_levels
 from ._estimate import jackknife as jackknife
 from ._estimate import measure as measure
 from ._estimate import per_check_confidence as per_check_confidence

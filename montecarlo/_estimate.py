@@ -18,9 +18,13 @@ The replicate count is fixed by a two-stage (Stein) procedure: an independent pi
 run estimates the spread, and a fresh main run of the size that reaches the target
 precision gives the estimate, so the choice of :math:`R` does not bias the interval.
 
-All checks of one run share a family-wise error budget by Bonferroni: with ``m``
-checks at overall level :math:`\alpha`, each interval has confidence
-:math:`1 - \alpha/m`, and the chance of any false alarm is at most :math:`\alpha`.
+All checks of one run share a family-wise error budget by Holm's step-down
+procedure: with ``m`` checks at overall level :math:`\alpha`, the p-values are sorted,
+:math:`p_{(1)} \le \dots \le p_{(m)}`, and check :math:`(j)` is refused while
+:math:`p_{(j)} \le \alpha/(m - j + 1)`; the chance of any false alarm is at most
+:math:`\alpha`. Each check's interval is shown at the level its decision used
+(:func:`holm_levels`), so a refused prediction lies outside its interval and an
+accepted one inside.
 
 References
 ----------
@@ -28,6 +32,8 @@ References
    Ann. Statist. 9(3).
 .. [2] C. Stein (1945), "A two-sample test for a linear hypothesis whose power is
    independent of the variance", Ann. Math. Statist. 16(3).
+.. [3] S. Holm (1979), "A simple sequentially rejective multiple test procedure",
+   Scand. J. Statist. 6(2), 65-70.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -456,4 +462,58 @@ def decide(
         confidence,
         p,
         "prediction inside the interval" if inside else "prediction outside the interval",
+    )
+
+
+def holm_levels(p_values: Sequence[float], alpha: float) -> tuple[float, ...]:
+    """The confidence at which each check is decided by Holm's step-down procedure.
+
+    Checks are taken in order of increasing p-value (a ``nan`` p-value counts as 1);
+    the check of rank :math:`j` is decided at :math:`1 - \alpha/(m - j + 1)` until the
+    first one that is not refused, and every later check at that check's level.
+    Deciding each check by its interval at its level is Holm's procedure: a check is
+    refused exactly when Holm refuses it.
+    """
+    if not 0 < alpha < 1:
+        raise ValueError(f"`alpha` must be in (0, 1); got alpha={alpha!r}.")
+    m = len(p_values)
+    p = [x if math.isfinite(x) else 1.0 for x in p_values]
+    levels = [0.0] * m
+    stop = None
+    for rank, i in enumerate(sorted(range(m), key=lambda i: (p[i], i))):
+        threshold = alpha / (m - rank)
+        if stop is None and p[i] > threshold:
+            stop = threshold
+        levels[i] = 1.0 - (threshold if stop is None else stop)
+    return tuple(levels)
+
+
+def decide_family(
+    predicted: Sequence[float],
+    estimates: Sequence[Estimate],
+    alpha: float,
+    precision: float = DEFAULT_PRECISION,
+) -> tuple[Decision, ...]:
+    """Decide every check of a run together, at family-wise level ``alpha`` (Holm).
+
+    Inconclusive checks (non-finite entries or too poor a precision) count in the
+    family and are never refused.
+    """
+    if len(predicted) != len(estimates):
+        raise ValueError(
+            f"`predicted` and `estimates` must have the same length; got {len(predicted)} "
+            f"and {len(estimates)}."
+        )
+    if not estimates:
+        return ()
+    floor = per_check_confidence(alpha, len(estimates))
+    first = [decide(y, e, floor, precision) for y, e in zip(predicted, estimates, strict=True)]
+    p = [
+        math.nan if d.outcome is Outcome.INCONCLUSIVE else e.p_value(y)
+        for y, e, d in zip(predicted, estimates, first, strict=True)
+    ]
+    levels = holm_levels(p, alpha)
+    return tuple(
+        decide(y, e, level, precision)
+        for y, e, level in zip(predicted, estimates, levels, strict=True)
     )

@@ -92,7 +92,10 @@ def _simulate(
     precision: float,
     alpha: float,
 ) -> tuple[list[dict], float]:
-    """Measure every probe and decide it, at a Bonferroni-adjusted confidence."""
+    """Measure every probe and decide them together at family-wise level ``alpha`` (Holm).
+
+    Returns the checks and the strictest per-check confidence, :math:`1 - \alpha/m`.
+    """
     import montecarlo
 
     confidence = montecarlo.per_check_confidence(alpha, max(len(probes), 1))
@@ -109,8 +112,13 @@ def _simulate(
                 precision=precision,
                 activations=activations,
             )
-        est = measured[key]
-        dec = montecarlo.decide(p["predicted"], est, confidence, precision)
+    estimates = [
+        measured[json.dumps([p["scenario"], p["observable"]], sort_keys=True)] for p in probes
+    ]
+    decisions = montecarlo.decide_family(
+        [p["predicted"] for p in probes], estimates, alpha, precision
+    )
+    for p, est, dec in zip(probes, estimates, decisions, strict=True):
         note = (
             ""
             if p["exact"]
@@ -124,7 +132,7 @@ def _simulate(
                 "se": _num(est.se),
                 "ci_low": _num(dec.ci.low),
                 "ci_high": _num(dec.ci.high),
-                "confidence": confidence,
+                "confidence": dec.confidence,
                 "precision": _num(est.precision()),
                 "p_value": _num(dec.p_value),
                 "n_samples": est.n_samples,
@@ -599,8 +607,8 @@ def _checks_text(result: dict) -> list[str]:
             lines.append(f"  {c['probe']:32} predicted {_fmt(c['predicted'])} ({tag})")
         return lines
     lines = [
-        f"Monte Carlo (seed {result['seed']}, {result['confidence']:.4%} intervals, "
-        f"target precision {result['precision_target']:g}):"
+        f"Monte Carlo (seed {result['seed']}, Holm at alpha {result['alpha']:g}: intervals at "
+        f"{result['confidence']:.4%} or more, target precision {result['precision_target']:g}):"
     ]
     for c in checks:
         tag = "claim" if c["probe"] == "expected" else "exact" if c["exact"] else "approx."

@@ -33,7 +33,7 @@ FIGURE_SECTIONS = {
     "log-norm-depth": "Constant variance in every layer",
 }
 
-#: Family-wise error budget of a run (Bonferroni over every check).
+#: Family-wise error budget of a run (Holm over every check).
 DEFAULT_ALPHA = 0.01
 QUICK_PRECISION = 0.05
 
@@ -123,7 +123,9 @@ def evidence(
         Root seed of the run; each probe's stream is spawned from it by the key
         ``(claim id, probe label)``.
     alpha : float
-        Family-wise error budget shared by all checks (Bonferroni).
+        Family-wise error budget shared by all checks (Holm's step-down procedure;
+        ``confidence`` in the result is its strictest per-check level,
+        :math:`1 - \alpha/m`).
     quick : bool
         Draft mode: target precision :data:`QUICK_PRECISION` instead of the default.
     progress : bool
@@ -134,20 +136,35 @@ def evidence(
     precision = QUICK_PRECISION if quick else montecarlo.DEFAULT_PRECISION
     n_checks = sum(len(c.probes) for c in claims)
     confidence = montecarlo.per_check_confidence(alpha, max(n_checks, 1))
-    out_claims = []
     bar = tqdm(total=n_checks, unit="check", delay=2, disable=None if progress else True)
+    estimates = {}
     for claim in claims:
-        checks = []
         for probe in claim.probes:
             bar.set_postfix_str(f"{claim.id}/{probe.label}", refresh=False)
             bar.update()
-            est = montecarlo.measure(
+            estimates[claim.id, probe.label] = montecarlo.measure(
                 probe.scenario,
                 probe.observable,
                 seed=montecarlo.seed_for(seed, claim.id, probe.label),
                 precision=precision,
             )
-            dec = montecarlo.decide(probe.predicted, est, confidence, precision)
+    bar.close()
+    keys = list(estimates)
+    probes = {(c.id, p.label): p for c in claims for p in c.probes}
+    decisions = dict(
+        zip(
+            keys,
+            montecarlo.decide_family(
+                [probes[k].predicted for k in keys], list(estimates.values()), alpha, precision
+            ),
+            strict=True,
+        )
+    )
+    out_claims = []
+    for claim in claims:
+        checks = []
+        for probe in claim.probes:
+            est, dec = estimates[claim.id, probe.label], decisions[claim.id, probe.label]
             checks.append(
                 {
                     "probe": probe.label,
@@ -159,7 +176,7 @@ def evidence(
                     "se": _number(est.se),
                     "ci_low": _number(dec.ci.low),
                     "ci_high": _number(dec.ci.high),
-                    "confidence": confidence,
+                    "confidence": dec.confidence,
                     "precision": _number(est.precision()),
                     "p_value": _number(dec.p_value),
                     "n_samples": est.n_samples,
@@ -188,7 +205,6 @@ def evidence(
                 "checks": checks,
             }
         )
-    bar.close()
     figures = [{**f, "section": FIGURE_SECTIONS[f["id"]]} for f in figure_data(seed, quick=quick)]
     return {
         "seed": seed,

@@ -368,3 +368,34 @@ def test_p_value_and_interval_tell_the_same_story():
         ci = est.confidence_interval(confidence)
         for edge in (ci.low, ci.high):
             assert est.p_value(edge) == pytest.approx(1 - confidence, rel=1e-6)
+
+
+def test_holm_levels_step_down_and_match_holms_refusals():
+    alpha = 0.01
+    p = [0.5, 0.0001, math.nan, 0.003, 0.0024]
+    levels = mc.holm_levels(p, alpha)
+    # sorted: 0.0001 <= alpha/5, 0.0024 <= alpha/4, 0.003 <= alpha/3, 0.5 > alpha/2: stop
+    assert levels[1] == pytest.approx(1 - alpha / 5)
+    assert levels[4] == pytest.approx(1 - alpha / 4)
+    assert levels[3] == pytest.approx(1 - alpha / 3)
+    assert levels[0] == levels[2] == pytest.approx(1 - alpha / 2)
+    refused = [x <= 1 - lv for x, lv in zip(p, levels, strict=True)]
+    assert refused == [False, True, False, True, True]
+    # Bonferroni refuses only the smallest
+    assert sum(x <= alpha / len(p) for x in p) == 1
+    with pytest.raises(ValueError, match="`alpha` must be in"):
+        mc.holm_levels(p, 0)
+
+
+def test_family_decisions_are_consistent_with_their_intervals():
+    est = mc.measure(SCENARIO, VAR1, seed=mc.seed_for(0, "family"))
+    truth = 64 * 0.125**2
+    predicted = [truth, truth * 1.05, truth * 0.99, truth]
+    decisions = mc.decide_family(predicted, [est] * 4, 0.01)
+    assert [d.outcome for d in decisions][:2] == [mc.Outcome.AGREES, mc.Outcome.DISAGREES]
+    for d in decisions:
+        inside = d.ci.low <= d.predicted <= d.ci.high
+        assert inside == (d.outcome is mc.Outcome.AGREES)
+        assert 1 - 0.01 <= d.confidence <= 1 - 0.01 / 4
+    with pytest.raises(ValueError, match="same length"):
+        mc.decide_family(predicted, [est], 0.01)

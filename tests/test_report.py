@@ -46,7 +46,16 @@ def test_forward_claim_is_verified_by_both_routes(quick_evidence):
     assert claim["verdict"] == "verified"
     for k in claim["checks"]:
         assert k["ci_low"] <= k["estimate"] <= k["ci_high"]
-        assert k["confidence"] == pytest.approx(1 - 0.01 / quick_evidence["n_checks"])
+        # Holm: every check is decided between the strictest level and 1 - alpha
+        assert quick_evidence["confidence"] == pytest.approx(1 - 0.01 / quick_evidence["n_checks"])
+        assert 1 - 0.01 <= k["confidence"] <= quick_evidence["confidence"]
+    levels = [k["confidence"] for c in quick_evidence["claims"] for k in c["checks"]]
+    refused = [
+        k for c in quick_evidence["claims"] for k in c["checks"] if k["outcome"] == "disagrees"
+    ]
+    assert refused and max(levels) > min(levels)  # the step-down relaxed the later checks
+    for k in refused:
+        assert not k["ci_low"] <= k["predicted"] <= k["ci_high"]
 
 
 def test_markdown_and_latex_show_steps_and_evidence(quick_evidence):
