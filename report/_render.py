@@ -30,6 +30,8 @@ _TEX_SPECIAL = {
     "}": r"\}",
     "~": r"$\sim$",
     "^": r"\^{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
 }
 _TEX_UNICODE = {
     "γ": r"$\gamma$",

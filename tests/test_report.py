@@ -75,6 +75,8 @@ def test_prose_escaping_keeps_math():
     assert report.tex_prose(r"50% of $x_1$ & y_2") == r"50\% of $x_1$ \& y\_2"
     with pytest.raises(ValueError, match="unbalanced"):
         report.tex_prose("a $b")
+    # OT1 fonts print < and > as inverted marks unless they are spelled out
+    assert report.tex_prose("norm <= theta > 0") == r"norm \textless{}= theta \textgreater{} 0"
 
 
 @NEED_TEX
