@@ -1065,24 +1065,19 @@ def relu_halves_variance() -> Claim:
         }
         values = {n_prev: WIDTH, gamma: g_num}
         probes.append(
-            Probe(
-                label=f"{label}-preactivation-ratio",
-                scenario=scenario,
-                observable=observable,
-                predicted=float(factor.subs(values)),
-                expression=factor,
-                expect=expected,
+            Probe.derived(
+                f"{label}-preactivation-ratio", scenario, observable, factor, values, expected
             )
         )
         if label == "xavier":
             probes.append(
-                Probe(
-                    label="lecture-xavier-preactivation-ratio",
-                    scenario=scenario,
-                    observable=observable,
-                    predicted=float(lecture_factor.subs(values)),
-                    expression=lecture_factor,
-                    expect="disagrees",
+                Probe.derived(
+                    "lecture-xavier-preactivation-ratio",
+                    scenario,
+                    observable,
+                    lecture_factor,
+                    values,
+                    "disagrees",
                 )
             )
     probes.append(

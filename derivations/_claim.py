@@ -140,6 +140,20 @@ class Probe:
     expression: sp.Expr
     expect: str = "agrees"
 
+    @classmethod
+    def derived(
+        cls,
+        label: str,
+        scenario: Mapping[str, object],
+        observable: Mapping[str, object],
+        expression: sp.Expr,
+        values: Mapping,
+        expect: str = "agrees",
+    ) -> Probe:
+        """A probe predicting ``expression`` with ``values`` substituted (never retyped)."""
+        predicted = float(sp.sympify(expression).subs(values))
+        return cls(label, scenario, observable, predicted, expression, expect)
+
 
 @dataclass(frozen=True)
 class Claim:

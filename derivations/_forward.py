@@ -16,6 +16,7 @@ References
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 
 import sympy as sp
@@ -46,46 +47,101 @@ w = sp.IndexedBase("w^{t}")
 h_prev = sp.IndexedBase("h^{t-1}")
 h = sp.IndexedBase("h^{t}")
 
-HALF, QUARTER = sp.Rational(1, 2), sp.Rational(1, 4)
+HALF = sp.Rational(1, 2)
 
 
-def _weight_instance(idx: tuple[int, ...], shared: dict, params) -> sp.Expr:
-    """Three-point law on ``{-s, 0, s}`` with variance ``gamma`` (kurtosis 2, not Gaussian)."""
-    s = sp.sqrt(2 * params[gamma])
-    name = "w_" + "_".join(map(str, idx))
-    return stats.FiniteRV(name, {-s: QUARTER, sp.Integer(0): HALF, s: QUARTER})
+def gauss3(name: str, var: sp.Expr) -> sp.Expr:
+    """Three-point law with the moments of :math:`N(0, v)` through order 5.
+
+    :math:`\\pm\\sqrt{3v}` with probability :math:`1/6` each and :math:`0` with
+    :math:`2/3` (Gauss-Hermite with three nodes): :math:`\\mathbb{E}[w^2] = v`,
+    :math:`\\mathbb{E}[w^4] = 3v^2`, odd moments 0.
+    """
+    r = sp.sqrt(3 * var)
+    sixth = sp.Rational(1, 6)
+    return stats.FiniteRV(name, {-r: sixth, sp.Integer(0): 4 * sixth, r: sixth})
 
 
-def _input_instance(idx: tuple[int, ...], shared: dict, params) -> sp.Expr:
-    """``mu + c a u_j``: a shared random scale ``a`` makes the entries dependent."""
-    if "a" not in shared:
-        shared["a"] = stats.FiniteRV("a", {sp.Integer(1): HALF, sp.Integer(2): HALF})
-    c = sp.sqrt(2 * params[v_prev] / 5)  # E[a^2] = 5/2, so Var[c a u] = v
-    u = stats.FiniteRV(f"u_{idx[0]}", {sp.Integer(-1): HALF, sp.Integer(1): HALF})
-    return params[mu_prev] + c * shared["a"] * u
+def weight_instance(prefix: str, variance: sp.Symbol) -> Callable:
+    """Concrete i.i.d. weights for the exact checks: :func:`gauss3` entries."""
+
+    def instance(idx: tuple[int, ...], shared: dict, params) -> sp.Expr:
+        return gauss3(f"{prefix}_" + "_".join(map(str, idx)), params[variance])
+
+    return instance
 
 
-MODEL = Model(
-    families=(
-        RandomFamily(w, "weights of layer t, i.i.d.", sp.Integer(0), gamma, True, _weight_instance),
-        RandomFamily(
-            h_prev,
-            "outputs of layer t-1, identically distributed",
-            mu_prev,
-            v_prev,
-            False,
-            _input_instance,
+def dependent_instance(prefix: str, mean: sp.Symbol, variance: sp.Symbol) -> Callable:
+    """``mean + c a u_k``: a shared random scale ``a`` makes the entries dependent."""
+
+    def instance(idx: tuple[int, ...], shared: dict, params) -> sp.Expr:
+        if "a" not in shared:
+            shared["a"] = stats.FiniteRV("a", {sp.Integer(1): HALF, sp.Integer(2): HALF})
+        c = sp.sqrt(2 * params[variance] / 5)  # E[a^2] = 5/2
+        u = stats.FiniteRV(f"{prefix}_{idx[0]}", {sp.Integer(-1): HALF, sp.Integer(1): HALF})
+        return params[mean] + c * shared["a"] * u
+
+    return instance
+
+
+def linear_model(
+    weights: sp.IndexedBase,
+    vector: sp.IndexedBase,
+    definitions: dict,
+    *,
+    width: sp.Symbol,
+    free: sp.Symbol,
+    gamma: sp.Symbol,
+    mean: sp.Symbol,
+    variance: sp.Symbol,
+    describe: tuple[str, str] = ("weights, i.i.d.", "entries, identically distributed"),
+    instance_params: dict | None = None,
+) -> Model:
+    """A layer's i.i.d. zero-mean weights and an independent vector of dependent entries.
+
+    The one model behind every linear-layer moment: the forward pass (``h^t = W^t
+    h^{t-1}``), the backward pass (``g^{t-1} = (W^t)^T g^t``), residual branches and
+    masked gradients differ only in ``definitions`` and names. The exact checks use
+    :func:`gauss3` weights and entries with a shared random scale.
+    """
+    return Model(
+        families=(
+            RandomFamily(
+                weights,
+                describe[0],
+                sp.Integer(0),
+                gamma,
+                True,
+                weight_instance(weights.name.split("^")[0], gamma),
+            ),
+            RandomFamily(
+                vector,
+                describe[1],
+                mean,
+                variance,
+                False,
+                dependent_instance(vector.name.split("^")[0], mean, variance),
+            ),
         ),
-    ),
-    definitions={h: ((i,), sp.Sum(w[i, j] * h_prev[j], (j, 1, n_prev)))},
-    mutually_independent=frozenset({w, h_prev}),
+        definitions=definitions,
+        mutually_independent=frozenset({weights, vector}),
+        width=width,
+        free_indices={free: 1},
+        instance_params=instance_params
+        or {gamma: sp.Rational(2, 9), mean: sp.Rational(2, 5), variance: sp.Rational(5, 2)},
+    )
+
+
+MODEL = linear_model(
+    w,
+    h_prev,
+    {h: ((i,), sp.Sum(w[i, j] * h_prev[j], (j, 1, n_prev)))},
     width=n_prev,
-    free_indices={i: 1},
-    instance_params={
-        gamma: sp.Rational(2, 9),
-        mu_prev: sp.Rational(2, 5),
-        v_prev: sp.Rational(5, 2),
-    },
+    free=i,
+    gamma=gamma,
+    mean=mu_prev,
+    variance=v_prev,
+    describe=("weights of layer t, i.i.d.", "outputs of layer t-1, identically distributed"),
 )
 
 ASSUMPTIONS = (
@@ -235,16 +291,16 @@ def forward_variance() -> Claim:
             "input": {"law": "normal", "mean": 0.0, "std": float(sp.sqrt(v))},
             "dtype": "float64",
         }
-        for moment, expr in (("mean", mean.result), ("var", variance.result)):
-            probes.append(
-                Probe(
-                    label=f"{label}-{moment}",
-                    scenario=scenario,
-                    observable={"direction": "forward", "moment": moment, "layer": 1},
-                    predicted=float(expr.subs(values)),
-                    expression=expr,
-                )
+        probes += [
+            Probe.derived(
+                f"{label}-{moment}",
+                scenario,
+                {"direction": "forward", "moment": moment, "layer": 1},
+                expr,
+                values,
             )
+            for moment, expr in (("mean", mean.result), ("var", variance.result))
+        ]
 
     return Claim(
         id="forward-variance",

@@ -38,7 +38,6 @@ from sympy import stats
 from ._calculus import (
     Ex,
     Model,
-    RandomFamily,
     Rewrite,
     evaluate_sums,
     expand_square,
@@ -49,21 +48,11 @@ from ._calculus import (
 )
 from ._check import Chain, check_algebraic
 from ._claim import Assumption, Check, Claim, Derivation, Probe, Status
+from ._forward import linear_model, weight_variance
 
 HALF, QUARTER = sp.Rational(1, 2), sp.Rational(1, 4)
 
 # --------------------------------------------------------------------------- shared
-
-
-def weight_variance(law: str, params: dict) -> sp.Expr:
-    """Exact variance of a weight law from its density with ``sympy.stats``."""
-    if law == "normal":
-        rv = stats.Normal("w", 0, params["std"])
-    elif law == "uniform":
-        rv = stats.Uniform("w", -params["bound"], params["bound"])
-    else:
-        raise ValueError(f"`law` must be 'normal' or 'uniform'; got law={law!r}")
-    return sp.simplify(stats.variance(rv))
 
 
 def _normal_std_for(per_layer: sp.Expr, n: int) -> sp.Expr:
@@ -87,43 +76,6 @@ def _mlp(widths, std, *, dtype="float64", residual=False, upstream=False) -> dic
     if upstream:
         scenario["upstream"] = {"law": "normal", "std": 1.0}
     return scenario
-
-
-def _gradient_model(
-    base_w: sp.IndexedBase,
-    base_u: sp.IndexedBase,
-    definitions: dict,
-    width: sp.Symbol,
-    free: sp.Symbol,
-    gamma: sp.Symbol,
-    mu: sp.Symbol,
-    v: sp.Symbol,
-) -> Model:
-    """i.i.d. zero-mean weights ``a`` and identically distributed, dependent entries ``u``."""
-
-    def weight_instance(idx, shared, params):
-        s = sp.sqrt(2 * params[gamma])  # three-point law, variance gamma, kurtosis 2
-        name = f"{base_w.name}_" + "_".join(map(str, idx))
-        return stats.FiniteRV(name, {-s: QUARTER, sp.Integer(0): HALF, s: QUARTER})
-
-    def vector_instance(idx, shared, params):
-        if "scale" not in shared:  # a shared random scale makes the entries dependent
-            shared["scale"] = stats.FiniteRV("c", {sp.Integer(1): HALF, sp.Integer(2): HALF})
-        c = sp.sqrt(2 * params[v] / 5)  # E[c^2] = 5/2
-        e = stats.FiniteRV(f"e_{idx[0]}", {sp.Integer(-1): HALF, sp.Integer(1): HALF})
-        return params[mu] + c * shared["scale"] * e
-
-    return Model(
-        families=(
-            RandomFamily(base_w, "i.i.d. weights", sp.Integer(0), gamma, True, weight_instance),
-            RandomFamily(base_u, "identically distributed entries", mu, v, False, vector_instance),
-        ),
-        definitions=definitions,
-        mutually_independent=frozenset({base_w, base_u}),
-        width=width,
-        free_indices={free: 1},
-        instance_params={gamma: sp.Rational(2, 9), mu: sp.Rational(2, 5), v: sp.Rational(5, 2)},
-    )
 
 
 def expand_products(expr: sp.Expr, model: Model) -> Rewrite:
@@ -305,7 +257,16 @@ BACKWARD_ASSUMPTIONS = (
 @cache
 def _backward_variance() -> Derivation:
     """``E[(g^{t-1}_j)^2]`` for ``g^{t-1}_j = sum_i w_ij g^t_i`` (column ``j`` of ``W^t``)."""
-    model = _gradient_model(W_B, G, {G_PREV: ((J_IDX,), GRAD_SUM)}, N_T, J_IDX, GAMMA, MU_G, V_G)
+    model = linear_model(
+        W_B,
+        G,
+        {G_PREV: ((J_IDX,), GRAD_SUM)},
+        width=N_T,
+        free=J_IDX,
+        gamma=GAMMA,
+        mean=MU_G,
+        variance=V_G,
+    )
     return (
         Chain("backward second moment", Ex(G_PREV[J_IDX] ** 2), model, BACKWARD_ASSUMPTIONS)
         .apply(substitute_definitions)
@@ -1294,15 +1255,15 @@ U = sp.IndexedBase("u")
 R_OUT = sp.IndexedBase("r")
 P_OUT = sp.IndexedBase("p")
 _BRANCH = sp.Sum(A_W[I_IDX, J_IDX] * U[J_IDX], (J_IDX, 1, N_RES))
-RESIDUAL_MODEL = _gradient_model(
+RESIDUAL_MODEL = linear_model(
     A_W,
     U,
     {R_OUT: ((I_IDX,), U[I_IDX] + _BRANCH), P_OUT: ((I_IDX,), _BRANCH)},
-    N_RES,
-    I_IDX,
-    GAMMA_RES,
-    MU_U,
-    V_U,
+    width=N_RES,
+    free=I_IDX,
+    gamma=GAMMA_RES,
+    mean=MU_U,
+    variance=V_U,
 )
 THETA = sp.Symbol("theta", positive=True)
 G_NORM = sp.Symbol("r", positive=True)

@@ -54,11 +54,11 @@ from ._calculus import (
 )
 from ._check import Chain
 from ._claim import Assumption, Check, Claim, Derivation, Probe, Status
+from ._forward import linear_model
 from ._gaussian import gaussian_integral
 from ._gradients import (
     D2L_FACTORS,
     D2L_N,
-    _gradient_model,
     _product,
     _unevaluated_jacobian,
     _vector,
@@ -240,15 +240,15 @@ def _jacobian_chain() -> Derivation:
 
 def _masked_second_moment() -> Derivation:
     """``E[(g^{t-1}_j)^2]`` for ``g^{t-1}_j = sum_i w_ij u_i`` by the moment calculus."""
-    model = _gradient_model(
+    model = linear_model(
         W_B,
         U,
         {G_PREV: ((J_IDX,), sp.Sum(W_B[I_IDX, J_IDX] * U[I_IDX], (I_IDX, 1, N_T)))},
-        N_T,
-        J_IDX,
-        GAMMA,
-        MU_U,
-        V_U,
+        width=N_T,
+        free=J_IDX,
+        gamma=GAMMA,
+        mean=MU_U,
+        variance=V_U,
     )
     return (
         Chain(

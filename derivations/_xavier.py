@@ -55,13 +55,16 @@ from ._calculus import (
 from ._check import Chain
 from ._claim import Assumption, Check, Claim, Derivation, Probe, Status
 from ._forward import (
+    dependent_instance,
     forward_variance,
     gamma,
     layer_moments,
+    linear_model,
     mu_prev,
     n_prev,
     v_prev,
     w,
+    weight_instance,
     weight_variance,
 )
 
@@ -253,38 +256,6 @@ def law_moments(laws: Mapping[sp.IndexedBase, sp.Expr]) -> Callable[[sp.Expr, Mo
 # --------------------------------------------------------------------------- instances
 
 
-def _gauss3(name: str, var: sp.Expr) -> sp.Expr:
-    """Three-point law with the moments of :math:`N(0, v)` through order 5.
-
-    :math:`\\pm\\sqrt{3v}` with probability :math:`1/6` each and :math:`0` with
-    :math:`2/3` (Gauss-Hermite with three nodes): :math:`\\mathbb{E}[w^2] = v`,
-    :math:`\\mathbb{E}[w^4] = 3v^2`, odd moments 0.
-    """
-    r = sp.sqrt(3 * var)
-    sixth = sp.Rational(1, 6)
-    return stats.FiniteRV(name, {-r: sixth, sp.Integer(0): 4 * sixth, r: sixth})
-
-
-def _weight_instance(prefix: str, variance: sp.Symbol) -> Callable:
-    def instance(idx: tuple[int, ...], shared: dict, params) -> sp.Expr:
-        return _gauss3(f"{prefix}_" + "_".join(map(str, idx)), params[variance])
-
-    return instance
-
-
-def _dependent_instance(prefix: str, mean: sp.Symbol, variance: sp.Symbol) -> Callable:
-    """``mean + c a u_k``: a shared random scale ``a`` makes the entries dependent."""
-
-    def instance(idx: tuple[int, ...], shared: dict, params) -> sp.Expr:
-        if "a" not in shared:
-            shared["a"] = stats.FiniteRV("a", {sp.Integer(1): HALF, sp.Integer(2): HALF})
-        c = sp.sqrt(2 * params[variance] / 5)  # E[a^2] = 5/2
-        u = stats.FiniteRV(f"{prefix}_{idx[0]}", {sp.Integer(-1): HALF, sp.Integer(1): HALF})
-        return params[mean] + c * shared["a"] * u
-
-    return instance
-
-
 def _law(law: str, params: Mapping[str, sp.Expr]) -> dict:
     return {"law": law, **{k: float(v) for k, v in params.items()}}
 
@@ -297,29 +268,16 @@ def _solve1(eq: sp.Eq, symbol: sp.Symbol) -> sp.Expr:
 
 # =========================================================================== backward
 
-BACKWARD_MODEL = Model(
-    families=(
-        RandomFamily(
-            w,
-            "weights of layer t, i.i.d.",
-            sp.Integer(0),
-            gamma,
-            True,
-            _weight_instance("w", gamma),
-        ),
-        RandomFamily(
-            g,
-            "upstream gradient dl/dh^t, identically distributed",
-            m_t,
-            b_t,
-            False,
-            _dependent_instance("g", m_t, b_t),
-        ),
-    ),
-    definitions={g_prev: ((j,), sp.Sum(w[i, j] * g[i], (i, 1, n_t)))},
-    mutually_independent=frozenset({w, g}),
+BACKWARD_MODEL = linear_model(
+    w,
+    g,
+    {g_prev: ((j,), sp.Sum(w[i, j] * g[i], (i, 1, n_t)))},
     width=n_t,
-    free_indices={j: 1},
+    free=j,
+    gamma=gamma,
+    mean=m_t,
+    variance=b_t,
+    describe=("weights of layer t, i.i.d.", "upstream gradient dl/dh^t, identically distributed"),
     instance_params={gamma: sp.Rational(1, 3), m_t: sp.Rational(2, 5), b_t: sp.Rational(5, 2)},
 )
 
@@ -457,13 +415,8 @@ def backward_variance() -> Claim:
             ("var-fan-in", "var", wrong_factor * b_t, "disagrees"),
         ):
             probes.append(
-                Probe(
-                    label=f"{label}-{suffix}",
-                    scenario=scenario,
-                    observable={**obs, "moment": moment},
-                    predicted=float(expr.subs(values)),
-                    expression=expr,
-                    expect=expect,
+                Probe.derived(
+                    f"{label}-{suffix}", scenario, {**obs, "moment": moment}, expr, values, expect
                 )
             )
 
@@ -509,7 +462,7 @@ LOSS_MODEL = Model(
             sp.Integer(0),
             gamma_d,
             True,
-            _weight_instance("c", gamma_d),
+            weight_instance("c", gamma_d),
         ),
         RandomFamily(
             rest,
@@ -517,7 +470,7 @@ LOSS_MODEL = Model(
             sp.Integer(0),
             gamma_d,
             True,
-            _weight_instance("u", gamma_d),
+            weight_instance("u", gamma_d),
         ),
         RandomFamily(
             h_in,
@@ -525,7 +478,7 @@ LOSS_MODEL = Model(
             mu_in,
             v_in,
             False,
-            _dependent_instance("x", mu_in, v_in),
+            dependent_instance("x", mu_in, v_in),
         ),
     ),
     definitions={
@@ -735,16 +688,7 @@ def backward_independence() -> Claim:
         if with_independent:
             cases.append(("independent", independent, "disagrees"))
         for suffix, expr, expect in cases:
-            probes.append(
-                Probe(
-                    label=f"{label}-{suffix}",
-                    scenario=scenario,
-                    observable=obs,
-                    predicted=float(expr.subs(values)),
-                    expression=expr,
-                    expect=expect,
-                )
-            )
+            probes.append(Probe.derived(f"{label}-{suffix}", scenario, obs, expr, values, expect))
 
     return Claim(
         id="backward-independence",
@@ -895,16 +839,7 @@ def second_moment_recursion() -> Claim:
             ("second-moment", ratio, "agrees"),
             ("variance", loose_ratio, "disagrees"),
         ):
-            probes.append(
-                Probe(
-                    label=f"{label}-{suffix}",
-                    scenario=scenario,
-                    observable=obs,
-                    predicted=float(expr.subs(values)),
-                    expression=expr,
-                    expect=expect,
-                )
-            )
+            probes.append(Probe.derived(f"{label}-{suffix}", scenario, obs, expr, values, expect))
 
     return Claim(
         id="second-moment-recursion",
@@ -1084,15 +1019,8 @@ def xavier() -> Claim:
                 ("backward", bwd_var, {"direction": "backward", "moment": "var", "layer": 0})
             )
         for direction, expr, obs in cases:
-            probes.append(
-                Probe(
-                    label=f"{n_in_}x{n_out_}-{label}-{direction}",
-                    scenario=scenario,
-                    observable=obs,
-                    predicted=float(expr.subs(values)),
-                    expression=expr,
-                )
-            )
+            label_ = f"{n_in_}x{n_out_}-{label}-{direction}"
+            probes.append(Probe.derived(label_, scenario, obs, expr, values))
         if not backward:  # the naive prediction ignores the truncation
             probes.append(
                 Probe(
@@ -1182,7 +1110,7 @@ AFFINE_MODEL = Model(
             mu_pre,
             v_pre,
             False,
-            _dependent_instance("h", mu_pre, v_pre),
+            dependent_instance("h", mu_pre, v_pre),
         ),
         RandomFamily(
             g_act,
@@ -1190,7 +1118,7 @@ AFFINE_MODEL = Model(
             m_t,
             b_t,
             False,
-            _dependent_instance("g", m_t, b_t),
+            dependent_instance("g", m_t, b_t),
         ),
     ),
     definitions={
@@ -1335,12 +1263,12 @@ def linear_activation() -> Claim:
         ("backward-var", bwd_var.result.subs(b_t, bwd_lin), "backward", "var", 0),
     )
     probes = tuple(
-        Probe(
-            label=f"100x30-identity-{label}",
-            scenario=scenario,
-            observable={"direction": direction, "moment": moment, "layer": layer},
-            predicted=float(expr.subs(identity).subs(values)),
-            expression=expr,
+        Probe.derived(
+            f"100x30-identity-{label}",
+            scenario,
+            {"direction": direction, "moment": moment, "layer": layer},
+            expr,
+            {**identity, **values},
         )
         for label, expr, direction, moment, layer in cases
     )
