@@ -96,6 +96,26 @@ def test_pdf_compiles_and_contains_every_title(quick_evidence, tmp_path):
 
 
 @NEED_TEX
+def test_handout_blanks_every_step_and_keys_it(quick_evidence, tmp_path):
+    paths = report.write_report(quick_evidence, tmp_path / "h", handout=True)
+    names = {p.name for p in paths}
+    assert {"handout.md", "handout.tex", "handout.pdf"} <= names and "evidence.json" not in names
+    md = (tmp_path / "h" / "handout.md").read_text(encoding="utf-8")
+    steps = [(c["id"], s) for c in quick_evidence["claims"] for s in c["symbolic"]["steps"]]
+    assert md.count(r"\underline{\qquad\qquad\qquad}") == len(steps)
+    key = md.split("## Answer key", 1)[1]
+    for cid, s in steps:
+        assert f"[{cid} {s['derivation']} {s['number']}] ${s['after']}$" in key
+    text = subprocess.run(
+        ["pdftotext", str(tmp_path / "h" / "handout.pdf"), "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "Answer key" in text
+
+
+@NEED_TEX
 def test_same_seed_gives_the_same_bytes(tmp_path):
     for name in ("a", "b"):
         report.write_report(report.evidence(9, quick=True), tmp_path / name)
