@@ -136,8 +136,9 @@ class Estimate:
                     ConfidenceInterval(edge, 1.0) if self.value else ConfidenceInterval(0, 1 - edge)
                 )
             half = math.sqrt(math.log(2 / delta) / (2 * self.n_replicates))
-            return ConfidenceInterval(max(0.0, self.value - half), min(1.0, self.value + half))
-        return ConfidenceInterval(self.value - half, self.value + half)
+            low, high = max(0.0, self.value - half), min(1.0, self.value + half)
+            return ConfidenceInterval(float(low), float(high))
+        return ConfidenceInterval(float(self.value - half), float(self.value + half))
 
     def p_value(self, predicted: float) -> float:
         """The largest ``1 - confidence`` whose interval still contains ``predicted``.
