@@ -170,9 +170,11 @@ def _weights(layer: int, rows: int, cols: int) -> sp.Matrix:
     return sp.Matrix(rows, cols, lambda a, b: sp.Symbol(f"w^{{{layer}}}_{{{a + 1}{b + 1}}}"))
 
 
-def jacobian_network(act: Callable[[sp.Expr], sp.Expr] = SIGMA) -> dict:
-    """The symbolic two-layer network ``3 -> 2 -> 4`` used by :func:`mlp_jacobian`."""
-    n0, n1, n2 = WIDTHS_JAC
+def jacobian_network(
+    act: Callable[[sp.Expr], sp.Expr] = SIGMA, widths: tuple[int, int, int] = WIDTHS_JAC
+) -> dict:
+    """A symbolic two-layer network (``3 -> 2 -> 4`` for :func:`mlp_jacobian`)."""
+    n0, n1, n2 = widths
     h0 = _vector("h^{0}", n0)
     w1, w2 = _weights(1, n1, n0), _weights(2, n2, n1)
     z1 = w1 * h0

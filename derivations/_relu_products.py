@@ -61,8 +61,7 @@ from ._gradients import (
     D2L_N,
     _product,
     _unevaluated_jacobian,
-    _vector,
-    _weights,
+    jacobian_network,
     weight_variance,
 )
 
@@ -106,14 +105,7 @@ def _relu(z: sp.Expr) -> sp.Expr:
 
 
 def _network() -> dict:
-    n0, n1, n2 = WIDTHS
-    h0 = _vector("h^{0}", n0)
-    w1, w2 = _weights(1, n1, n0), _weights(2, n2, n1)
-    z1 = w1 * h0
-    h1 = z1.applyfunc(_relu)
-    z2 = w2 * h1
-    h2 = z2.applyfunc(_relu)
-    return {"h0": h0, "W1": w1, "W2": w2, "z1": z1, "h1": h1, "z2": z2, "h2": h2}
+    return jacobian_network(_relu, WIDTHS)
 
 
 def _pattern_subs(net: dict) -> dict:
