@@ -28,6 +28,7 @@ References
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from functools import cache
 
@@ -48,7 +49,7 @@ from ._calculus import (
 )
 from ._check import Chain, check_algebraic
 from ._claim import Assumption, Check, Claim, Derivation, Probe, Status
-from ._forward import linear_model, weight_variance
+from ._forward import layer_moments, linear_model, weight_variance
 
 HALF, QUARTER = sp.Rational(1, 2), sp.Rational(1, 4)
 
@@ -258,7 +259,11 @@ BACKWARD_ASSUMPTIONS = (
 
 @cache
 def _backward_variance() -> Derivation:
-    """``E[(g^{t-1}_j)^2]`` for ``g^{t-1}_j = sum_i w_ij g^t_i`` (column ``j`` of ``W^t``)."""
+    """``Var[g^{t-1}_j]`` for ``g^{t-1}_j = sum_i w_ij g^t_i`` (column ``j`` of ``W^t``).
+
+    The chain of :func:`~derivations._forward.layer_moments`, the same as for the
+    forward pass and for L6.2; only the model differs.
+    """
     model = linear_model(
         W_B,
         G,
@@ -269,17 +274,8 @@ def _backward_variance() -> Derivation:
         mean=MU_G,
         variance=V_G,
     )
-    return (
-        Chain("backward second moment", Ex(G_PREV[J_IDX] ** 2), model, BACKWARD_ASSUMPTIONS)
-        .apply(substitute_definitions)
-        .apply(expand_square)
-        .apply(linearity)
-        .apply(factor_independent)
-        .apply(substitute_moments)
-        .apply(evaluate_sums)
-        .assume("zero-mean-gradient")
-        .done()
-    )
+    _, variance, _ = layer_moments(G_PREV[J_IDX], model, BACKWARD_ASSUMPTIONS, "zero-mean-gradient")
+    return dataclasses.replace(variance, name="backward variance")
 
 
 def _opaque_activations(net: dict) -> dict:

@@ -143,7 +143,7 @@ def test_chain_rule_in_the_wrong_order_is_refuted():
 
 def test_backward_second_moment_and_probes():
     c = claim("mlp_jacobian")
-    backward = derivation(c, "backward second moment")
+    backward = derivation(c, "backward variance")
     assert sp.simplify(backward.result - g.N_T * g.GAMMA * g.V_G) == 0
     # wrong fan: the fan-in n_{t-1} is refuted as the result
     wrong = check_algebraic(backward.result, g.N_PREV * g.GAMMA * g.V_G, {})
