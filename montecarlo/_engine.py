@@ -87,7 +87,7 @@ def site_stats(x: np.ndarray, fractions: bool = False, lognorm: bool = False) ->
     ``x`` has shape ``(r, entries, inputs)``. Moments of a replicate with any
     non-finite entry are ``nan``; the non-finite and overflow fractions say how many.
     ``fractions`` adds the zero and subnormal fractions (in ``x``'s own dtype),
-    ``lognorm`` the mean over inputs of :math:`\\log(\\lVert x_{\\cdot b}\rVert^2 / n)`.
+    ``lognorm`` the mean over inputs of :math:`\\log(\\lVert x_{\\cdot b}\\rVert^2 / n)`.
     """
     r = x.shape[0]
     flat = x.reshape(r, -1)
@@ -259,11 +259,6 @@ def simulate_mlp(
     def run_chunk(c: int, lo: int, r: int) -> None:
         io_rng = rng(child(seed, c, 0))
         layer_seed = child(seed, c, 1)
-        order = list(range(1, depth + 1))
-        if backward and not store_all:
-            starts = range(((depth - 1) // segment) * segment, -1, -segment)
-            order += [t for s in starts for t in range(s + 1, min(s + segment, depth) + 1)]
-        draws = (_draw(layer_seed, sc, t, r, dtype) for t in order)
         x = sample_weights(io_rng, sc.input_law, (r, widths[0], batch), np.dtype(np.float64))
         h = (sc.input_mean + x).astype(dtype, copy=False)
         fwd[lo : lo + r, 0] = site_stats(h, *extra)
@@ -271,7 +266,7 @@ def simulate_mlp(
         stored: dict[int, tuple] = {}
         with np.errstate(**quiet):
             for t in range(1, depth + 1):
-                w, b = next(draws)
+                w, b = _draw(layer_seed, sc, t, r, dtype)
                 h_in = h
                 h, z = step(h, w, b, t)
                 fwd[lo : lo + r, t] = site_stats(h, *extra)
@@ -295,7 +290,7 @@ def simulate_mlp(
                     stored = {}
                     hs = checkpoints[start]
                     for t in range(start + 1, stop + 1):
-                        w, b = next(draws)
+                        w, b = _draw(layer_seed, sc, t, r, dtype)
                         hs, z = step(hs, w, b, t)
                         stored[t] = (w, z)
                 for t in range(stop, start, -1):
