@@ -14,30 +14,70 @@ import sympy as sp
 
 
 class Status(StrEnum):
-    """Three-valued outcome of a symbolic check (as in SymPy's own fuzzy logic).
+    """How much a check (or a step, or a claim) establishes, strongest first.
 
-    ``undecided`` never counts as a pass: a step that could not be checked is
-    shown as such.
+    * ``proved``: a symbolic argument valid on the whole declared domain of every
+      symbol; only :mod:`derivations._kernel` gives it.
+    * ``computed``: a result SymPy computed (``diff``, ``integrate``, ``series``,
+      ``doit``), with an independent cross-check where one exists.
+    * ``tested``: exact agreement at points drawn from each symbol's domain, or on
+      instances generated from the network itself.
+    * ``undecided``: nothing could decide it; never counts as a pass.
+    * ``refuted``: a counterexample, shown.
     """
 
     PROVED = "proved"
-    REFUTED = "refuted"
+    COMPUTED = "computed"
+    TESTED = "tested"
     UNDECIDED = "undecided"
+    REFUTED = "refuted"
+
+    @property
+    def rank(self) -> int:
+        """Strength: ``refuted`` 0 < ``undecided`` < ``tested`` < ``computed`` < ``proved`` 4."""
+        return _RANK[self]
+
+
+_RANK = {
+    Status.REFUTED: 0,
+    Status.UNDECIDED: 1,
+    Status.TESTED: 2,
+    Status.COMPUTED: 3,
+    Status.PROVED: 4,
+}
+
+#: The statuses from strongest to weakest, for counting and display.
+STATUSES: tuple[Status, ...] = tuple(sorted(Status, key=lambda s: -s.rank))
 
 
 def combine(statuses: tuple[Status, ...] | list[Status]) -> Status:
-    """Conjunction of three-valued results: one refutation refutes, all proofs prove.
+    """Conjunction: the weakest status; one refutation refutes; nothing is undecided.
 
+    >>> combine([Status.PROVED, Status.TESTED])
+    <Status.TESTED: 'tested'>
     >>> combine([Status.PROVED, Status.UNDECIDED])
     <Status.UNDECIDED: 'undecided'>
     >>> combine([])
     <Status.UNDECIDED: 'undecided'>
     """
+    if not statuses:
+        return Status.UNDECIDED
+    return min(statuses, key=lambda s: s.rank)
+
+
+def strongest(statuses: tuple[Status, ...] | list[Status]) -> Status:
+    """Alternative routes to one fact: the strongest, unless any route refutes it.
+
+    >>> strongest([Status.TESTED, Status.PROVED])
+    <Status.PROVED: 'proved'>
+    >>> strongest([Status.PROVED, Status.REFUTED])
+    <Status.REFUTED: 'refuted'>
+    """
+    if not statuses:
+        return Status.UNDECIDED
     if Status.REFUTED in statuses:
         return Status.REFUTED
-    if statuses and all(s is Status.PROVED for s in statuses):
-        return Status.PROVED
-    return Status.UNDECIDED
+    return max(statuses, key=lambda s: s.rank)
 
 
 @dataclass(frozen=True)
@@ -87,7 +127,9 @@ class Step:
 
     @property
     def status(self) -> Status:
-        return combine([c.status for c in self.checks])
+        """Each check is a route to the step (the rule with its preconditions, simplify,
+        an exact instance, a numeric cross-check): the strongest, unless one refutes."""
+        return strongest([c.status for c in self.checks])
 
 
 @dataclass(frozen=True)
@@ -163,8 +205,8 @@ class Claim:
     (verdict ``refuted``); ``qualification`` states the extra condition under which
     the lecture's version holds (verdict ``qualified``).
 
-    ``status`` is the symbolic status: the conjunction of every derivation step and
-    of the independent confirmations.
+    ``status`` is the symbolic status: the weakest of its derivations' steps;
+    independent confirmations can refute it but do not weaken it.
     """
 
     id: str
@@ -181,6 +223,8 @@ class Claim:
 
     @property
     def status(self) -> Status:
-        return combine(
-            [d.status for d in self.derivations] + [c.status for c in self.confirmations]
-        )
+        if any(c.status is Status.REFUTED for c in self.confirmations):
+            return Status.REFUTED
+        if not self.derivations:
+            return combine([c.status for c in self.confirmations])
+        return combine([d.status for d in self.derivations])
