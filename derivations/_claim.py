@@ -93,11 +93,15 @@ class Check:
         Its three-valued result.
     detail : str
         What was compared, in words, including the reason when not proved.
+    counterexample : mapping, optional
+        For a refutation: the point or instance that refutes, as ``name -> value``
+        strings (a point's symbols, or an instance's parameters and widths).
     """
 
     method: str
     status: Status
     detail: str
+    counterexample: Mapping[str, str] | None = field(default=None, hash=False, compare=False)
 
 
 @dataclass(frozen=True)
