@@ -15,12 +15,12 @@ References
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import sympy as sp
 
-from ._claim import Check, Status
+from ._kernel import Obligation
 
 
 class Ex(sp.Function):
@@ -87,9 +87,6 @@ class OffDiagonalSum(sp.Expr):
         )
 
 
-InstanceLaw = Callable[[tuple[int, ...], dict, Mapping[sp.Symbol, sp.Expr]], sp.Expr]
-
-
 @dataclass(frozen=True)
 class RandomFamily:
     """The entries ``base[idx]`` of one random array.
@@ -103,13 +100,15 @@ class RandomFamily:
         The common mean and variance of every entry (entries are identically
         distributed).
     entries_independent : bool
-        Whether distinct entries are mutually independent (true for i.i.d.
+        Whether distinct entries are declared mutually independent (true for i.i.d.
         weights, false for the activations of a previous layer).
-    instance : callable
-        ``instance(idx, shared, params)`` returns a concrete ``sympy.stats``
-        expression with the declared moments at the parameter values ``params``;
-        ``shared`` holds random variables common to several entries, so that
-        dependent entries can be built.
+    computed : bool
+        Whether the entries are computed by the network (a previous layer's outputs,
+        an upstream gradient) rather than sampled by the initializer. The exact
+        checks generate computed entries from a real layer, whatever is declared.
+    law : {"any", "normal"}
+        The declared law of sampled entries: any law with the declared mean and
+        variance, or Gaussian (needed for moments beyond the second).
     """
 
     base: sp.IndexedBase
@@ -117,7 +116,8 @@ class RandomFamily:
     mean: sp.Expr
     variance: sp.Expr
     entries_independent: bool
-    instance: InstanceLaw = field(compare=False, repr=False)
+    computed: bool = False
+    law: str = "any"
 
     def moment(self, p: int) -> sp.Expr | None:
         """Declared raw moment of order ``p`` (1 or 2), else ``None``."""
@@ -145,7 +145,7 @@ class Model:
     mutually_independent: frozenset[sp.IndexedBase]
     width: sp.Symbol
     free_indices: Mapping[sp.Symbol, int] = field(hash=False)
-    instance_params: Mapping[sp.Symbol, sp.Expr] = field(hash=False)
+    parameters: frozenset[sp.Symbol] = frozenset()
 
     def family(self, base: sp.IndexedBase) -> RandomFamily | None:
         return next((f for f in self.families if f.base == base), None)
@@ -164,37 +164,15 @@ class Model:
             return (atom.base, *atom.indices)
         return (atom.base,)
 
-    def independent(self, x: sp.Indexed, y: sp.Indexed, distinct: frozenset) -> bool | None:
-        """Whether entries ``x`` and ``y`` lie in different independent blocks.
-
-        Returns ``None`` when the declarations do not decide it (for example two
-        entries whose indices are different symbols not known to be distinct).
-        """
-        if x.base != y.base:
-            both = {x.base, y.base} <= self.mutually_independent
-            return True if both else None
-        fam = self.family(x.base)
-        if fam is None or not fam.entries_independent:
-            return None
-        for a, b in zip(x.indices, y.indices, strict=True):
-            if a.is_Integer and b.is_Integer and a != b:
-                return True
-            if (a, b) in distinct or (b, a) in distinct:
-                return True
-        return None
-
 
 @dataclass(frozen=True)
 class Rewrite:
-    """What a rule produced: the new expression, a reason, and its preconditions."""
+    """What a rule produced: the new expression, a reason, and the obligations the
+    kernel must discharge for the step to be proved."""
 
     after: sp.Expr
     why: str
-    preconditions: tuple[Check, ...]
-
-
-def _proved(detail: str) -> Check:
-    return Check("preconditions", Status.PROVED, detail)
+    obligations: tuple[Obligation, ...]
 
 
 # --------------------------------------------------------------------------- rules
@@ -213,12 +191,8 @@ def substitute_definitions(expr: sp.Expr, model: Model) -> Rewrite:
     after = expr.replace(
         lambda e: isinstance(e, sp.Indexed) and e.base in model.definitions, expand
     )
-    used = sorted(str(b) for b in model.definitions if expr.has(b))
-    return Rewrite(
-        after,
-        "definition of the layer",
-        (_proved(f"declared definitions used: {', '.join(used) or 'none'}"),),
-    )
+    used = tuple(sorted((b for b in model.definitions if expr.has(b)), key=str))
+    return Rewrite(after, "definition of the layer", (Obligation("defined", used),))
 
 
 def variance_definition(expr: sp.Expr, model: Model) -> Rewrite:
@@ -226,10 +200,14 @@ def variance_definition(expr: sp.Expr, model: Model) -> Rewrite:
     after = expr.replace(
         lambda e: isinstance(e, Var), lambda e: Ex(e.args[0] ** 2) - Ex(e.args[0]) ** 2
     )
+    args = sp.Add(*[e.args[0] for e in expr.atoms(Var)])
     return Rewrite(
         after,
         r"$\operatorname{Var}[X] = \mathbb{E}[X^2] - \mathbb{E}[X]^2$",
-        (_proved("every family declares a finite variance, so E[X^2] exists"),),
+        (
+            Obligation("finite-moments", (substitute_definitions(args, model).after, 2)),
+            Obligation("finite-sums", (substitute_definitions(args, model).after,)),
+        ),
     )
 
 
@@ -255,7 +233,7 @@ def expand_square(expr: sp.Expr, model: Model) -> Rewrite:
     return Rewrite(
         after,
         r"$(\sum_j a_j)^2 = \sum_j a_j^2 + \sum_{j \neq k} a_j a_k$",
-        (_proved("each expanded sum has finitely many terms (1..n)"),),
+        (Obligation("finite-sums", (expr,)),),
     )
 
 
@@ -288,7 +266,7 @@ def linearity(expr: sp.Expr, model: Model) -> Rewrite:
     return Rewrite(
         after,
         r"$\mathbb{E}[\sum_j c_j X_j] = \sum_j c_j \mathbb{E}[X_j]$ for finite sums",
-        (_proved("all sums are finite and every moment used is declared finite"),),
+        (Obligation("finite-sums", (expr,)), Obligation("finite-moments", (after, 2))),
     )
 
 
@@ -330,39 +308,20 @@ def factor_independent(expr: sp.Expr, model: Model) -> Rewrite:
         return e.func(*[walk(a, distinct) for a in e.args])
 
     after = walk(expr, frozenset())
-    checks = []
-    for groups, distinct in applications:
-        undecided = [
-            (x, y)
-            for gi, g in enumerate(groups)
-            for h in groups[gi + 1 :]
-            for x in g
-            for y in h
-            if model.independent(x, y, distinct) is not True
-        ]
-        label = " | ".join(", ".join(map(str, g)) for g in groups)
-        if undecided:
-            checks.append(
-                Check(
-                    "preconditions",
-                    Status.UNDECIDED,
-                    f"independence of {undecided[0][0]} and {undecided[0][1]} is not declared",
-                )
-            )
-        else:
-            checks.append(_proved(f"declared mutually independent: {label}"))
-    if not checks:
-        checks.append(Check("preconditions", Status.UNDECIDED, "no product was factored"))
+    obligations = tuple(
+        Obligation("independent", (tuple(tuple(g) for g in groups), distinct))
+        for groups, distinct in applications
+    )
     return Rewrite(
         after,
         r"$\mathbb{E}[XY] = \mathbb{E}[X]\,\mathbb{E}[Y]$ for independent $X, Y$",
-        tuple(checks),
+        obligations or (Obligation("independent", ((), frozenset())),),
     )
 
 
 def substitute_moments(expr: sp.Expr, model: Model) -> Rewrite:
     """Replace :math:`\\mathbb{E}[x]` and :math:`\\mathbb{E}[x^2]` by declared moments."""
-    used: set[str] = set()
+    used: dict[tuple, Obligation] = {}
 
     def moment(e: Ex) -> sp.Expr:
         parts = _factors(e.args[0], model)
@@ -374,18 +333,167 @@ def substitute_moments(expr: sp.Expr, model: Model) -> Rewrite:
         value = fam.moment(p) if fam is not None else None
         if value is None:
             return e
-        used.add(f"E[{atom.base}^{p}] = {value}" if p > 1 else f"E[{atom.base}] = {value}")
+        used.setdefault((atom.base, p), Obligation("moment", (atom, p, value)))
         return value
 
     after = expr.replace(lambda e: isinstance(e, Ex), moment)
     return Rewrite(
         after,
         "the declared moments of identically distributed entries",
-        (_proved("; ".join(sorted(used)) or "no moment substituted"),),
+        tuple(used[k] for k in sorted(used, key=str)),
     )
 
 
 def evaluate_sums(expr: sp.Expr, model: Model) -> Rewrite:
     """Sum terms that no longer depend on the summation index."""
     after = expr.replace(lambda e: isinstance(e, (sp.Sum, OffDiagonalSum)), lambda e: e.doit())
-    return Rewrite(after, r"a sum of $n$ equal terms is $n$ times the term", ())
+    return Rewrite(
+        after,
+        r"a sum of $n$ equal terms is $n$ times the term",
+        (Obligation("finite-sums", (expr,)),),
+    )
+
+
+def distribute(expr: sp.Expr, model: Model) -> Rewrite:
+    r"""Multiply out products and integer powers of sums of terms inside expectations.
+
+    :math:`\mathbb{E}[(X + Y)^2] \to \mathbb{E}[X^2 + 2XY + Y^2]`; ``Sum`` objects are
+    treated as single terms (their squares are left to
+    :func:`~derivations._calculus.expand_square`).
+    """
+    after = expr.replace(lambda e: isinstance(e, Ex), lambda e: Ex(sp.expand(e.args[0])))
+    return Rewrite(after, "multiply out polynomial products (distributive law)", ())
+
+
+def _fresh(index: sp.Symbol, taken: set[sp.Symbol]) -> sp.Symbol:
+    new = index
+    while new in taken:
+        new = sp.Symbol(new.name + "'", **new.assumptions0)
+    return new
+
+
+def absorb_into_sums(expr: sp.Expr, model: Model) -> Rewrite:
+    r"""Move factors into finite sums: :math:`X \sum_m Y_m = \sum_m X Y_m`.
+
+    A product of two sums becomes a double sum, the inner summation index renamed
+    when it clashes (:math:`\sum_m X_m \sum_m Y_m = \sum_m \sum_{m'} X_m Y_{m'}`).
+    Off-diagonal sums absorb factors free of both their indices.
+    """
+
+    def absorb(e: sp.Mul) -> sp.Expr:
+        args = list(e.args)
+        for pos, f in enumerate(args):
+            if isinstance(f, sp.Sum):
+                rest = sp.Mul(*(args[:pos] + args[pos + 1 :]))
+                taken = rest.free_symbols | f.free_symbols | _bound(rest)
+                for k, *_ in f.limits:
+                    if k in taken:
+                        new = _fresh(k, taken | _bound(f))
+                        f = f.xreplace({k: new})
+                        taken.add(new)
+                return sp.Sum(rest * f.function, *f.limits)
+            if isinstance(f, OffDiagonalSum):
+                rest = sp.Mul(*(args[:pos] + args[pos + 1 :]))
+                if not ({f.j, f.k} & (rest.free_symbols | _bound(rest))):
+                    return OffDiagonalSum(rest * f.summand, f.j, f.k, f.n)
+        return e
+
+    def is_target(e: sp.Basic) -> bool:
+        return isinstance(e, sp.Mul) and any(
+            isinstance(f, (sp.Sum, OffDiagonalSum)) for f in e.args
+        )
+
+    def inside(e: Ex) -> Ex:
+        arg = e.args[0]
+        while True:
+            new = arg.replace(is_target, absorb)
+            if new == arg:
+                return Ex(arg)
+            arg = new
+
+    after = expr.replace(lambda e: isinstance(e, Ex), inside)
+    return Rewrite(
+        after,
+        r"$X \sum_m Y_m = \sum_m X Y_m$ for finite sums ($X$ free of $m$)",
+        (Obligation("finite-sums", (expr,)),),
+    )
+
+
+def _bound(expr: sp.Basic) -> set[sp.Symbol]:
+    """Summation indices bound anywhere inside ``expr``."""
+    out: set[sp.Symbol] = set()
+    for s_ in expr.atoms(sp.Sum):
+        out |= {lim[0] for lim in s_.limits}
+    for o in expr.atoms(OffDiagonalSum):
+        out |= {o.j, o.k}
+    return out
+
+
+def expand_expectations(expr: sp.Expr, model: Model) -> Rewrite:
+    r"""Multiply everything out and push :math:`\mathbb{E}` down to products of entries.
+
+    Repeats :func:`~derivations._calculus.expand_square`, :func:`distribute`,
+    :func:`absorb_into_sums` and :func:`~derivations._calculus.linearity` until nothing
+    changes, so that every expectation is of a single product of random entries inside
+    (off-diagonal) sums.
+    """
+    rules = (expand_square, distribute, absorb_into_sums, linearity)
+    obligations: list[Obligation] = []
+    after = expr
+    for _ in range(20):
+        before = after
+        for rule in rules:
+            rewrite = rule(after, model)
+            if rewrite.after != after:
+                obligations.extend(o for o in rewrite.obligations if o not in obligations)
+                after = rewrite.after
+        if after == before:
+            break
+    else:
+        raise ValueError("expand_expectations reached no fixed point in 20 rounds")
+    return Rewrite(
+        after,
+        r"$(\sum_j a_j)^2 = \sum_j a_j^2 + \sum_{j \neq k} a_j a_k$, the distributive law, "
+        r"$X \sum_m Y_m = \sum_m X Y_m$ and linearity of $\mathbb{E}$ over finite sums",
+        tuple(obligations),
+    )
+
+
+def gaussian_moments(expr: sp.Expr, model: Model) -> Rewrite:
+    r"""Replace :math:`\mathbb{E}[x^p]` by the moment of a family declared Gaussian.
+
+    For :math:`x \sim N(\mu, v)`,
+    :math:`\mathbb{E}[x^p] = \sum_k \binom{p}{k} \mu^{p-k} v^{k/2} (k-1)!!` over even
+    :math:`k` (so :math:`\mathbb{E}[w^4] = 3\gamma^2` for zero-mean weights).
+    """
+    used: dict = {}
+
+    def moment(e: Ex) -> sp.Expr:
+        parts = _factors(e.args[0], model)
+        if parts is None or len(parts) != 1:
+            return e
+        atom, f = parts[0]
+        p = int(f.exp) if isinstance(f, sp.Pow) else 1
+        fam = model.family(atom.base)
+        if fam is None or fam.law != "normal":
+            return e
+        used[atom.base] = Obligation("gaussian", (atom.base, fam.mean, fam.variance))
+        return sp.expand(
+            sp.Add(
+                *[
+                    sp.binomial(p, k)
+                    * fam.mean ** (p - k)
+                    * fam.variance ** (k // 2)
+                    * sp.factorial2(k - 1)
+                    for k in range(0, p + 1, 2)
+                ]
+            )
+        )
+
+    after = expr.replace(lambda e: isinstance(e, Ex), moment)
+    return Rewrite(
+        after,
+        r"Gaussian moments $\mathbb{E}[x^p] = \sum_{k \text{ even}} \binom{p}{k} "
+        r"\mu^{p-k} v^{k/2} (k-1)!!$",
+        tuple(used[k] for k in sorted(used, key=str)),
+    )

@@ -7,7 +7,7 @@ report can render it and the tests can inspect it without re-running anything.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 import sympy as sp
@@ -102,6 +102,10 @@ class Check:
     status: Status
     detail: str
     counterexample: Mapping[str, str] | None = field(default=None, hash=False, compare=False)
+
+    def named(self, method: str, what: str) -> Check:
+        """The same result under another name, ``what`` prefixed to its detail."""
+        return replace(self, method=f"{method} ({self.method})", detail=f"{what}: {self.detail}")
 
 
 @dataclass(frozen=True)

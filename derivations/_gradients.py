@@ -38,8 +38,8 @@ from sympy import stats
 
 from ._calculus import (
     Ex,
-    Model,
-    Rewrite,
+    absorb_into_sums,
+    distribute,
     evaluate_sums,
     expand_square,
     factor_independent,
@@ -50,6 +50,7 @@ from ._calculus import (
 from ._check import Chain, check_algebraic
 from ._claim import Assumption, Check, Claim, Derivation, Probe, Status
 from ._forward import layer_moments, linear_model, weight_variance
+from ._kernel import disproof, sign
 
 HALF, QUARTER = sp.Rational(1, 2), sp.Rational(1, 4)
 
@@ -77,39 +78,6 @@ def _mlp(widths, std, *, dtype="float64", residual=False, upstream=False) -> dic
     if upstream:
         scenario["upstream"] = {"law": "normal", "std": 1.0}
     return scenario
-
-
-def expand_products(expr: sp.Expr, model: Model) -> Rewrite:
-    """Expand polynomial products inside each expectation (sums stay whole)."""
-    after = expr.replace(lambda e: isinstance(e, Ex), lambda e: Ex(sp.expand(e.args[0])))
-    return Rewrite(after, "polynomial expansion", (_proved("finite polynomial identity"),))
-
-
-def factor_into_sums(expr: sp.Expr, model: Model) -> Rewrite:
-    r""":math:`c \sum_j a_j = \sum_j c\, a_j` for ``c`` free of the summation index."""
-
-    def move(e: sp.Mul) -> sp.Expr:
-        sums = [f for f in e.args if isinstance(f, sp.Sum)]
-        if len(sums) != 1:
-            return e
-        (s,) = sums
-        rest = sp.Mul(*[f for f in e.args if f is not s])
-        if rest.free_symbols & {lim[0] for lim in s.limits}:
-            return e
-        return sp.Sum(rest * s.function, *s.limits)
-
-    after = expr.replace(
-        lambda e: isinstance(e, sp.Mul) and any(isinstance(f, sp.Sum) for f in e.args), move
-    )
-    return Rewrite(
-        after,
-        r"$c \sum_j a_j = \sum_j c\,a_j$",
-        (_proved("the factor does not contain the summation index"),),
-    )
-
-
-def _proved(detail: str) -> Check:
-    return Check("preconditions", Status.PROVED, detail)
 
 
 def _diag_derivative(act: Callable[[sp.Expr], sp.Expr], z: sp.Matrix) -> sp.Matrix:
@@ -226,8 +194,7 @@ def lecture_jacobian_comparison() -> tuple[Check, Check]:
 
 def _rejects(check: Check, what: str) -> Check:
     """A proof that the slide's equation is false, from a check that refutes it."""
-    status = Status.PROVED if check.status is Status.REFUTED else Status.UNDECIDED
-    return Check(f"lecture form rejected: {check.method}", status, f"{what}: {check.detail}")
+    return disproof(check, f"lecture form rejected: {what}")
 
 
 I_IDX, J_IDX = sp.symbols("i j", integer=True, positive=True)
@@ -481,7 +448,7 @@ def _confirm_backward_by_stats(general: sp.Expr, widths=range(1, 3)) -> Check:
             )
     return Check(
         f"sympy.stats n_t={widths.start}..{widths.stop - 1}",
-        Status.PROVED,
+        Status.TESTED,
         "exact E[(sum_i W_i G_i)^2] with W_i ~ N(0, γ_t), G_i ~ N(μ_g, v_g) equals the "
         "derived second moment before the zero-mean step",
     )
@@ -845,18 +812,14 @@ def gaussian_products() -> Claim:
         + confirm_mean.detail,
     )
     gap_value = gap.result.subs({DEPTH: 1, N_DOF: D2L_N})
-    positive_gap = Check(
-        "sign",
-        Status.PROVED if sp.simplify(gap_value).is_positive else Status.UNDECIDED,
-        f"per-factor gap at n = {D2L_N}: {sp.simplify(gap_value)} > 0 (log(x) > psi(x) for x > 0)",
-    )
+    positive_gap = sign(gap_value, "positive", f"per-factor gap at n = {D2L_N} (log x > psi(x))")
     (typical_threshold,) = sp.solve(sp.Eq(growth_mean.result.subs(DEPTH, 1), 0), SIGMA_W)
     demo_m2 = mean_square.result.subs({DEPTH: D2L_FACTORS, N_DOF: D2L_N, SIGMA_W: 1})
     ev = float(d2l.result)
     sd = float(sp.sqrt(entry_var_expr))
     demo = Check(
         "evaluation",
-        Status.PROVED if decade.result.is_Integer else Status.UNDECIDED,
+        Status.COMPUTED if decade.result.is_Integer else Status.UNDECIDED,
         f"D2L demo (101 factors, n = 4, sigma = 1): E log|M_ij| = {ev:.3f} nats = "
         f"{ev / np.log(10):.2f} decades, sd {sd:.2f} nats = {sd / np.log(10):.2f} decades; "
         f"typical entries ~ 10^{ev / np.log(10):.1f}, while the mean-square growth is "
@@ -1148,7 +1111,7 @@ def float_range() -> Claim:
     bound = bound_expr.subs(bound_values)
     bound_check = Check(
         "Chernoff bound",
-        Status.PROVED if sp.N(bound, 30) < sp.Float("1e-9") else Status.UNDECIDED,
+        Status.COMPUTED if sp.N(bound, 30) < sp.Float("1e-9") else Status.UNDECIDED,
         f"P(a float16 column of the width-{OVERFLOW_WIDTH} network is still finite at layer "
         f"{OVERFLOW_DEPTH - 1}) <= {float(sp.N(bound, 30)):.3g} at t = {bound_values[T_CHERNOFF]} "
         "(exact arithmetic, 1 nat of slack for rounding)",
@@ -1192,22 +1155,27 @@ def _float_confirmations(formats: dict) -> tuple[Check, ...]:
     big = EXPLODING**LECTURE_DEPTH
     small = VANISHING**LECTURE_DEPTH
     f16, f32 = formats["float16"], formats["float32"]
-    exact = bool(big > f16["max"] and big < f32["max"])
-    exact &= bool(small < f16["subnormal"] / 2 and small > f32["tiny"])
+    margins = (
+        big - f16["max"],
+        f32["max"] - big,
+        f16["subnormal"] / 2 - small,
+        small - f32["tiny"],
+    )
     with np.errstate(over="ignore", under="ignore"):
         n16 = (np.float16(float(big)), np.float16(float(small)))
         n32 = (np.float32(float(big)), np.float32(float(small)))
     rounding = bool(np.isinf(n16[0]) and n16[1] == 0 and np.isfinite(n32[0]) and n32[1] > 0)
     return (
-        Check(
-            "exact comparison",
-            Status.PROVED if exact else Status.REFUTED,
+        sign(
+            sp.Min(*margins),
+            "positive",
             "(3/2)^100 > float16 max and < float32 max; (4/5)^100 < half the float16 "
-            "smallest subnormal (so it rounds to 0) and > float32 smallest normal",
+            "smallest subnormal (so it rounds to 0) and > float32 smallest normal: the "
+            "smallest margin",
         ),
         Check(
             "numpy rounding",
-            Status.PROVED if rounding else Status.REFUTED,
+            Status.TESTED if rounding else Status.REFUTED,
             f"numpy: float16(1.5^100) = {n16[0]}, float16(0.8^100) = {n16[1]}, "
             f"float32: {n32[0]:.4g}, {n32[1]:.4g}",
         ),
@@ -1304,10 +1272,10 @@ def _second_moment(target: sp.IndexedBase, name: str) -> Derivation:
         substitute_definitions
     )
     if target is R_OUT:
-        chain = chain.apply(expand_products)
+        chain = chain.apply(distribute)
     chain = chain.apply(expand_square).apply(linearity)
     if target is R_OUT:
-        chain = chain.apply(factor_into_sums).apply(linearity)
+        chain = chain.apply(absorb_into_sums).apply(linearity)
     return chain.apply(factor_independent).apply(substitute_moments).apply(evaluate_sums).done()
 
 
@@ -1436,12 +1404,7 @@ def residual_and_clipping() -> Claim:
 
 
 def _nonnegative(expr: sp.Expr) -> Check:
-    ok = sp.simplify(expr).is_nonnegative
-    return Check(
-        "sign",
-        Status.PROVED if ok else Status.UNDECIDED,
-        f"theta - ||g|| = {sp.simplify(expr)} >= 0 in this case",
-    )
+    return sign(expr, "nonnegative", "theta - ||g|| in this case")
 
 
 def _residual_probes(factor: sp.Expr) -> tuple[Probe, ...]:
