@@ -27,6 +27,7 @@ from ._budget import CHECK_SECONDS, BudgetExceeded, time_budget
 from ._calculus import Ex, Model, OffDiagonalSum, Rewrite, Var
 from ._claim import Assumption, Check, Derivation, Status, Step
 from ._instance import check_instance
+from ._series import check_series
 from ._kernel import discharge, gaussian_lemma, has_operator, prove_identity, prove_orders
 
 #: Points drawn from the declared domain by :func:`check_points`.
@@ -168,6 +169,16 @@ def _numeric(expr: sp.Expr) -> sp.Expr:
         return value
 
 
+def _exact(value: sp.Expr) -> sp.Expr:
+    """``value`` simplified, and rewritten in ``exp`` when that shows it is 0."""
+    value = sp.simplify(value)
+    if value != 0 and value.has(sp.tanh, sp.sinh, sp.cosh, sp.exp):
+        rewritten = sp.simplify(value.rewrite(sp.exp))
+        if rewritten == 0:
+            return rewritten
+    return value
+
+
 def check_points(diff: sp.Basic, rng: random.Random, method: str = "points") -> Check:
     """``before - after`` at :data:`POINTS` points of the declared domain.
 
@@ -178,7 +189,7 @@ def check_points(diff: sp.Basic, rng: random.Random, method: str = "points") -> 
     exact = evaluated = 0
     for point in _points(diff, rng):
         try:
-            values = [sp.simplify(e.subs(point)) for e in _entries(diff)]
+            values = [_exact(e.subs(point)) for e in _entries(diff)]
         except (TypeError, ValueError, ZeroDivisionError):
             continue
         if all(v == 0 for v in values):
@@ -288,11 +299,6 @@ def check_algebraic(before: sp.Basic, after: sp.Basic, subs: Mapping[sp.Symbol, 
         if orders is not None:
             return orders
     if isinstance(after, sp.Expr) and not isinstance(after, sp.MatrixBase):
-        try:  # TEMP until _series lands
-            from ._series import check_series
-        except ImportError:
-            check_series = lambda b, a: None  # noqa: E731
-
         series = check_series(before, after)
         if series is not None:
             return series
@@ -304,7 +310,7 @@ def check_algebraic(before: sp.Basic, after: sp.Basic, subs: Mapping[sp.Symbol, 
     if computed is not None:
         return computed
     try:
-        return check_points(before - after, rng)
+        return check_points(b - a, rng)
     except BudgetExceeded as exc:  # pragma: no cover - points are exact and small
         return Check("points", Status.UNDECIDED, str(exc))
 

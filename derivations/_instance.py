@@ -170,9 +170,12 @@ def _conditional_laws(row: Law, xs: Law) -> tuple[Law, ...]:
 
 
 def build_instance(
-    model: Model, n: int, subs: Mapping[sp.Symbol, sp.Expr], rng: random.Random
+    model: Model, n: int, subs: Mapping[sp.Symbol, sp.Expr], rng: random.Random, turn: int = 0
 ) -> Instance:
     """Draw a concrete network of width ``n`` for ``model`` (see the module notes).
+
+    ``turn`` rotates the laws of sampled families, so that the instances of one check
+    (one per width) use different laws.
 
     Raises
     ------
@@ -217,7 +220,8 @@ def build_instance(
         xs = rng.choice(INPUT_LAWS)
         probs = tuple(p1 * p2 for (_, p1), (_, p2) in product(xs, xs))
         description.append(f"input x_1, x_2 i.i.d. on {{{', '.join(str(v) for v, _ in xs)}}}")
-    for fam in model.families:
+    start = rng.randrange(len(UNIT_LAWS))
+    for k, fam in enumerate(model.families):
         if fam.computed:
             name = rng.choice(sorted(UNIT_LAWS))
             laws = _conditional_laws(UNIT_LAWS[name], xs)
@@ -226,7 +230,8 @@ def build_instance(
             computed[fam.base] = tuple(_affine(law, a, b) for law in laws)
             description.append(f"{fam.base} = {a} relu(V x) + {b}, V {name}")
         else:
-            name = "gauss3" if fam.law == "normal" else rng.choice(sorted(UNIT_LAWS))
+            names = sorted(UNIT_LAWS)
+            name = "gauss3" if fam.law == "normal" else names[(start + k + turn) % len(names)]
             law = GAUSS3 if fam.law == "normal" else UNIT_LAWS[name]
             a, b = fit(fam.base, law)
             sampled[fam.base] = _affine(law, a, b)
@@ -266,18 +271,27 @@ def value(expr: sp.Basic, model: Model, inst: Instance) -> sp.Expr:
     return e.replace(lambda x: isinstance(x, Ex), lambda x: _expectation(x.args[0], model, inst))
 
 
+def _concrete(atoms: tuple[sp.Indexed, ...], model: Model, width: int) -> tuple:
+    """The entries with free indices fixed and other index symbols set to 1, 2, ...
+    (distinct values, so that entries with different index symbols differ)."""
+    fixed = {model.width: width, **model.free_indices}
+    atoms = tuple(a.subs(fixed) for a in atoms)
+    symbols = sorted({s for a in atoms for i in a.indices for s in i.free_symbols}, key=str)
+    used = {int(i) for a in atoms for i in a.indices if i.is_Integer}
+    free = (v for v in range(1, 100) if v not in used)
+    values = {s: next(free) for s in symbols}
+    return tuple(a.subs(values) for a in atoms)
+
+
 def _obligation_on(ob: Obligation, model: Model, inst: Instance) -> str | None:
     """``None`` when the instance satisfies ``ob``; otherwise the violation."""
     if ob.kind == "independent":
         groups, _ = ob.terms
-        n = {model.width: inst.width, **model.free_indices}
         for gi, g in enumerate(groups):
             for h in groups[gi + 1 :]:
                 for x in g:
                     for y in h:
-                        xx, yy = x.subs(n), y.subs(n)
-                        if not all(i.is_Integer for i in (*xx.indices, *yy.indices)):
-                            continue
+                        xx, yy = _concrete((x, y), model, inst.width)
                         if xx == yy:
                             return f"{x} and {y} are the same entry here"
                         ok, witness = inst.joint(xx, yy)
@@ -286,9 +300,7 @@ def _obligation_on(ob: Obligation, model: Model, inst: Instance) -> str | None:
         return None
     if ob.kind == "moment":
         atom, power, declared = ob.terms
-        a = atom.subs({model.width: inst.width, **model.free_indices})
-        if not all(i.is_Integer for i in a.indices):
-            return None
+        (a,) = _concrete((atom,), model, inst.width)
         got = _expectation(a ** int(power), model, inst)
         want = value(declared, model, inst)
         if sp.simplify(got - want) != 0:
@@ -311,9 +323,9 @@ def check_instance(
     """
     rng = random.Random(f"{seed}|{before}|{after}")
     shown = []
-    for n in WIDTHS:
+    for turn, n in enumerate(WIDTHS):
         try:
-            inst = build_instance(model, n, subs, rng)
+            inst = build_instance(model, n, subs, rng, turn)
             for ob in obligations:
                 why = _obligation_on(ob, model, inst)
                 if why is not None:

@@ -85,7 +85,7 @@ def prove_identity(before: sp.Basic, after: sp.Basic) -> Check | None:
                 return None
             diff = list(before - after)
         with time_budget(CHECK_SECONDS, "simplify"):
-            if all(sp.simplify(d) == 0 for d in diff):
+            if all(sp.simplify(d) == 0 or sp.simplify(d.rewrite(sp.exp)) == 0 for d in diff):
                 return Check("simplify", Status.PROVED, "simplify(before - after) = 0")
     except BudgetExceeded:
         return None

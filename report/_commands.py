@@ -1,4 +1,4 @@
-"""``initproof activation | init | claim``: check an activation, an init or a claim of one's own.
+"""``initproof activation | init | claim | step``: check an activation, an init, a claim or a step.
 
 Each command is a Python function returning plain data (what ``--json`` prints):
 
@@ -7,7 +7,9 @@ Each command is a Python function returning plain data (what ``--json`` prints):
 * :func:`init_command` -- the exact weight variance of a law and the forward and
   backward gain of every layer, with a simulated check per layer;
 * :func:`claim_command` -- the user's expected value of one moment at one layer
-  against the simulation and against the derived value.
+  against the simulation and against the derived value;
+* :func:`step_command` -- one step ``BEFORE = AFTER`` of a derivation of one's own,
+  checked by the kernel over the declared domains (no simulation).
 
 Every simulated check carries the fields of ``evidence.json``'s checks (``predicted``,
 ``estimate``, ``ci_low``, ``ci_high``, ``confidence``, ``n_samples``, ``outcome``, ...)
@@ -29,7 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 import sympy as sp
 
 #: The subcommands this module adds.
-COMMANDS = ("activation", "init", "claim")
+COMMANDS = ("activation", "init", "claim", "step")
 DEFAULT_ALPHA = 0.01
 #: Default target precision: coarser than the report's 1%, since a user activation runs
 #: through lambdify (slower than the engine's own) and deep ratios vary a lot.
@@ -760,7 +762,68 @@ def _claim_text(r: dict) -> str:
     return "\n".join(lines)
 
 
-RENDER = {"activation": _activation_text, "init": _init_text, "claim": _claim_text}
+# --------------------------------------------------------------------------- step
+
+
+def step_command(before: str, after: str, *, given: Sequence[str] | None = None) -> dict:
+    """Check one step ``before = after`` under the declarations ``given``; plain data.
+
+    Fields: ``before`` and ``after`` (as given), ``parsed`` (their SymPy forms),
+    ``given`` (the declarations, split on ``;``), ``symbols`` (every symbol's domain, law
+    and origin: ``given``, ``parameter`` of a law, or ``default``: undeclared, hence
+    real), ``status``, ``method``, ``reason``, ``counterexample`` (``name -> value`` or
+    ``None``) and ``notes``.
+    """
+    from derivations._step import check_step
+
+    r = check_step(before, after, list(given or ()))
+    return {
+        "command": "step",
+        "before": r.before_text,
+        "after": r.after_text,
+        "parsed": {"before": _expr(r.before), "after": _expr(r.after)},
+        "given": list(r.given),
+        "symbols": {
+            d.name: {
+                "domain": d.domain,
+                "law": None if d.law is None else str(d.law),
+                "origin": d.origin,
+            }
+            for d in r.declarations
+        },
+        "status": str(r.status),
+        "method": r.method,
+        "reason": r.reason,
+        "counterexample": None if r.counterexample is None else dict(r.counterexample),
+        "notes": list(r.notes),
+    }
+
+
+def _step_text(r: dict) -> str:
+    line = f"{r['status']}: {r['before']} = {r['after']}"
+    if r["status"] == "refuted" and r["counterexample"]:
+        line += " fails at " + ", ".join(f"{k} = {v}" for k, v in r["counterexample"].items())
+    lines = [f"{line} ({r['method']})", f"  {r['reason']}"]
+    if r["parsed"]["before"] != r["before"] or r["parsed"]["after"] != r["after"]:
+        lines.append(f"  parsed: {r['parsed']['before']} = {r['parsed']['after']}")
+    origin = {"given": "", "parameter": " (law parameter)"}
+    symbols = [
+        v["law"] or f"{k} {v['domain']}{origin[v['origin']]}"
+        for k, v in r["symbols"].items()
+        if v["origin"] != "default"
+    ]
+    if symbols:
+        lines.append(f"  given: {'; '.join(symbols)}")
+    lines += [f"  note: {n}" for n in r["notes"]]
+    return "\n".join(lines)
+
+
+RENDER = {
+    "activation": _activation_text,
+    "init": _init_text,
+    "claim": _claim_text,
+    "step": _step_text,
+}
 
 
 # --------------------------------------------------------------------------- argparse
@@ -793,7 +856,7 @@ def _law_args(p: argparse.ArgumentParser, positional: bool) -> None:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Add ``activation``, ``init`` and ``claim`` to the ``initproof`` parser."""
+    """Add ``activation``, ``init``, ``claim`` and ``step`` to the ``initproof`` parser."""
     act = sub.add_parser(
         "activation", help="moments, gains and fixed point of an activation of your own"
     )
@@ -820,10 +883,33 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     cl.add_argument("--layer", type=int, required=True, help="layer t")
     cl.add_argument("--expect", metavar="EXPR", required=True, help="expected value, e.g. '2**-10'")
     _common(cl)
+    st = sub.add_parser(
+        "step",
+        help="check one step BEFORE = AFTER of a derivation over the declared domains",
+        description="Check one step of a derivation: is BEFORE = AFTER for every value of "
+        "the symbols in their declared domains? Prints proved, computed, tested, undecided "
+        "or refuted (with a counterexample); exit 0 for any verdict, 2 for bad input. "
+        "E[...] is the expectation over a variable declared with --given 'x ~ N(0, q)'; "
+        "AFTER may end in + O(q**k) (a series step). Undeclared symbols are real. Put -- "
+        "before BEFORE if it starts with '-'.",
+    )
+    st.add_argument("before", metavar="BEFORE", help="left side, e.g. 'E[Max(0, x)**2]'")
+    st.add_argument("after", metavar="AFTER", help="right side, e.g. 'q/2' or '1 + q + O(q**2)'")
+    st.add_argument(
+        "--given",
+        metavar="DECL",
+        action="append",
+        default=[],
+        help="a declaration, repeatable: 'x ~ N(0, q)', 'x ~ U(-a, a)', 'x real', 'x > 0', "
+        "'x >= 0', 'n integer', 'n integer > 0'",
+    )
+    st.add_argument("--json", action="store_true", help="print plain data")
 
 
 def compute(args: argparse.Namespace) -> dict:
     """Run the command that ``args`` names; return its plain data."""
+    if args.command == "step":
+        return step_command(args.before, args.after, given=args.given)
     run = {
         "seed": args.seed,
         "precision": args.precision,
@@ -886,4 +972,5 @@ __all__ = [
     "compute",
     "init_command",
     "run",
+    "step_command",
 ]
