@@ -27,8 +27,8 @@ from ._budget import CHECK_SECONDS, BudgetExceeded, time_budget
 from ._calculus import Ex, Model, OffDiagonalSum, Rewrite, Var
 from ._claim import Assumption, Check, Derivation, Status, Step
 from ._instance import check_instance
-from ._series import check_series
 from ._kernel import discharge, gaussian_lemma, has_operator, prove_identity, prove_orders
+from ._series import check_series
 
 #: Points drawn from the declared domain by :func:`check_points`.
 POINTS = 12
@@ -295,11 +295,11 @@ def check_algebraic(before: sp.Basic, after: sp.Basic, subs: Mapping[sp.Symbol, 
     before, after = sp.sympify(before).subs(subs), sp.sympify(after).subs(subs)
     rng = random.Random(f"{before}|{after}")
     if isinstance(before, sp.Expr) and before.has(sp.Order):
-        orders = prove_orders(before, after)
+        orders = prove_orders(gaussian_lemma(before), gaussian_lemma(after))
         if orders is not None:
             return orders
     if isinstance(after, sp.Expr) and not isinstance(after, sp.MatrixBase):
-        series = check_series(before, after)
+        series = check_series(before, gaussian_lemma(after))
         if series is not None:
             return series
     proof = prove_identity(before, after) or prove_orders(before, after)

@@ -179,6 +179,10 @@ def lecture_jacobian_comparison() -> tuple[Check, Check]:
             f"diag(sigma') is {diag.shape[0]}x{diag.shape[1]} and (W^1)^T is "
             f"{wt.shape[0]}x{wt.shape[1]}: the product is undefined ({err}); the Jacobian "
             f"dh^1/dh^0 is {jac.shape[0]}x{jac.shape[1]}",
+            {
+                "diag(sigma')": f"{diag.shape[0]}x{diag.shape[1]}",
+                "(W^1)^T": f"{wt.shape[0]}x{wt.shape[1]}",
+            },
         )
     else:  # pragma: no cover - only reached if the widths are made equal
         shapes = Check("shapes", Status.UNDECIDED, "the shapes happen to match")
@@ -188,7 +192,7 @@ def lecture_jacobian_comparison() -> tuple[Check, Check]:
     z = w * h
     jac_sq = z.applyfunc(_identity).jacobian(h)
     square = check_algebraic(jac_sq, _diag_derivative(_identity, z) * w.T, {})
-    square = Check(f"square layer, sigma(x) = x ({square.method})", square.status, square.detail)
+    square = square.named("square layer, sigma(x) = x", "diag(1) W^T against the Jacobian W")
     return shapes, square
 
 

@@ -176,12 +176,39 @@ def _gaussian_value(integral: sp.Integral) -> sp.Expr | None:
     )
 
 
+def _normal_moments(e: stats.Expectation) -> sp.Expr | None:
+    r""":math:`\mathbb{E}[p(X)]` for a polynomial ``p`` of one ``sympy.stats`` Normal ``X``."""
+    if len(e.args) != 1:
+        return None
+    arg = e.args[0]
+    rvs = list(stats.random_symbols(arg))
+    if len(rvs) != 1:
+        return None
+    (X,) = rvs
+    dist = X.pspace.distribution
+    if type(dist).__name__ != "NormalDistribution" or not arg.is_polynomial(X):
+        return None
+    mean, std = dist.args
+    z = sp.Dummy("z")
+    poly = sp.Poly(sp.expand(arg.subs(X, mean + std * z)), z)
+    return sp.Add(*[c * sp.factorial2(k - 1) for (k,), c in poly.terms() if k % 2 == 0])
+
+
 def gaussian_lemma(expr: sp.Basic) -> sp.Basic:
-    """Replace each whole-line Gaussian integral of a piecewise polynomial by its value."""
-    if not isinstance(expr, sp.Basic) or not expr.has(sp.Integral):
+    r"""Replace each Gaussian expectation of a (piecewise) polynomial by its value.
+
+    Whole-line integrals against a Gaussian density, and ``sympy.stats``
+    expectations of a polynomial of one Normal variable, by the moments
+    :math:`\mathbb{E}[z^{2m}] = (2m-1)!!` of the standard normal.
+    """
+    if not isinstance(expr, sp.Basic) or not expr.has(sp.Integral, stats.Expectation):
         return expr
     try:
         with time_budget(CHECK_SECONDS, "Gaussian moments"):
+            expr = expr.replace(
+                lambda e: isinstance(e, stats.Expectation) and _normal_moments(e) is not None,
+                _normal_moments,
+            )
             return expr.replace(
                 lambda e: isinstance(e, sp.Integral) and _gaussian_value(e) is not None,
                 _gaussian_value,
