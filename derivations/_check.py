@@ -27,7 +27,14 @@ from ._budget import CHECK_SECONDS, BudgetExceeded, time_budget
 from ._calculus import Ex, Model, OffDiagonalSum, Rewrite, Var
 from ._claim import Assumption, Check, Derivation, Status, Step
 from ._instance import check_instance
-from ._kernel import discharge, gaussian_lemma, has_operator, prove_identity, prove_orders
+from ._kernel import (
+    discharge,
+    gaussian_lemma,
+    has_operator,
+    instantiate,
+    prove_identity,
+    prove_orders,
+)
 from ._series import check_series
 
 #: Points drawn from the declared domain by :func:`check_points`.
@@ -392,6 +399,37 @@ class Chain:
         """Record ``current = after``, computed by SymPy, and check it algebraically."""
         checks = [check_algebraic(self.current, after, self._subs(uses)), *extra]
         return self._record(after, rule, why, checks, uses)
+
+    def use(
+        self,
+        claim_id: str,
+        derivation: Derivation,
+        values: Mapping | None = None,
+        *,
+        lhs: sp.Basic | None = None,
+    ) -> Chain:
+        """Replace the current expression by another claim's result, as a recorded step.
+
+        The current expression must be the used derivation's start with ``values``
+        substituted (or ``lhs``, the part of it being replaced); the kernel checks
+        that, and that each value lies in its symbol's domain. The step is as strong as
+        the used derivation.
+        """
+        values = dict(values or {})
+        target = self.current if lhs is None else lhs
+        name = f"{claim_id} ({derivation.name})"
+        check = instantiate(
+            derivation.start, derivation.result, derivation.status, values, target, name
+        )
+        result = sp.sympify(derivation.result).xreplace(values)
+        after = result if lhs is None else self.current.xreplace({lhs: result})
+        return self._record(
+            after,
+            f"uses {claim_id}",
+            f"{derivation.name}: {sp.sstr(derivation.start)} = {sp.sstr(derivation.result)}",
+            [check],
+            (),
+        )
 
     def assume(self, name: str) -> Chain:
         """Substitute what the equality assumption ``name`` fixes (e.g. a zero mean).

@@ -229,6 +229,14 @@ class Claim:
     corrected: str | None = None
     qualification: str | None = None
 
+    def derivation(self, name: str) -> Derivation:
+        """The derivation called ``name`` (junctions between claims go by name)."""
+        for d in self.derivations:
+            if d.name == name:
+                return d
+        names = [d.name for d in self.derivations]
+        raise KeyError(f"claim {self.id!r} has no derivation name={name!r}; it has {names}")
+
     @property
     def status(self) -> Status:
         if any(c.status is Status.REFUTED for c in self.confirmations):

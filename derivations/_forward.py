@@ -174,8 +174,12 @@ def _confirm_by_sympy_stats(mean: sp.Expr, second: sp.Expr, widths=range(1, 5)) 
 
 
 def layer_moments(
-    entry: sp.Indexed, model: Model, assumptions: tuple[Assumption, ...], zero_mean: str
-) -> tuple[Derivation, Derivation, sp.Expr]:
+    entry: sp.Indexed,
+    model: Model,
+    assumptions: tuple[Assumption, ...],
+    zero_mean: str,
+    claim_id: str,
+) -> tuple[Derivation, Derivation, Derivation]:
     """Mean and variance of one entry of a linear layer, by the moment calculus.
 
     The same chain of rules serves the forward pass (``h^t = W^t h^{t-1}``) and the
@@ -183,10 +187,14 @@ def layer_moments(
 
     Returns
     -------
-    mean, variance : Derivation
-        The variance derivation ends with the assumption ``zero_mean``.
-    general : sympy.Expr
-        The variance before that assumption (the second-moment form).
+    mean : Derivation
+        Called ``"mean"``.
+    second : Derivation
+        Called ``"second moment"``: the variance with no assumption on the mean
+        (He's form, :math:`n\\gamma(v + \\mu^2)`).
+    variance : Derivation
+        Called ``"variance"``: uses ``second`` (a recorded junction of ``claim_id``),
+        then the assumption ``zero_mean``.
     """
     mean = (
         Chain("mean", Ex(entry), model, assumptions)
@@ -197,8 +205,8 @@ def layer_moments(
         .apply(evaluate_sums)
         .done()
     )
-    chain = (
-        Chain("variance", Var(entry), model, assumptions)
+    second = (
+        Chain("second moment", Var(entry), model, assumptions)
         .apply(substitute_definitions)
         .apply(variance_definition)
         .apply(expand_square)
@@ -206,9 +214,15 @@ def layer_moments(
         .apply(factor_independent)
         .apply(substitute_moments)
         .apply(evaluate_sums)
+        .done()
     )
-    general = chain.current
-    return mean, chain.assume(zero_mean).done(), general
+    variance = (
+        Chain("variance", Var(entry), model, assumptions)
+        .use(claim_id, second)
+        .assume(zero_mean)
+        .done()
+    )
+    return mean, second, variance
 
 
 @cache
@@ -235,7 +249,9 @@ def forward_variance() -> Claim:
     The lecture's form needs :math:`\\mu_{t-1} = 0`; the step that uses it is
     shown separately.
     """
-    mean, variance, general = layer_moments(h[i], MODEL, ASSUMPTIONS, "zero-mean-input")
+    mean, second, variance = layer_moments(
+        h[i], MODEL, ASSUMPTIONS, "zero-mean-input", "forward-variance"
+    )
 
     ratio = sp.simplify(variance.result / v_prev)
     (gamma_star,) = sp.solve(sp.Eq(ratio, 1), gamma)
@@ -275,8 +291,8 @@ def forward_variance() -> Claim:
             r"exactly when $n_{t-1}\gamma_t = 1$."
         ),
         assumptions=ASSUMPTIONS,
-        derivations=(mean, variance),
+        derivations=(mean, second, variance),
         conditions=conditions,
-        confirmations=(_confirm_by_sympy_stats(mean.result, general),),
+        confirmations=(_confirm_by_sympy_stats(mean.result, second.result),),
         probes=tuple(probes),
     )

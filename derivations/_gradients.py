@@ -28,7 +28,6 @@ References
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from functools import cache
 
@@ -229,7 +228,7 @@ BACKWARD_ASSUMPTIONS = (
 
 
 @cache
-def _backward_variance() -> Derivation:
+def _backward_variance() -> tuple[Derivation, Derivation]:
     """``Var[g^{t-1}_j]`` for ``g^{t-1}_j = sum_i w_ij g^t_i`` (column ``j`` of ``W^t``).
 
     The chain of :func:`~derivations._forward.layer_moments`, the same as for the
@@ -245,8 +244,10 @@ def _backward_variance() -> Derivation:
         mean=MU_G,
         variance=V_G,
     )
-    _, variance, _ = layer_moments(G_PREV[J_IDX], model, BACKWARD_ASSUMPTIONS, "zero-mean-gradient")
-    return dataclasses.replace(variance, name="backward variance")
+    _, second, variance = layer_moments(
+        G_PREV[J_IDX], model, BACKWARD_ASSUMPTIONS, "zero-mean-gradient", "mlp-jacobian"
+    )
+    return second, variance
 
 
 def _opaque_activations(net: dict) -> dict:
@@ -396,14 +397,14 @@ def mlp_jacobian() -> Claim:
         )
         .done()
     )
-    backward = _backward_variance()
+    second, backward = _backward_variance()
     ratio = sp.simplify(backward.result / V_G)
     (gamma_star,) = sp.solve(sp.Eq(ratio, 1), GAMMA)
     shapes, square = lecture_jacobian_comparison()
     confirmations = (
         _rejects(shapes, "slide's diag(sigma')(W^t)^T, widths 3 -> 2"),
         _rejects(square, "slide's diag(sigma')(W^t)^T, square layer"),
-        _confirm_backward_by_stats(backward.steps[-1].before),
+        _confirm_backward_by_stats(second.result),
     )
     probes = _jacobian_probes(backward.result)
     return Claim(
@@ -422,7 +423,7 @@ def mlp_jacobian() -> Claim:
             r"\operatorname{Var}[g^t_i]$ with the fan-out $n_t$."
         ),
         assumptions=JACOBIAN_ASSUMPTIONS,
-        derivations=(layer, chain_rule, grad_loss, weight_grad, slide_error, backward),
+        derivations=(layer, chain_rule, grad_loss, weight_grad, slide_error, second, backward),
         conditions=(sp.Eq(ratio, 1), sp.Eq(GAMMA, gamma_star)),
         confirmations=confirmations,
         probes=probes,

@@ -27,7 +27,7 @@ References
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import sympy as sp
@@ -368,6 +368,55 @@ def discharge(rule: Callable, model, obligations: tuple[Obligation, ...]) -> Che
     )
 
 
+# --------------------------------------------------------------------- junctions
+
+#: Assumptions a substituted value must keep, strongest first.
+_DOMAIN = ("integer", "positive", "nonnegative", "negative", "nonpositive", "nonzero", "real")
+
+
+def instantiate(
+    used_start: sp.Basic,
+    used_result: sp.Basic,
+    used_status: Status,
+    values: Mapping,
+    lhs: sp.Basic,
+    name: str,
+) -> Check:
+    """A use of another derivation's result ``start = result`` under ``values``.
+
+    ``proved`` when the used derivation is proved, ``lhs`` is its start with ``values``
+    substituted, and every substituted value lies in its symbol's declared domain (a
+    statement proved for every positive ``v`` holds for a positive value of ``v``);
+    otherwise the weaker status, with the reason. ``refuted`` when ``lhs`` is not an
+    instance of the used statement.
+    """
+    instance = sp.sympify(used_start).xreplace(dict(values))
+    if not (instance == lhs or sp.simplify(instance - lhs) == 0):
+        return Check(
+            "use",
+            Status.REFUTED,
+            f"{name} states {used_start} = {used_result}; with {dict(values)} its left side "
+            f"is {instance}, not {lhs}",
+        )
+    for symbol, value in values.items():
+        if not isinstance(symbol, sp.Symbol):
+            continue
+        forms = (sp.sympify(value), sp.factor(value), sp.simplify(value))
+        for key in _DOMAIN:
+            if getattr(symbol, f"is_{key}") and not any(
+                getattr(f, f"is_{key}") is True for f in forms
+            ):
+                return Check(
+                    "use",
+                    Status.UNDECIDED,
+                    f"{name}: the value {value} for {symbol} is not known to be {key}",
+                )
+    shown = f"{name}: {used_start} = {used_result}, at {dict(values)}"
+    if used_status is not Status.PROVED:
+        return Check("use", used_status, f"{shown} (the used result is {used_status})")
+    return Check("use", Status.PROVED, f"{shown}: an instance of a proved statement")
+
+
 # --------------------------------------------------------------------- route 4
 
 
@@ -410,6 +459,7 @@ __all__ = [
     "gaussian_lemma",
     "has_operator",
     "independent",
+    "instantiate",
     "is_lemma",
     "prove_identity",
     "prove_orders",

@@ -181,8 +181,8 @@ def per_layer_factors() -> dict[str, sp.Expr]:
     pre-activation ratio :math:`n\\gamma/2`; ``backward``: L6.2's :math:`n_t\\gamma`
     at equal widths.
     """
-    fwd = forward_variance().derivations[1].result
-    bwd = backward_variance().derivations[2].result
+    fwd = forward_variance().derivation("variance").result
+    bwd = backward_variance().derivation("variance").result
     return {
         "linear": sp.simplify(fwd / v_prev),
         "relu": second_moment_recursion().conditions[0].lhs,
@@ -192,8 +192,8 @@ def per_layer_factors() -> dict[str, sp.Expr]:
 
 def _relu_factor_chain() -> Derivation:
     """:math:`\\mathbb{E}[(h^t)^2]/\\mathbb{E}[(h^{t-1})^2]` for a relu layer, from S1 and L5.2."""
-    relu_second = second_moment_recursion().derivations[1].result  # q/2
-    general = forward_variance().derivations[1].steps[-1].before  # n gamma (v + mu^2)
+    relu_second = second_moment_recursion().derivation("relu second moment").result  # q/2
+    general = forward_variance().derivation("second moment").result  # n gamma (v + mu^2)
     var_z = general.subs(v_prev, m_prev - mu_prev**2)  # in terms of E[h^2] = m
     start = sp.Subs(relu_second, q, var_z) / m_prev
     return (
@@ -696,7 +696,7 @@ def _series_chains(name: str) -> tuple[list[Derivation], sp.Expr]:
 
 def _relu_chains() -> tuple[list[Derivation], sp.Expr, sp.Expr, sp.Expr]:
     """relu: :math:`\\chi = n\\gamma/2` from S1's second moment; Xavier and He."""
-    second = second_moment_recursion().derivations[1]  # E[relu(z)^2] = q/2, integrated
+    second = second_moment_recursion().derivation("relu second moment")  # q/2, integrated
     factor_start = n_prev * gamma * second.result / q
     factor = (
         Chain("relu: per-layer factor", factor_start, assumptions=SUMMARY_ASSUMPTIONS)

@@ -56,6 +56,8 @@ from ._claim import Assumption, Check, Claim, Derivation, Probe, Status
 from ._forward import (
     forward_variance,
     gamma,
+    h,
+    h_prev,
     layer_moments,
     linear_model,
     mu_prev,
@@ -220,7 +222,9 @@ def backward_variance() -> Claim:
         = n_t\\,\\gamma_t\\,(b_t + m_t^2).
     """
     model, asm = BACKWARD_MODEL, BACKWARD_ASSUMPTIONS
-    mean, variance, general = layer_moments(g_prev[j], model, asm, "zero-mean-upstream")
+    mean, second, variance = layer_moments(
+        g_prev[j], model, asm, "zero-mean-upstream", "backward-variance"
+    )
 
     factor = sp.simplify(variance.result / b_t)
     gamma_star = _solve1(sp.Eq(factor, 1), gamma)
@@ -268,9 +272,9 @@ def backward_variance() -> Claim:
             r"fan-in, sets the backward factor, and $n_t\gamma_t = 1$ preserves it."
         ),
         assumptions=asm,
-        derivations=(_transpose_derivation(), mean, variance),
+        derivations=(_transpose_derivation(), mean, second, variance),
         conditions=(sp.Eq(factor, 1), sp.Eq(gamma, gamma_star)),
-        confirmations=(_confirm_backward(mean.result, general),),
+        confirmations=(_confirm_backward(mean.result, second.result),),
         probes=tuple(probes),
     )
 
@@ -284,6 +288,7 @@ mu_in = sp.Symbol("mu_d-1", real=True)
 v_in = sp.Symbol("v_{d-1}", positive=True)
 col = sp.IndexedBase("c^{d}")
 rest = sp.IndexedBase("u^{d}")
+h_out = sp.IndexedBase("h^{d}")
 h_in = sp.IndexedBase("h^{d-1}")
 grad_in = sp.IndexedBase("g^{d-1}")
 #: exact backward variance over the independence prediction
@@ -466,10 +471,25 @@ def backward_independence() -> Claim:
     exact = sp.factor(chain.current.subs(mu_in, 0))
     variance = chain.step(exact, "simplify", "zero-mean input", uses=("zero-mean-input",)).done()
 
-    fwd = forward_variance().derivations[1].result
-    bwd = backward_variance().derivations[2].result
-    var_hd = fwd.subs({n_prev: n_in, gamma: gamma_d, v_prev: v_in})
-    independent = bwd.subs({n_t: n_out, gamma: gamma_d, b_t: var_hd})
+    layer_d = (
+        Chain("variance of h^d", Var(h_out[i]))
+        .use(
+            "forward-variance",
+            forward_variance().derivation("variance"),
+            {h: h_out, h_prev: h_in, n_prev: n_in, gamma: gamma_d, v_prev: v_in},
+        )
+        .done()
+    )
+    prediction = (
+        Chain("independence prediction", Var(grad_in[j]))
+        .use(
+            "backward-variance",
+            backward_variance().derivation("variance"),
+            {g_prev: grad_in, n_t: n_out, gamma: gamma_d, b_t: layer_d.result},
+        )
+        .done()
+    )
+    independent = prediction.result
     ratio = sp.cancel(exact / independent)
     err_expr = exact / independent - 1
     error = (
@@ -527,7 +547,16 @@ def backward_independence() -> Claim:
             r"by the relative error $(n_d + 1)/n_{d-1}$."
         ),
         assumptions=asm,
-        derivations=(_loss_gradient_derivation(), mean, variance, error, wide_in, equal),
+        derivations=(
+            _loss_gradient_derivation(),
+            mean,
+            variance,
+            layer_d,
+            prediction,
+            error,
+            wide_in,
+            equal,
+        ),
         conditions=(sp.Eq(rho, ratio),),
         confirmations=(_confirm_loss(variance.result),),
         probes=tuple(probes),
@@ -579,7 +608,8 @@ def relu_moments() -> tuple[Derivation, Derivation, Derivation]:
     first, second = out
     var = (
         Chain("relu variance", second.start - first.start**2)
-        .step(second.result - first.result**2, "sympy.integrate", "the two integrals above")
+        .use("second-moment-recursion", second, lhs=second.start)
+        .use("second-moment-recursion", first, lhs=first.start)
         .step(
             sp.expand(second.result - first.result**2),
             "expand",
@@ -609,11 +639,12 @@ def second_moment_recursion() -> Claim:
     """
     first, second, var = relu_moments()
     fwd = forward_variance()
-    general = fwd.derivations[1].steps[-1].before  # n gamma (v + mu^2), He's form
-    lecture = fwd.derivations[1].result  # n gamma v
+    general = fwd.derivation("second moment").result  # n gamma (v + mu^2), He's form
+    lecture = fwd.derivation("variance").result  # n gamma v
     relu_values = {v_prev: var.result, mu_prev: first.result}
     recursion = (
-        Chain("recursion after relu", general.subs(relu_values))
+        Chain("recursion after relu", Var(h[i]))
+        .use("forward-variance", fwd.derivation("second moment"), relu_values)
         .step(
             sp.simplify(general.subs(relu_values)),
             "simplify",
@@ -622,7 +653,13 @@ def second_moment_recursion() -> Claim:
         .done()
     )
     loose = (
-        Chain("lecture recursion after relu", lecture.subs(relu_values) / recursion.result)
+        Chain("lecture recursion after relu", Var(h[i]) / recursion.result)
+        .use(
+            "forward-variance",
+            fwd.derivation("variance"),
+            {v_prev: var.result},
+            lhs=Var(h[i]),
+        )
         .step(
             sp.simplify(lecture.subs(relu_values) / recursion.result),
             "simplify",
@@ -777,8 +814,8 @@ def xavier() -> Claim:
     :math:`\\pm 2`, i.e. at :math:`\\pm 2/s` standard deviations: its variance is
     :math:`s^2 c(2/s) \\to s^2` for small ``s``, and it applies no correction.
     """
-    fwd = forward_variance().derivations[1].result / v_prev  # n_{t-1} gamma_t
-    bwd = backward_variance().derivations[2].result / b_t  # n_t gamma_t
+    fwd = forward_variance().derivation("variance").result / v_prev  # n_{t-1} gamma_t
+    bwd = backward_variance().derivation("variance").result / b_t  # n_t gamma_t
     both = sp.solve([sp.Eq(fwd, 1), sp.Eq(bwd, 1)], [gamma, n_t], dict=True)
     average = (
         Chain("fan average", (fwd + bwd) / 2)
@@ -823,8 +860,8 @@ def xavier() -> Claim:
             False,
         ),
     )
-    fwd_var = forward_variance().derivations[1].result
-    bwd_var = backward_variance().derivations[2].result
+    fwd_var = forward_variance().derivation("variance").result
+    bwd_var = backward_variance().derivation("variance").result
     probes = []
     for label, params, var_w, backward in laws:
         law = label.split("-")[0]
@@ -1060,8 +1097,8 @@ def linear_activation() -> Claim:
 
     # probes: the engine's "linear" activation is alpha = 1, beta = 0
     identity = {alpha: 1, beta: 0}
-    fwd_lin = forward_variance().derivations[1].result  # Var[h'] = n_{t-1} gamma_t v_{t-1}
-    bwd_lin = backward_variance().derivations[2].result  # n_t gamma_t b_t
+    fwd_lin = forward_variance().derivation("variance").result  # n_{t-1} gamma_t v_{t-1}
+    bwd_lin = backward_variance().derivation("variance").result  # n_t gamma_t b_t
     var_w = sp.Rational(1, 100)
     widths = (100, 30)
     values = {n_prev: widths[0], n_t: widths[1], gamma: var_w, v_prev: 1, b_t: 1, m_t: 0}

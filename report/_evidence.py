@@ -20,6 +20,7 @@ from tqdm import tqdm
 import derivations
 import montecarlo
 from derivations import Claim, Status
+from derivations._claim import STATUSES
 
 from ._figures import figure_data
 
@@ -31,6 +32,22 @@ FIGURE_SECTIONS = {
     "products": "Exploding and vanishing gradients",
     "tanh-variance": "Activation functions",
     "log-norm-depth": "Constant variance in every layer",
+}
+
+#: Version of the evidence contract (``evidence.schema.json``). 2: five statuses,
+#: per-claim ``trust``, run ``totals``, the ``statuses`` legend, counterexamples.
+SCHEMA_VERSION = 2
+
+#: What each status establishes, strongest first: the legend of every report.
+STATUS_MEANINGS = {
+    "proved": "a symbolic argument valid on the whole declared domain of every symbol, "
+    "given only by the checking kernel.",
+    "computed": "a result SymPy computed (diff, integrate, series, doit), with an "
+    "independent cross-check where one exists.",
+    "tested": "exact agreement at points drawn from each symbol's domain, or on "
+    "instances generated from the network itself; not a proof.",
+    "undecided": "nothing could decide it; never counts as a pass.",
+    "refuted": "a counterexample was found, and is shown.",
 }
 
 #: Family-wise error budget of a run (Holm over every check).
@@ -45,11 +62,15 @@ def _number(x: float) -> float | None:
 def verdict(claim: Claim, checks: Iterable[Mapping]) -> str:
     """The claim's verdict from its symbolic status and its checks' outcomes.
 
-    ``refuted`` when a step is refuted or a check contradicts what the derivation
-    predicts; ``undecided`` when anything is undecided or inconclusive, or when a probe
-    of the lecture's loose version fails to show its flaw; otherwise ``refuted`` (with
-    the corrected claim) when the claim records a correction, ``qualified`` when it
-    records a condition, and ``verified`` when it holds as stated.
+    ``refuted`` when the symbolic status is refuted or a check contradicts what the
+    derivation predicts; ``undecided`` when the symbolic status is undecided, when there
+    are no checks, or when a check is inconclusive or a probe of the lecture's loose
+    version fails to show its flaw; otherwise ``refuted`` (with the corrected claim) when
+    the claim records a correction, ``qualified`` when it records a condition, and
+    ``verified`` when it holds as stated.
+
+    A claim whose derivation is only computed or tested still gets a verdict: how much
+    of it is proved is its *trust* (:func:`trust`), reported beside the verdict.
     """
     checks = list(checks)
     if claim.status is Status.REFUTED or any(
@@ -57,7 +78,7 @@ def verdict(claim: Claim, checks: Iterable[Mapping]) -> str:
     ):
         return "refuted"
     if (
-        claim.status is not Status.PROVED
+        claim.status.rank <= Status.UNDECIDED.rank
         or not checks
         or any(k["outcome"] != k["expected"] for k in checks)
     ):
@@ -69,8 +90,68 @@ def verdict(claim: Claim, checks: Iterable[Mapping]) -> str:
     return "verified"
 
 
+def count_statuses(statuses: Iterable[Status | str]) -> dict[str, int]:
+    """How many of ``statuses`` are of each status: every status a key, strongest first."""
+    counts = {str(s): 0 for s in STATUSES}
+    for s in statuses:
+        counts[str(Status(s))] += 1
+    return counts
+
+
+def trust(claim: Claim) -> dict:
+    """How much of ``claim`` is proved, computed, tested or undecided, and what it assumes.
+
+    ``steps`` and ``confirmations`` count by status (every status a key); ``assumptions``
+    are the declared ones, each marked ``used`` when some step names it in its ``uses``;
+    ``assumed`` lists the names the steps use, declared ones first in declared order;
+    ``undeclared`` those used but not declared by the claim.
+    """
+    steps = [s for d in claim.derivations for s in d.steps]
+    used = {u for s in steps for u in s.uses}
+    declared = [a.name for a in claim.assumptions]
+    undeclared = list(dict.fromkeys(u for s in steps for u in s.uses if u not in declared))
+    return {
+        "status": str(claim.status),
+        "n_steps": len(steps),
+        "steps": count_statuses(s.status for s in steps),
+        "confirmations": count_statuses(c.status for c in claim.confirmations),
+        "assumptions": [
+            {"name": a.name, "statement": a.statement, "used": a.name in used}
+            for a in claim.assumptions
+        ],
+        "assumed": [n for n in declared if n in used] + undeclared,
+        "undeclared": undeclared,
+    }
+
+
+def totals(trusts: Iterable[Mapping]) -> dict:
+    """Run totals from the claims' :func:`trust` records: steps and claims by status."""
+    trusts = list(trusts)
+    steps = count_statuses([])
+    for t in trusts:
+        for k, v in t["steps"].items():
+            steps[k] += v
+    return {
+        "n_claims": len(trusts),
+        "n_steps": sum(steps.values()),
+        "steps": steps,
+        "claims": count_statuses(t["status"] for t in trusts),
+    }
+
+
+def status_line(counts: Mapping[str, int]) -> str:
+    """``3 proved, 1 computed, 2 tested, 0 undecided, 0 refuted``."""
+    return ", ".join(f"{counts[str(s)]} {s}" for s in STATUSES)
+
+
 def _checks(checks) -> list[dict]:
-    return [{"method": c.method, "status": str(c.status), "detail": c.detail} for c in checks]
+    out = []
+    for c in checks:
+        k = {"method": c.method, "status": str(c.status), "detail": c.detail}
+        if c.counterexample is not None:
+            k["counterexample"] = {str(n): str(v) for n, v in c.counterexample.items()}
+        out.append(k)
+    return out
 
 
 def _symbolic(claim: Claim) -> dict:
@@ -202,11 +283,13 @@ def evidence(
                     {"name": a.name, "statement": a.statement} for a in claim.assumptions
                 ],
                 "symbolic": _symbolic(claim),
+                "trust": trust(claim),
                 "checks": checks,
             }
         )
     figures = [{**f, "section": FIGURE_SECTIONS[f["id"]]} for f in figure_data(seed, quick=quick)]
     return {
+        "schema_version": SCHEMA_VERSION,
         "seed": seed,
         "alpha": alpha,
         "n_checks": n_checks,
@@ -220,6 +303,8 @@ def evidence(
             "numpy": np.__version__,
             "scipy": scipy.__version__,
         },
+        "statuses": [{"name": k, "meaning": v} for k, v in STATUS_MEANINGS.items()],
+        "totals": totals(c["trust"] for c in out_claims),
         "claims": out_claims,
         "figures": figures,
     }

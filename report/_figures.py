@@ -479,7 +479,7 @@ def _log_norm_depth(seed: int, quick: bool) -> dict:
     fid = "log-norm-depth"
     claim = _log_norm.relu_log_norm()
     n, depth = _log_norm.PROBE_WIDTHS[0], LOG_NORM_DEPTH
-    he = claim.derivations[0].result
+    he = claim.derivation("mean log-norm increment of a relu layer").result
     drift = float(sp.N(he.subs(_log_norm.N, n).doit(), 20))
     (m2_probe,) = [p for p in claim.probes if p.observable["moment"] == "m2"]
     factor = m2_probe.predicted  # the per-layer mean-square factor at He initialization

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import jinja2
 
+from ._evidence import status_line
+
 _TEX_SPECIAL = {
     "\\": r"\textbackslash{}",
     "&": r"\&",
@@ -157,6 +159,20 @@ def outcomes(claim: Mapping) -> str:
     return text
 
 
+def status_counts(counts: Mapping[str, int]) -> str:
+    """Counts by status, strongest first: ``4 proved, 1 computed, 2 tested, ...``."""
+    return status_line(counts)
+
+
+def counterexamples(checks: list[Mapping]) -> str:
+    """The counterexamples some checks carry, e.g. ``x = 1, n = 2``; ``""`` if none."""
+    return "; ".join(
+        ", ".join(f"{name} = {value}" for name, value in k["counterexample"].items())
+        for k in checks
+        if k.get("counterexample")
+    )
+
+
 def outcome(check: Mapping) -> str:
     """A check's outcome, marked when it refutes the lecture's version as expected."""
     if check["outcome"] == check["expected"] == "disagrees":
@@ -193,6 +209,8 @@ def _environment(latex: bool) -> jinja2.Environment:
         quantity=describe_observable,
         outcomes=outcomes,
         outcome=outcome,
+        status_counts=status_counts,
+        counterexamples=counterexamples,
     )
     return env
 

@@ -54,6 +54,36 @@ def _seed(text: str) -> int:
     return int(text)
 
 
+def list_claims(claims) -> str:
+    """``initproof list``: each claim's symbolic status and its steps by status, then totals.
+
+    A header, one line per claim (id, lecture items, status, step counts strongest
+    first as ``proved/computed/tested/undecided/refuted``, title), then the claims by
+    status and, last, the steps by status over all claims.
+    """
+    from derivations._claim import STATUSES
+
+    from ._evidence import status_line, totals, trust
+
+    claims = list(claims)
+    trusts = [trust(c) for c in claims]
+    initials = "/".join(str(s)[0].upper() for s in STATUSES)
+    rows = [("claim", "lecture", "status", f"steps {initials}")]
+    for c, t in zip(claims, trusts, strict=True):
+        counts = "/".join(str(t["steps"][str(s)]) for s in STATUSES)
+        rows.append((c.id, ",".join(c.lecture), t["status"], counts))
+    widths = [max(len(r[k]) for r in rows) for k in range(4)]
+    titles = ["title", *(c.title for c in claims)]
+    lines = [
+        " ".join(f"{cell:{w}}" for cell, w in zip(row, widths, strict=True)) + f" {title}"
+        for row, title in zip(rows, titles, strict=True)
+    ]
+    total = totals(trusts)
+    lines.append(f"claims: {status_line(total['claims'])}")
+    lines.append(f"steps: {status_line(total['steps'])}")
+    return "\n".join(lines) + "\n"
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="initproof",
@@ -85,7 +115,9 @@ def parser() -> argparse.ArgumentParser:
     )
     hand.add_argument("--quick", action="store_true", help="fast draft at 5%% precision")
     hand.add_argument("--no-pdf", action="store_true", help="skip compiling the PDF")
-    sub.add_parser("list", help="list the registered claims and their symbolic status")
+    sub.add_parser(
+        "list", help="list the registered claims, their symbolic status and steps by status"
+    )
     sub.add_parser("bench", help="measure the engine's throughput ratios (make bench)")
     from ._commands import add_commands
 
@@ -111,8 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     if args.command == "list":
-        for c in derivations.claims():
-            print(f"{c.id:28} {','.join(c.lecture):12} {c.status:10} {c.title}")
+        print(list_claims(derivations.claims()), end="")
         return 0
 
     from ._evidence import evidence
