@@ -179,6 +179,7 @@ def layer_moments(
     assumptions: tuple[Assumption, ...],
     zero_mean: str,
     claim_id: str,
+    prefix: str = "",
 ) -> tuple[Derivation, Derivation, Derivation]:
     """Mean and variance of one entry of a linear layer, by the moment calculus.
 
@@ -197,7 +198,7 @@ def layer_moments(
         then the assumption ``zero_mean``.
     """
     mean = (
-        Chain("mean", Ex(entry), model, assumptions)
+        Chain(f"{prefix}mean", Ex(entry), model, assumptions)
         .apply(substitute_definitions)
         .apply(linearity)
         .apply(factor_independent)
@@ -206,7 +207,7 @@ def layer_moments(
         .done()
     )
     second = (
-        Chain("second moment", Var(entry), model, assumptions)
+        Chain(f"{prefix}second moment", Var(entry), model, assumptions)
         .apply(substitute_definitions)
         .apply(variance_definition)
         .apply(expand_square)
@@ -217,7 +218,7 @@ def layer_moments(
         .done()
     )
     variance = (
-        Chain("variance", Var(entry), model, assumptions)
+        Chain(f"{prefix}variance", Var(entry), model, assumptions)
         .use(claim_id, second)
         .assume(zero_mean)
         .done()

@@ -245,7 +245,12 @@ def _backward_variance() -> tuple[Derivation, Derivation]:
         variance=V_G,
     )
     _, second, variance = layer_moments(
-        G_PREV[J_IDX], model, BACKWARD_ASSUMPTIONS, "zero-mean-gradient", "mlp-jacobian"
+        G_PREV[J_IDX],
+        model,
+        BACKWARD_ASSUMPTIONS,
+        "zero-mean-gradient",
+        "mlp-jacobian",
+        "backward ",
     )
     return second, variance
 

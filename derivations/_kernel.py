@@ -115,9 +115,15 @@ def prove_orders(before: sp.Basic, after: sp.Basic) -> Check | None:
     diff = sp.expand(before.removeO() - after.removeO())
     if not diff.is_polynomial(x):
         return None
-    low = [(k,) for (k,), c in sp.Poly(diff, x).terms() if k < ka and sp.simplify(c) != 0]
+    low = sorted((k, c) for (k,), c in sp.Poly(diff, x).terms() if k < ka and sp.simplify(c) != 0)
     if low:
-        return None
+        k, c = low[0]
+        return Check(
+            "orders",
+            Status.REFUTED,
+            f"the truncated expansions differ by {c}*{x}**{k}, below the order {oa}",
+            {"term": str(c * x**k)},
+        )
     return Check(
         "orders",
         Status.PROVED,

@@ -29,14 +29,16 @@ def test_claim_has_probes_and_lecture_ids(claim):
 def test_forward_variance_is_proved_with_the_lecture_result():
     c = forward_variance()
     assert c.status is Status.PROVED
-    mean, variance = c.derivations
+    mean, second, variance = c.derivations
     assert mean.result == 0
     assert sp.simplify(variance.result - n_prev * gamma * v_prev) == 0
     # the zero-mean assumption is used by exactly one step, the last
-    uses = [s.uses for s in variance.steps]
+    uses = [s.uses for s in (*second.steps, *variance.steps)]
     assert uses[-1] == ("zero-mean-input",) and not any(uses[:-1])
-    # before that step the result is He's second-moment form
-    assert sp.simplify(variance.steps[-1].before - n_prev * gamma * (v_prev + mu_prev**2)) == 0
+    # before that step the result is He's second-moment form, used by name
+    assert sp.simplify(second.result - n_prev * gamma * (v_prev + mu_prev**2)) == 0
+    assert variance.steps[0].rule == "uses forward-variance"
+    assert variance.steps[0].after == second.result
     assert sp.Eq(gamma, 1 / n_prev) in c.conditions
 
 

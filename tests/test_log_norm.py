@@ -28,7 +28,7 @@ def test_the_mixture_matches_a_direct_integral_at_width_two():
 
 def test_he_drift_is_minus_five_over_two_n_to_leading_order():
     c = relu_log_norm()
-    assert c.status is Status.PROVED
+    assert c.status is Status.COMPUTED  # the digamma sums are SymPy computations
     for n in (256, 1024):
         assert float(n * exact_mean_increment(n)) == pytest.approx(-2.5, abs=20 / n)
     # the derived expression and the fast sum agree

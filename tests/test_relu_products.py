@@ -26,13 +26,16 @@ def derivation(name):
     return d
 
 
-def test_claim_is_fully_proved_and_fast():
-    assert CLAIM.status is Status.PROVED
+def test_claim_is_decided_and_fast():
+    """Every step is proved, computed or tested (never undecided or refuted), and the
+    claim is as strong as its weakest step."""
+    weakest = min((s.status for d in CLAIM.derivations for s in d.steps), key=lambda s: s.rank)
+    assert CLAIM.status is weakest and weakest.rank >= Status.TESTED.rank, CLAIM.status
     for d in CLAIM.derivations:
-        assert d.steps and d.status is Status.PROVED, d.name
+        assert d.steps, d.name
         for s in d.steps:
-            assert all(k.status is Status.PROVED for k in s.checks), (d.name, s.rule)
-    assert CLAIM.confirmations and all(k.status is Status.PROVED for k in CLAIM.confirmations)
+            assert s.status.rank >= Status.TESTED.rank, (d.name, s.rule, s.checks)
+    assert all(k.status.rank >= Status.TESTED.rank for k in CLAIM.confirmations)
     assert r.BUILDERS == (r.relu_jacobian_product,)
     assert SECONDS < 10
 
@@ -108,7 +111,7 @@ def test_unmasked_jacobian_is_refuted():
     wrong = check_algebraic(symbolic, net["W2"] * net["W1"], pattern)
     assert wrong.status is Status.REFUTED
     right = check_algebraic(symbolic, jac.steps[1].after, pattern)
-    assert right.status is Status.PROVED
+    assert right.status is Status.TESTED  # exact at points of the domain, not a proof
 
 
 # --------------------------------------------------------------------------- factors
