@@ -423,13 +423,11 @@ class Chain:
         )
         result = sp.sympify(derivation.result).xreplace(values)
         after = result if lhs is None else self.current.xreplace({lhs: result})
-        return self._record(
-            after,
-            f"uses {claim_id}",
-            f"{derivation.name}: {sp.sstr(derivation.start)} = {sp.sstr(derivation.result)}",
-            [check],
-            (),
-        )
+        inherited = sorted({u for s in derivation.steps for u in s.uses})
+        why = f"{derivation.name}: {sp.sstr(derivation.start)} = {sp.sstr(derivation.result)}"
+        if inherited:
+            why += f", under its assumptions {', '.join(inherited)}"
+        return self._record(after, f"uses {claim_id}", why, [check], ())
 
     def assume(self, name: str) -> Chain:
         """Substitute what the equality assumption ``name`` fixes (e.g. a zero mean).

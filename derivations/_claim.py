@@ -6,7 +6,7 @@ report can render it and the tests can inspect it without re-running anything.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -153,12 +153,32 @@ class Derivation:
         return self.steps[-1].after if self.steps else self.start
 
     @property
+    def origin(self) -> str:
+        """How the start is justified: ``"definition"``, or the recorded use of another
+        claim's result (``"uses forward-variance"``) that the first step makes."""
+        if self.steps and self.steps[0].rule.startswith("uses "):
+            return self.steps[0].rule
+        return "definition"
+
+    @property
     def statement(self) -> sp.Eq:
         return sp.Eq(self.start, self.result, evaluate=False)
 
     @property
     def status(self) -> Status:
         return combine([s.status for s in self.steps])
+
+
+#: How a probe's ``predicted`` follows from ``expression.subs(values)``.
+PROBE_METHODS = ("substitution", "quadrature", "nested quadrature", "finite-width chain")
+#: Where a probe's expression comes from.
+PROBE_SOURCES = ("derived", "lecture")
+#: What a probe's ``predicted`` is: the expected value, or a one-sided bound on it.
+PROBE_KINDS = ("point", "lower_bound", "upper_bound")
+#: The finest target precision (relative 99% half-width) a bias may be checked at is
+#: this many times the probe's relative bias bound: the bias stays within a quarter of
+#: the interval's half-width, so it cannot decide the check.
+BIAS_MARGIN = 4.0
 
 
 @dataclass(frozen=True)
@@ -175,12 +195,42 @@ class Probe:
         Which quantity is measured, e.g. ``{"direction": "forward",
         "moment": "var", "layer": 1}``.
     predicted : float
-        The value computed from the claim's SymPy result by substitution.
+        The value computed from ``expression`` with ``values`` substituted, by
+        ``method``; never typed in.
     expression : sympy.Expr
         The symbolic prediction before substitution, for the report.
     expect : {"agrees", "disagrees"}
         ``"disagrees"`` marks a probe of the lecture's own (loose) version of a
         claim, which the simulation is expected to refute.
+    values : mapping
+        The substitution that turns ``expression`` into ``predicted`` (symbol ->
+        number). Empty for a literal (an expression without free symbols).
+    method : str
+        How ``predicted`` follows from ``expression.subs(values)`` (one of
+        :data:`PROBE_METHODS`): ``"substitution"`` is ``float(...)``;
+        ``"quadrature"`` does every Gaussian integral over the real line numerically
+        (:func:`derivations._gaussian.evaluate`, after writing the named activations
+        out); ``"nested quadrature"`` is
+        :func:`derivations._summary.evaluate_nested`; ``"finite-width chain"`` is
+        :func:`derivations._activations.evaluate_finite_width`.
+    source : {"derived", "lecture"}
+        ``"lecture"`` marks an expression that states the lecture's claim as the
+        lecture makes it (a strawman, possibly a literal such as ``1``), not a
+        derivation; by default, every ``expect="disagrees"`` probe.
+    kind : {"point", "lower_bound", "upper_bound"}
+        ``"point"``: ``predicted`` is the expected value of the observable (up to
+        ``bias_bound``), checked two-sided. ``"lower_bound"`` (``"upper_bound"``):
+        the claim only says the expected value is at least (at most) ``predicted``,
+        e.g. a Chernoff bound; such a probe must be checked one-sided, refused only
+        when the whole interval lies below (above) ``predicted``.
+    bias_bound : float
+        Bound on ``|E[observable] - predicted|`` from what the prediction leaves
+        out (an approximation, rounding of a float format, numeric error), in the
+        units of the observable; 0 for an exact prediction. The check is decided by
+        sampling error, not by this bias, only when the interval's half-width is at
+        least :data:`BIAS_MARGIN` times it: see :attr:`min_precision`.
+    note : str
+        How the prediction and its bias bound were obtained, in words.
     """
 
     label: str
@@ -189,6 +239,45 @@ class Probe:
     predicted: float
     expression: sp.Expr
     expect: str = "agrees"
+    values: Mapping = field(default_factory=dict, hash=False, compare=False)
+    method: str = "substitution"
+    source: str = ""
+    kind: str = "point"
+    bias_bound: float = 0.0
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.expect not in ("agrees", "disagrees"):
+            raise ValueError(f"`expect` must be 'agrees' or 'disagrees'; got {self.expect!r}.")
+        if not self.source:
+            object.__setattr__(
+                self, "source", "lecture" if self.expect == "disagrees" else "derived"
+            )
+        for name, allowed in (
+            ("method", PROBE_METHODS),
+            ("source", PROBE_SOURCES),
+            ("kind", PROBE_KINDS),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"`{name}` must be one of {list(allowed)}; got {getattr(self, name)!r}."
+                )
+        bias = float(self.bias_bound)
+        if not (bias >= 0 and bias < float("inf")):
+            raise ValueError(f"`bias_bound` must be finite and >= 0; got {self.bias_bound!r}.")
+        object.__setattr__(self, "bias_bound", bias)
+
+    @property
+    def min_precision(self) -> float:
+        """The finest relative 99% half-width at which the bias cannot decide the check.
+
+        :data:`BIAS_MARGIN` times ``bias_bound / |predicted|``; 0 for an exact
+        prediction. A run whose target precision is finer must widen this probe's
+        interval (or measure it only to this precision).
+        """
+        if self.bias_bound == 0:
+            return 0.0
+        return BIAS_MARGIN * self.bias_bound / abs(self.predicted)
 
     @classmethod
     def derived(
@@ -199,10 +288,42 @@ class Probe:
         expression: sp.Expr,
         values: Mapping,
         expect: str = "agrees",
+        *,
+        method: str = "substitution",
+        evaluator: Callable[[sp.Expr], float | tuple[float, float]] | None = None,
+        source: str = "",
+        kind: str = "point",
+        bias_bound: float = 0.0,
+        note: str = "",
     ) -> Probe:
-        """A probe predicting ``expression`` with ``values`` substituted (never retyped)."""
-        predicted = float(sp.sympify(expression).subs(values))
-        return cls(label, scenario, observable, predicted, expression, expect)
+        """A probe predicting ``expression`` with ``values`` substituted (never retyped).
+
+        ``evaluator`` (required unless ``method`` is ``"substitution"``) turns the
+        substituted expression into a number, or into ``(number, numeric error)``;
+        the numeric error is added to ``bias_bound``.
+        """
+        substituted = sp.sympify(expression).subs(values)
+        if evaluator is None:
+            if method != "substitution":
+                raise ValueError(f"method={method!r} needs an `evaluator`.")
+            result: float | tuple[float, float] = float(substituted)
+        else:
+            result = evaluator(substituted)
+        predicted, error = result if isinstance(result, tuple) else (result, 0.0)
+        return cls(
+            label,
+            scenario,
+            observable,
+            float(predicted),
+            expression,
+            expect,
+            values=dict(values),
+            method=method,
+            source=source,
+            kind=kind,
+            bias_bound=float(bias_bound) + float(error),
+            note=note,
+        )
 
 
 @dataclass(frozen=True)

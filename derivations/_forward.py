@@ -196,6 +196,8 @@ def layer_moments(
     variance : Derivation
         Called ``"variance"``: uses ``second`` (a recorded junction of ``claim_id``),
         then the assumption ``zero_mean``.
+
+    ``prefix`` goes before each name where a claim holds several such derivations.
     """
     mean = (
         Chain(f"{prefix}mean", Ex(entry), model, assumptions)

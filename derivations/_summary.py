@@ -83,6 +83,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from functools import cache
 
 import numpy as np
@@ -192,12 +193,14 @@ def per_layer_factors() -> dict[str, sp.Expr]:
 
 def _relu_factor_chain() -> Derivation:
     """:math:`\\mathbb{E}[(h^t)^2]/\\mathbb{E}[(h^{t-1})^2]` for a relu layer, from S1 and L5.2."""
-    relu_second = second_moment_recursion().derivation("relu second moment").result  # q/2
+    relu2 = second_moment_recursion().derivation("relu second moment")  # q/2
     general = forward_variance().derivation("second moment").result  # n gamma (v + mu^2)
-    var_z = general.subs(v_prev, m_prev - mu_prev**2)  # in terms of E[h^2] = m
-    start = sp.Subs(relu_second, q, var_z) / m_prev
+    var_z = sp.simplify(general.subs(v_prev, m_prev - mu_prev**2))  # in terms of E[h^2] = m
+    at = relu2.start.xreplace({q: var_z})
+    relu_second = relu2.result
     return (
-        Chain("relu: per-layer factor", start, assumptions=DEPTH_ASSUMPTIONS)
+        Chain("relu: per-layer factor", at / m_prev, assumptions=DEPTH_ASSUMPTIONS)
+        .use("second-moment-recursion", relu2, {q: var_z}, lhs=at)
         .step(
             sp.simplify(relu_second.subs(q, var_z) / m_prev),
             "substitute and simplify",
@@ -471,16 +474,22 @@ def _depth_probes(linear: sp.Expr, relu_d: sp.Expr, backward: sp.Expr) -> tuple[
             "relative_to": 0,
         }
 
+    exact = "exact at every width: L5.2 iterated, the weights independent of the layer below"
+    exact_relu = (
+        "exact at every width: L5.2 iterated, with E[relu(z)^2] = E[z^2]/2 given the layer "
+        "below (z is Gaussian and symmetric given it)"
+    )
     for depth in PROBE_DEPTHS:
         values = {n_prev: WIDTH, gamma: var_std, d: depth}
         scenario = _mlp(depth, STD_READING, "linear", upstream=True)
         probes.append(
-            Probe(
+            Probe.derived(
                 f"linear-std0.01-d{depth}-m2",
                 scenario,
                 forward(depth),
-                float(lin_ratio.subs(values)),
                 lin_ratio,
+                values,
+                note=exact,
             )
         )
         if depth == PROBE_DEPTHS[0]:
@@ -492,34 +501,40 @@ def _depth_probes(linear: sp.Expr, relu_d: sp.Expr, backward: sp.Expr) -> tuple[
                     float(constant),
                     constant,
                     expect="disagrees",
+                    source="lecture",
+                    note="the lecture's L4.1 'constant variance at every layer', a literal "
+                    "ratio 1",
                 )
             )
             probes.append(
-                Probe(
+                Probe.derived(
                     f"linear-std0.01-d{depth}-backward-m2",
                     scenario,
                     {"direction": "backward", "moment": "m2", "layer": 0, "relative_to": depth},
-                    float(bwd_ratio.subs(values)),
                     bwd_ratio,
+                    values,
+                    note=exact,
                 )
             )
     depth = PROBE_DEPTHS[0]
     probes.append(
-        Probe(
+        Probe.derived(
             f"relu-std0.01-d{depth}-m2",
             _mlp(depth, STD_READING, "relu"),
             forward(depth),
-            float(relu_ratio.subs({n_prev: WIDTH, gamma: var_std, d: depth})),
             relu_ratio,
+            {n_prev: WIDTH, gamma: var_std, d: depth},
+            note=exact_relu,
         )
     )
     probes.append(
-        Probe(
+        Probe.derived(
             f"linear-variance0.01-d{depth}-m2",
             _mlp(depth, VARIANCE_READING, "linear"),
             forward(depth),
-            float(lin_ratio.subs({n_prev: WIDTH, gamma: var_var, d: depth})),
             lin_ratio,
+            {n_prev: WIDTH, gamma: var_var, d: depth},
+            note=exact,
         )
     )
     return tuple(probes)
@@ -574,19 +589,32 @@ def chi_expression(name: str) -> sp.Expr:
 
 
 def finite_width_expression(name: str) -> sp.Expr:
-    """Exact :math:`\\mathbb{E}[(z^2)^2]/\\mathbb{E}[(z^1)^2]` for widths ``n0 = n1``.
+    """Exact :math:`\mathbb{E}[(z^2)^2]/\mathbb{E}[(z^1)^2]` for widths ``n0 = n1``.
+
+    Built from the claim's per-layer factor :math:`\chi(q) = n\gamma\,
+    \mathbb{E}[\phi(z)^2]/q` (:func:`chi_expression`), not written out: given
+    :math:`h^0`, :math:`z^1 \sim N(0, Q)` with :math:`Q = \gamma\lVert h^0\rVert^2
+    = \gamma s^2 U`, :math:`U \sim \chi^2_n` (assumption ``finite-width``), and
+    :math:`\mathbb{E}[(z^2)^2 \mid Q] = n\gamma\,\mathbb{E}[\phi(z^1)^2 \mid Q] =
+    Q\,\chi(Q)` (assumption ``gaussian-preactivation``), so
 
     .. math::
 
-        \\frac{n\\gamma\\int_0^\\infty F(\\gamma s^2 u)\\,p_{\\chi^2_n}(u)\\,du}{n\\gamma s^2},
-        \\qquad F(q) = \\mathbb{E}_{z \\sim N(0, q)}[\\phi(z)^2],
+        \frac{\mathbb{E}[(z^2)^2]}{\mathbb{E}[(z^1)^2]}
+        = \frac{\mathbb{E}_U[Q\,\chi(Q)]}{\mathbb{E}_U[Q]}
+        = \frac{n\gamma\int_0^\infty F(\gamma s^2 u)\,p_{\chi^2_n}(u)\,du}{n\gamma s^2},
+        \qquad F(q) = \mathbb{E}_{z \sim N(0, q)}[\phi(z)^2],
 
-    with the chi-square density from ``sympy.stats``.
+    a :math:`Q`-weighted average of :math:`\chi`, with the chi-square density and
+    :math:`\mathbb{E}_U[Q]` from ``sympy.stats``. The infinite-width value
+    :math:`\chi(\mathbb{E}[Q])` differs from it by Jensen's inequality.
     """
-    density = stats.density(stats.ChiSquared("U", n_prev))(u)
-    inner = gaussian_integral(ACTIVATIONS[name] ** 2, x, gamma * s2 * u)
-    second_z1 = n_prev * gamma * s2  # E[(z^1)^2], L5.2
-    return n_prev * gamma * sp.Integral(inner * density, (u, 0, sp.oo)) / second_z1
+    chi_square = stats.ChiSquared("U", n_prev)
+    layer_variance = gamma * s2 * u  # Q given ||h^0||^2 = s^2 u
+    weighted = layer_variance * chi_expression(name).subs(q, layer_variance)
+    numerator = sp.Integral(weighted * stats.density(chi_square)(u), (u, 0, sp.oo))
+    denominator = sp.simplify(stats.E(gamma * s2 * chi_square))
+    return numerator / denominator
 
 
 def evaluate_nested(expr: sp.Expr) -> float:
@@ -595,6 +623,17 @@ def evaluate_nested(expr: sp.Expr) -> float:
     The inner integral over the real line and the outer one over the weight's support
     are both done by :func:`scipy.integrate.quad`; the weight is evaluated from its
     logarithm (``expand_log``), so chi-square densities of high degree do not overflow.
+    """
+    return evaluate_nested_with_error(expr)[0]
+
+
+def evaluate_nested_with_error(expr: sp.Expr) -> tuple[float, float]:
+    """:func:`evaluate_nested` and an error estimate.
+
+    The outer QUADPACK error bound, plus the inner relative tolerance
+    (:data:`INNER_EPSREL`) on the whole integral, plus an estimate of what lies outside
+    the integration range (the weight there is below :math:`e^{-80}` of its peak), all
+    times the prefactor.
     """
     (outer,) = [i for i in expr.atoms(sp.Integral) if i.function.has(sp.Integral)]
     (inner,) = outer.function.atoms(sp.Integral)
@@ -634,13 +673,17 @@ def evaluate_nested(expr: sp.Expr) -> float:
         b *= 2
     if below(b) < 0:
         b = optimize.brentq(below, peak, b)
-    total = 0.0
+    total, error = 0.0, 0.0
     for left, right in ((a, peak), (peak, b)):
-        total += integrate.quad(
+        value, bound = integrate.quad(
             outer_integrand, left, right, epsabs=0.0, epsrel=OUTER_EPSREL, limit=200
-        )[0]
-    prefactor = expr.xreplace({outer: sp.Integer(1)})
-    return float(prefactor) * total
+        )
+        total, error = total + value, error + bound
+    largest = max(abs(inner_value(v)) for v in np.linspace(a, b, 9))
+    dropped = largest * math.exp(log_w(peak) - WEIGHT_DROP) * (b - a)
+    error += INNER_EPSREL * abs(total) + dropped
+    prefactor = float(expr.xreplace({outer: sp.Integer(1)}))
+    return prefactor * total, abs(prefactor) * error
 
 
 def _series_chains(name: str) -> tuple[list[Derivation], sp.Expr]:
@@ -697,10 +740,18 @@ def _series_chains(name: str) -> tuple[list[Derivation], sp.Expr]:
 def _relu_chains() -> tuple[list[Derivation], sp.Expr, sp.Expr, sp.Expr]:
     """relu: :math:`\\chi = n\\gamma/2` from S1's second moment; Xavier and He."""
     second = second_moment_recursion().derivation("relu second moment")  # q/2, integrated
-    factor_start = n_prev * gamma * second.result / q
     factor = (
-        Chain("relu: per-layer factor", factor_start, assumptions=SUMMARY_ASSUMPTIONS)
-        .step(sp.simplify(factor_start), "simplify", r"$\mathbb{E}[\mathrm{relu}(z)^2] = q/2$")
+        Chain(
+            "relu: per-layer factor",
+            n_prev * gamma * second.start / q,
+            assumptions=SUMMARY_ASSUMPTIONS,
+        )
+        .use("second-moment-recursion", second, lhs=second.start)
+        .step(
+            sp.simplify(n_prev * gamma * second.result / q),
+            "simplify",
+            r"$\mathbb{E}[\mathrm{relu}(z)^2] = q/2$",
+        )
         .done()
     )
     xav = (
@@ -885,28 +936,52 @@ def _summary_probes(relu_factor: sp.Expr) -> tuple[Probe, ...]:
             "dtype": "float64",
         }
         if name == "relu":
-            expression = relu_factor
-            predicted = float(relu_factor.subs(values))
+            probe = Probe.derived(
+                f"{name}-xavier-factor-q1",
+                scenario,
+                observable,
+                relu_factor,
+                values,
+                note="exact at every width: E[relu(z)^2] = E[z^2]/2 given the layer below",
+            )
         else:
-            expression = finite_width_expression(name)
-            predicted = summary_values()[name]["finite"]  # evaluate_nested at these values
+            probe = Probe.derived(
+                f"{name}-xavier-factor-q1",
+                scenario,
+                observable,
+                finite_width_expression(name),
+                {**values, s2: PROBE_Q},
+                method="nested quadrature",
+                evaluator=evaluate_nested_with_error,
+            )
+            infinite = summary_values()[name]["infinite"]
+            probe = replace(
+                probe,
+                note=(
+                    "exact at width "
+                    f"{WIDTH}: chi averaged over the chi-square law of the input's norm "
+                    f"(nested quadrature, error {probe.bias_bound:.2g}); the infinite-width "
+                    f"chi(1) = {infinite:.8g} is off by "
+                    f"{100 * (infinite / probe.predicted - 1):+.3f}% (Jensen)"
+                ),
+            )
+        probes.append(probe)
         probes.append(
-            Probe(f"{name}-xavier-factor-q1", scenario, observable, predicted, expression)
-        )
-        probes.append(
-            Probe(
+            Probe.derived(
                 f"lecture-{name}-xavier-factor-q1",
                 scenario,
                 observable,
-                float(lecture.subs(values)),
                 lecture,
-                expect="disagrees",
+                values,
+                "disagrees",
+                source="lecture",
+                note="the lecture's reading: phi(z) = z near 0, so the factor is n gamma",
             )
         )
     (gamma_he,) = sp.solve(sp.Eq(relu_factor, 1), gamma)
     he_value = gamma_he.subs(n_prev, WIDTH)
     probes.append(
-        Probe(
+        Probe.derived(
             "relu-he-factor-q1",
             {
                 "kind": "mlp",
@@ -917,8 +992,9 @@ def _summary_probes(relu_factor: sp.Expr) -> tuple[Probe, ...]:
                 "dtype": "float64",
             },
             observable,
-            float(relu_factor.subs({n_prev: WIDTH, gamma: he_value})),
             relu_factor,
+            {n_prev: WIDTH, gamma: he_value},
+            note="exact at every width: E[relu(z)^2] = E[z^2]/2 given the layer below",
         )
     )
     return tuple(probes)

@@ -177,6 +177,7 @@ def _symbolic(claim: Claim) -> dict:
             {
                 "name": d.name,
                 "status": str(d.status),
+                "origin": d.origin,
                 "start": sp.latex(d.start),
                 "result": sp.latex(d.result),
             }
