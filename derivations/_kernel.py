@@ -78,12 +78,11 @@ def prove_identity(before: sp.Basic, after: sp.Basic) -> Check | None:
     before, after = gaussian_lemma(before), gaussian_lemma(after)
     if has_operator(before) or has_operator(after):
         return None
+    matrices = isinstance(before, sp.MatrixBase), isinstance(after, sp.MatrixBase)
+    if matrices[0] != matrices[1] or (all(matrices) and before.shape != after.shape):
+        return None
     try:
-        diff = _entries(before - after) if not isinstance(before, sp.MatrixBase) else None
-        if diff is None:
-            if not isinstance(after, sp.MatrixBase) or before.shape != after.shape:
-                return None
-            diff = list(before - after)
+        diff = _entries(before - after)
         with time_budget(CHECK_SECONDS, "simplify"):
             if all(sp.simplify(d) == 0 or sp.simplify(d.rewrite(sp.exp)) == 0 for d in diff):
                 return Check("simplify", Status.PROVED, "simplify(before - after) = 0")
