@@ -58,12 +58,16 @@ def has_operator(expr: sp.Basic) -> bool:
     )
 
 
-def _entries(x: sp.Basic) -> list[sp.Expr]:
+def _explicit(x: sp.Basic) -> sp.Basic:
+    """A matrix expression (``A + B C``) as an explicit matrix; anything else as is."""
     if isinstance(x, sp.MatrixExpr) and not isinstance(x, sp.MatrixBase):
-        x = x.as_explicit()
-    if isinstance(x, sp.MatrixBase):
-        return list(x)
-    return [sp.sympify(x)]
+        return x.as_explicit()
+    return x
+
+
+def _entries(x: sp.Basic) -> list[sp.Expr]:
+    x = _explicit(x)
+    return list(x) if isinstance(x, sp.MatrixBase) else [sp.sympify(x)]
 
 
 # --------------------------------------------------------------------- route 1 and 2
@@ -75,7 +79,7 @@ def prove_identity(before: sp.Basic, after: sp.Basic) -> Check | None:
     Returns ``None`` when this route does not apply or does not succeed; the caller
     then looks for evidence. Runs under the kernel's time budget.
     """
-    before, after = gaussian_lemma(before), gaussian_lemma(after)
+    before, after = _explicit(gaussian_lemma(before)), _explicit(gaussian_lemma(after))
     if has_operator(before) or has_operator(after):
         return None
     matrices = isinstance(before, sp.MatrixBase), isinstance(after, sp.MatrixBase)
