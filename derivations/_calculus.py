@@ -319,18 +319,29 @@ def factor_independent(expr: sp.Expr, model: Model) -> Rewrite:
     )
 
 
+def _power_of_entry(e: Ex, model: Model) -> tuple[sp.Indexed, int, RandomFamily] | None:
+    r"""``(x, p, family)`` when ``e`` is :math:`\mathbb{E}[x^p]` for one entry ``x`` of a
+    declared family; otherwise ``None``."""
+    parts = _factors(e.args[0], model)
+    if parts is None or len(parts) != 1:
+        return None
+    atom, f = parts[0]
+    fam = model.family(atom.base)
+    if fam is None:
+        return None
+    return atom, int(f.exp) if isinstance(f, sp.Pow) else 1, fam
+
+
 def substitute_moments(expr: sp.Expr, model: Model) -> Rewrite:
     """Replace :math:`\\mathbb{E}[x]` and :math:`\\mathbb{E}[x^2]` by declared moments."""
     used: dict[tuple, Obligation] = {}
 
     def moment(e: Ex) -> sp.Expr:
-        parts = _factors(e.args[0], model)
-        if parts is None or len(parts) != 1:
+        single = _power_of_entry(e, model)
+        if single is None:
             return e
-        atom, f = parts[0]
-        p = int(f.exp) if isinstance(f, sp.Pow) else 1
-        fam = model.family(atom.base)
-        value = fam.moment(p) if fam is not None else None
+        atom, p, fam = single
+        value = fam.moment(p)
         if value is None:
             return e
         used.setdefault((atom.base, p), Obligation("moment", (atom, p, value)))
@@ -469,14 +480,10 @@ def gaussian_moments(expr: sp.Expr, model: Model) -> Rewrite:
     used: dict = {}
 
     def moment(e: Ex) -> sp.Expr:
-        parts = _factors(e.args[0], model)
-        if parts is None or len(parts) != 1:
+        single = _power_of_entry(e, model)
+        if single is None or single[2].law != "normal":
             return e
-        atom, f = parts[0]
-        p = int(f.exp) if isinstance(f, sp.Pow) else 1
-        fam = model.family(atom.base)
-        if fam is None or fam.law != "normal":
-            return e
+        atom, p, fam = single
         used[atom.base] = Obligation("gaussian", (atom.base, fam.mean, fam.variance))
         return sp.expand(
             sp.Add(

@@ -35,7 +35,7 @@ import sympy as sp
 
 from ._calculus import Ex, Model, Var, substitute_definitions
 from ._claim import Check, Status
-from ._kernel import Obligation
+from ._kernel import Obligation, cross_pairs
 
 Law = tuple[tuple[Fraction, Fraction], ...]  # (value, probability)
 
@@ -287,16 +287,13 @@ def _obligation_on(ob: Obligation, model: Model, inst: Instance) -> str | None:
     """``None`` when the instance satisfies ``ob``; otherwise the violation."""
     if ob.kind == "independent":
         groups, _ = ob.terms
-        for gi, g in enumerate(groups):
-            for h in groups[gi + 1 :]:
-                for x in g:
-                    for y in h:
-                        xx, yy = _concrete((x, y), model, inst.width)
-                        if xx == yy:
-                            return f"{x} and {y} are the same entry here"
-                        ok, witness = inst.joint(xx, yy)
-                        if not ok:
-                            return f"{x} and {y} are dependent in the generated network: {witness}"
+        for x, y in cross_pairs(groups):
+            xx, yy = _concrete((x, y), model, inst.width)
+            if xx == yy:
+                return f"{x} and {y} are the same entry here"
+            ok, witness = inst.joint(xx, yy)
+            if not ok:
+                return f"{x} and {y} are dependent in the generated network: {witness}"
         return None
     if ob.kind == "moment":
         atom, power, declared = ob.terms

@@ -27,7 +27,7 @@ References
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import sympy as sp
@@ -314,12 +314,9 @@ def _entailed(model, ob: Obligation) -> str | None:
         return None
     if ob.kind == "independent":
         groups, distinct = ob.terms
-        for gi, g in enumerate(groups):
-            for h in groups[gi + 1 :]:
-                for x in g:
-                    for y in h:
-                        if not independent(model, x, y, distinct):
-                            return f"independence of {x} and {y} is not declared"
+        for x, y in cross_pairs(groups):
+            if not independent(model, x, y, distinct):
+                return f"independence of {x} and {y} is not declared"
         return None
     if ob.kind == "moment":
         atom, power, value = ob.terms
@@ -337,6 +334,15 @@ def _entailed(model, ob: Obligation) -> str | None:
             return f"the law of {base} does not have its declared mean and variance"
         return None
     return f"unknown obligation {ob.kind!r}"
+
+
+def cross_pairs(groups: tuple) -> Iterator[tuple[sp.Indexed, sp.Indexed]]:
+    """Every pair of entries from two different groups."""
+    for gi, g in enumerate(groups):
+        for h in groups[gi + 1 :]:
+            for x in g:
+                for y in h:
+                    yield x, y
 
 
 def independent(model, x: sp.Indexed, y: sp.Indexed, distinct: Iterable) -> bool:
@@ -463,6 +469,7 @@ __all__ = [
     "LEMMAS",
     "OPERATORS",
     "Obligation",
+    "cross_pairs",
     "discharge",
     "disproof",
     "gaussian_lemma",
