@@ -11,25 +11,29 @@ spots S4 (how small is "near 0") and S2 (relu halves the variance).
     \mathbb{E}[\operatorname{relu}(x)^2] = \tfrac{q}{2}
     \quad (x \sim N(0, q)).
 
-Probes of deep networks predict what the exact infinite-width variance map gives
-(mean field: Poole et al. 2016, Schoenholz et al. 2017), only where that map is
-accurate at the simulated width to well under the engine's 1% precision:
+Probes of networks predict the exact finite-width value, never the infinite-width
+map compared at finite width:
 
 * relu: the pre-activation of layer :math:`t` is Gaussian given layer :math:`t-1`
   (normal weights), and relu is positively homogeneous, so
   :math:`\mathbb{E}[\operatorname{relu}(z)^2] = \mathbb{E}[z^2]/2` holds at every
   width; the per-layer ratio :math:`n\gamma/2` is exact.
-* tanh and sigmoid: the layer variance :math:`Q = \gamma \sum_j (h^{t-1}_j)^2` is random
-  at finite width, and :math:`\mathbb{E}[F(Q)] \ne F(\mathbb{E}[Q])` for the curved
-  map :math:`F(q) = \mathbb{E}_z[\phi(\sqrt{q} z)^2]` (Jensen), an :math:`O(1/n)`
-  correction per layer. Through 20 tanh layers of width 256 these corrections add up
-  to about 2% on the layer-20 second moment, more than the engine resolves, so the
-  tanh probe predicts the per-layer ratio :math:`\mathbb{E}[(h^{20})^2] /
-  \mathbb{E}[(h^{19})^2]` instead, which the same corrections move by about 0.1%.
-  The sigmoid backward probe predicts the per-layer factor of the gradient's second
-  moment, :math:`n\gamma\,\mathbb{E}[\sigma'(z^t)^2]`, whose finite-width error
-  (dependence of :math:`\sigma'(z^t)` on the weights it multiplies, Jensen on
-  :math:`Q`) is likewise about 0.1% at width 256.
+* tanh and sigmoid: the layer variance :math:`Q_t = \gamma\lVert h^{t-1}\rVert^2` is
+  random at finite width, and :math:`\mathbb{E}[F(Q)] \ne F(\mathbb{E}[Q])` for the
+  curved map :math:`F(q) = \mathbb{E}_z[\phi(\sqrt{q} z)^2]` (Jensen): the
+  infinite-width map (Poole et al. 2016) is off by :math:`O(1/n)` per layer, 0.17% on
+  the first tanh layer of width 256 (the chi-square fluctuation of the input's norm)
+  and about 2% on the layer-20 second moment. But given :math:`h^{t-1}` the
+  pre-activations are i.i.d. :math:`N(0, Q_t)`, so :math:`Q_1 = \gamma s^2\chi^2_n`
+  and :math:`Q_{t+1} = \gamma\sum_i \phi(\sqrt{Q_t}\xi_i)^2` is a Markov chain on one
+  number, exact at every width. The probes predict expectations over it
+  (:class:`LayerMean`, :func:`layer_mean`): by quadrature against the chi-square
+  density at layer 1, and by a backward recursion with a fourth-order moment
+  expansion (whose dropped terms are :math:`O(n^{-3})`) above it, each with an error
+  estimate that becomes the probe's ``bias_bound``. The sigmoid backward probe is the
+  factor of a network's top layer, where the upstream gradient is independent of the
+  network and the dependence of :math:`\sigma'(z_i)` on the weight it multiplies is
+  exact (:func:`_sigmoid_backward_probes`).
 
 All moments of an activation come from :mod:`derivations._gaussian`: exact
 integration where SymPy finds a closed form (relu), numeric quadrature with its
@@ -367,8 +371,10 @@ def _numeric_in_q(body: sp.Expr, Q: sp.Symbol, nodes: np.ndarray, weights: np.nd
     def value(qs: np.ndarray) -> np.ndarray:
         qs = np.asarray(qs, dtype=float)
         with np.errstate(over="ignore", under="ignore"):
-            ints = [np.broadcast_to(p(nodes, qs[..., None]), (*qs.shape, nodes.size)) @ weights
-                    for p in parts]
+            ints = [
+                np.broadcast_to(p(nodes, qs[..., None]), (*qs.shape, nodes.size)) @ weights
+                for p in parts
+            ]
             return np.broadcast_to(outer(qs, *ints), qs.shape).astype(float)
 
     return value
@@ -547,7 +553,8 @@ def sigmoid_derivative() -> Claim:
         point, the bound :math:`(1/4)^{d-t}` on a product of :math:`d-t` factors and the
         per-layer gradient factor :math:`\\le 1/16` under Xavier; scalar probes of
         :math:`\\mathbb{E}[\\sigma'(x)]`, :math:`\\mathbb{E}[\\sigma'(x)^2]` and backward
-        probes of a deep sigmoid network.
+        probes of the top layer of a one-layer and of a deep sigmoid network, exact at
+        their width.
 
     Notes
     -----
@@ -737,11 +744,12 @@ def _sigmoid_backward_probes(slope: sp.Expr) -> list[Probe]:
     b_q = gaussian_integral(x**2 * slope**2, x, Q)
     cov = gamma * h_j  # Cov[W_ij, z_i | h]
     c = cov / Q  # regression of W_ij on z_i; Var[z_i | h] = Q
-    per_term = (gamma - c * cov) * a_q + c**2 * b_q
+    a_s, b_s = sp.symbols("A B")  # the two moments, kept whole while expanding
+    per_term = (gamma - c * cov) * a_s + c**2 * b_s
     averaged = sp.expand(per_term).subs(h_j**2, Q / (n_prev * gamma))
     if averaged.has(h_j):
         raise ValueError(f"h_j should enter only as h_j^2; got {averaged}.")
-    factor = sp.collect(sp.expand(n_t * averaged), [a_q, b_q])
+    factor = sp.collect(sp.expand(n_t * averaged), [a_s, b_s]).subs({a_s: a_q, b_s: b_q})
     values = {n_t: WIDTH, n_prev: WIDTH, gamma: g_value, s2: INPUT_STD**2}
     m = _mean_field(ACTIVATIONS["sigmoid"], WIDTH, g_value, INPUT_STD**2, SIGMOID_DEPTH)
     probes = []

@@ -28,6 +28,7 @@ References
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import cache
 
@@ -474,23 +475,27 @@ def _jacobian_probes(result: sp.Expr) -> tuple[Probe, ...]:
     widths = (128, 32)
     scenario = _mlp(widths, std, upstream=True)
     values = {N_T: widths[1], N_PREV: widths[0], GAMMA: gamma, V_G: 1, MU_G: 0}
+    exact = "exact at every width: linear layers, upstream gradient independent of the weights"
     probes.append(
-        Probe(
+        Probe.derived(
             "128x32-backward-var",
             scenario,
             {"direction": "backward", "moment": "var", "layer": 0},
-            float(result.subs(values)),
             result,
+            values,
+            note=exact,
         )
     )
     probes.append(
-        Probe(
+        Probe.derived(
             "128x32-backward-var-fan-in",
             scenario,
             {"direction": "backward", "moment": "var", "layer": 0},
-            float((fan_in * V_G).subs(values)),
             fan_in * V_G,
-            expect="disagrees",
+            values,
+            "disagrees",
+            source="lecture",
+            note="the slide's transposed Jacobian: the fan-in in place of the fan-out",
         )
     )
     widths3 = (32, 128, 64)
@@ -498,7 +503,7 @@ def _jacobian_probes(result: sp.Expr) -> tuple[Probe, ...]:
     for layer in (0, 1):
         vals = {N_T: widths3[layer + 1], N_PREV: widths3[layer], GAMMA: gamma}
         probes.append(
-            Probe(
+            Probe.derived(
                 f"32x128x64-backward-factor-{layer}",
                 scenario3,
                 {
@@ -507,8 +512,9 @@ def _jacobian_probes(result: sp.Expr) -> tuple[Probe, ...]:
                     "layer": layer,
                     "relative_to": layer + 1,
                 },
-                float(factor.subs(vals)),
                 factor,
+                vals,
+                note=exact,
             )
         )
     return tuple(probes)
@@ -903,7 +909,15 @@ def _product_probes(mean: sp.Expr, var: sp.Expr, m2: sp.Expr) -> tuple[Probe, ..
         }
         for suffix, observable, expr in observables:
             probes.append(
-                Probe(f"{label}-{suffix}", scenario, observable, float(expr.subs(values)), expr)
+                Probe.derived(
+                    f"{label}-{suffix}",
+                    scenario,
+                    observable,
+                    expr,
+                    values,
+                    note="exact: the per-layer growths of a Gaussian product are independent "
+                    "sigma^2 chi^2_n variables (rotation invariance)",
+                )
             )
     return tuple(probes)
 
@@ -1051,8 +1065,10 @@ def float_range() -> Claim:
     largest of many entries overflows first), so it is not probed. What is exactly
     predictable is probed instead: the per-layer factor :math:`n\\gamma` of the second
     moment (from the mean-square growth of :func:`gaussian_products`), which float16
-    reproduces before the overflow, and the fraction of non-finite entries far past
-    it, which is 1 up to a Chernoff bound (:func:`overflow_bound`).
+    reproduces before the overflow up to a bounded rounding bias
+    (:func:`rounding_bias`), and the fraction of non-finite entries far past it,
+    which is at least 1 minus a Chernoff bound (:func:`overflow_bound`): a one-sided
+    probe (``kind="lower_bound"``), not a point prediction.
 
     References
     ----------
@@ -1192,29 +1208,91 @@ def _float_confirmations(formats: dict) -> tuple[Check, ...]:
     )
 
 
+def rounding_bias(dtype: str, n: int) -> sp.Expr:
+    """Relative bound on the bias of a simulated per-layer factor from rounding.
+
+    The engine draws weights in ``float32`` (``float64`` for ``float64``) and stores
+    them in ``dtype``; a product is accumulated in ``float32`` for ``float16`` (in
+    ``dtype`` otherwise) and rounded to ``dtype``. With unit roundoffs
+    :math:`u_d` (draw), :math:`u_s` (storage), :math:`u_a` (accumulation):
+
+    * a weight is :math:`w(1 + \\varepsilon)`, :math:`|1 + \\varepsilon| \\le
+      (1 + u_d)^3 (1 + u_s)` (the normal draw, the scale, their product, the storage),
+      so :math:`\\mathbb{E}[\\tilde w^2]/\\gamma \\in [\\dots, ((1+u_d)^3(1+u_s))^2]`;
+    * the accumulated :math:`z + e` has :math:`|e| \\le \\gamma_n \\sum_k |w_k h_k|`,
+      :math:`\\gamma_n = n u_a/(1 - n u_a)` (any summation order), and by
+      Cauchy-Schwarz :math:`\\mathbb{E}[(\\sum_k |w_k h_k|)^2] \\le n\\,\\mathbb{E}[z^2]`,
+      so :math:`|\\mathbb{E}[(z+e)^2]/\\mathbb{E}[z^2] - 1| \\le 2\\gamma_n\\sqrt n +
+      \\gamma_n^2 n`;
+    * the stored result is :math:`z(1 + \\delta)`, :math:`|\\delta| \\le u_s` in the
+      normal range.
+
+    The layer below is measured in the same stored values the layer multiplies, so the
+    relative bias of the factor is at most the product of these minus 1 (entries in the
+    subnormal range add an absolute error of half the subnormal spacing; see
+    :func:`_float_probes`).
+    """
+
+    def unit(dt: str) -> sp.Expr:
+        return sp.Integer(2) ** -(float_format(dt)["nmant"] + 1)
+
+    stored = unit(dtype)
+    drawn = unit("float64" if dtype == "float64" else "float32")
+    accumulated = unit("float32" if dtype == "float16" else dtype)
+    gamma_n = n * accumulated / (1 - n * accumulated)
+    weights = ((1 + drawn) ** 3 * (1 + stored)) ** 2
+    accumulation = 1 + 2 * gamma_n * sp.sqrt(n) + gamma_n**2 * n
+    return weights * accumulation * (1 + stored) ** 2 - 1
+
+
 def _float_probes(mean_square: sp.Expr, finite_bound: sp.Expr, values: dict) -> tuple[Probe, ...]:
     n = OVERFLOW_WIDTH
     std = _normal_std_for(EXPLODING**2, n)
     factor = mean_square.subs(DEPTH, 1)  # E||W h||^2 / ||h||^2 = n sigma^2
-    predicted = factor.subs({N_DOF: n, SIGMA_W: std})
+    at = {N_DOF: n, SIGMA_W: std}
+    layer = 10
     probes = []
     for dtype in ("float64", "float16"):
+        relative = rounding_bias(dtype, n)
+        # subnormal entries: absolute error <= half the subnormal spacing, against the
+        # second moment (n sigma^2)^layer of the layer (unit-variance input)
+        half = float_format(dtype)["subnormal"] / 2
+        second = factor.subs(at) ** layer
+        subnormal = 2 * half / sp.sqrt(second) + half**2 / second
+        predicted = float(factor.subs(at))
+        bound = predicted * float(relative + subnormal)
         probes.append(
-            Probe(
-                f"n{n}-{dtype}-m2-factor-layer10",
-                _mlp([n] * 11, std, dtype=dtype),
-                {"direction": "forward", "moment": "m2", "layer": 10, "relative_to": 9},
-                float(predicted),
+            Probe.derived(
+                f"n{n}-{dtype}-m2-factor-layer{layer}",
+                _mlp([n] * (layer + 1), std, dtype=dtype),
+                {"direction": "forward", "moment": "m2", "layer": layer, "relative_to": layer - 1},
                 factor,
+                at,
+                bias_bound=bound,
+                note=(
+                    f"exact in real arithmetic; {dtype} rounding of weights, accumulation "
+                    f"and results biases the simulated factor by at most "
+                    f"{float(relative + subnormal):.3g} relative (rounding_bias); the "
+                    f"layer's standard deviation {math.sqrt(float(second)):.3g} is far below "
+                    f"the largest {dtype}, {float(float_format(dtype)['max']):.5g}"
+                ),
             )
         )
     probes.append(
-        Probe(
+        Probe.derived(
             f"n{n}-float16-nonfinite-layer{OVERFLOW_DEPTH}",
             _mlp([n] * (OVERFLOW_DEPTH + 1), std, dtype="float16"),
             {"direction": "forward", "moment": "nonfinite", "layer": OVERFLOW_DEPTH},
-            float(finite_bound.subs(values)),
             finite_bound,
+            values,
+            kind="lower_bound",
+            note=(
+                "a lower bound, not a point value: P(a column is still finite at layer "
+                f"{OVERFLOW_DEPTH - 1}) <= the Chernoff bound (overflow_bound), and a column "
+                f"with a non-finite entry there is non-finite in every entry at layer "
+                f"{OVERFLOW_DEPTH}, so E[fraction non-finite] >= 1 - bound; it must be "
+                "checked one-sided (refused only when the interval lies below the bound)"
+            ),
         )
     )
     return tuple(probes)
@@ -1426,21 +1504,25 @@ def _residual_probes(factor: sp.Expr) -> tuple[Probe, ...]:
         scenario = _mlp([n] * 5, std, residual=True, upstream=True)
         tag = label.replace("/", "over")
         probes.append(
-            Probe(
+            Probe.derived(
                 f"{tag}-forward-m2-factor",
                 scenario,
                 {"direction": "forward", "moment": "m2", "layer": 4, "relative_to": 3},
-                float(factor.subs(values)),
                 factor,
+                values,
+                note="exact at every width: a linear branch with weights independent of "
+                "the layer below",
             )
         )
         probes.append(
-            Probe(
+            Probe.derived(
                 f"{tag}-backward-m2-factor",
                 scenario,
                 {"direction": "backward", "moment": "m2", "layer": 0, "relative_to": 1},
-                float(factor.subs(values)),
                 factor,
+                values,
+                note="exact at every width: in a linear network the gradient above layer 1 "
+                "does not depend on its weights",
             )
         )
     return tuple(probes)

@@ -149,15 +149,14 @@ def _probes(he: sp.Expr) -> tuple[Probe, ...]:
     mean_square = S2 * N / 2
     probes = []
     for n, layer in ((PROBE_WIDTHS[0], 1), (PROBE_WIDTHS[0], 6), (PROBE_WIDTHS[1], 3)):
-        predicted = float(sp.N(he.subs(N, n).doit(), 20))
         step = {"direction": "forward", "moment": "log_m2", "layer": layer}
         probes.append(
-            Probe(
+            Probe.derived(
                 f"n{n}-log-norm-layer{layer}",
                 _relu_mlp(n, layer),
                 {**step, "relative_to": layer - 1},
-                predicted,
                 he,
+                {N: n},
             )
         )
     n, layer = PROBE_WIDTHS[0], 6
@@ -171,14 +170,16 @@ def _probes(he: sp.Expr) -> tuple[Probe, ...]:
             0.0,
             sp.Integer(0),
             expect="disagrees",
+            source="lecture",
+            note="the lecture's reading: a preserved variance keeps one network's typical size",
         ),
         # while the same networks preserve the mean square exactly
-        Probe(
+        Probe.derived(
             f"n{n}-m2-layer{layer}",
             _relu_mlp(n, layer),
             {**step, "moment": "m2"},
-            float(mean_square.subs(ASSUMPTIONS[2].subs)),
             mean_square,
+            ASSUMPTIONS[2].subs,
         ),
     ]
     return tuple(probes)

@@ -402,22 +402,25 @@ def _probes(masked: sp.Expr, unmasked: sp.Expr, gamma_he: sp.Expr) -> tuple[Prob
         "relative_to": PROBE_DEPTH,
     }
     relu_net, linear_net = _scenario("relu", std), _scenario("linear", std)
+    exact = (
+        "exact at every width: the top layer, upstream gradient independent of the network "
+        "(see the module notes)"
+    )
     return (
-        Probe("he-relu-masked-factor", relu_net, observable, float(masked.subs(values)), masked),
-        Probe(
+        Probe.derived("he-relu-masked-factor", relu_net, observable, masked, values, note=exact),
+        Probe.derived(
             "he-relu-unmasked-factor",
             relu_net,
             observable,
-            float(unmasked.subs(values)),
             unmasked,
-            expect="disagrees",
+            values,
+            "disagrees",
+            source="lecture",
+            note="the unmasked factor n gamma, relu's 0/1 mask ignored: the loose reading "
+            "the claim corrects, expected to be refused",
         ),
-        Probe(
-            "he-linear-unmasked-factor",
-            linear_net,
-            observable,
-            float(unmasked.subs(values)),
-            unmasked,
+        Probe.derived(
+            "he-linear-unmasked-factor", linear_net, observable, unmasked, values, note=exact
         ),
     )
 

@@ -502,8 +502,7 @@ def _depth_probes(linear: sp.Expr, relu_d: sp.Expr, backward: sp.Expr) -> tuple[
                     constant,
                     expect="disagrees",
                     source="lecture",
-                    note="the lecture's L4.1 'constant variance at every layer', a literal "
-                    "ratio 1",
+                    note="the lecture's L4.1 'constant variance at every layer', a literal ratio 1",
                 )
             )
             probes.append(
@@ -589,25 +588,25 @@ def chi_expression(name: str) -> sp.Expr:
 
 
 def finite_width_expression(name: str) -> sp.Expr:
-    """Exact :math:`\mathbb{E}[(z^2)^2]/\mathbb{E}[(z^1)^2]` for widths ``n0 = n1``.
+    """Exact :math:`\\mathbb{E}[(z^2)^2]/\\mathbb{E}[(z^1)^2]` for widths ``n0 = n1``.
 
-    Built from the claim's per-layer factor :math:`\chi(q) = n\gamma\,
-    \mathbb{E}[\phi(z)^2]/q` (:func:`chi_expression`), not written out: given
-    :math:`h^0`, :math:`z^1 \sim N(0, Q)` with :math:`Q = \gamma\lVert h^0\rVert^2
-    = \gamma s^2 U`, :math:`U \sim \chi^2_n` (assumption ``finite-width``), and
-    :math:`\mathbb{E}[(z^2)^2 \mid Q] = n\gamma\,\mathbb{E}[\phi(z^1)^2 \mid Q] =
-    Q\,\chi(Q)` (assumption ``gaussian-preactivation``), so
+    Built from the claim's per-layer factor :math:`\\chi(q) = n\\gamma\\,
+    \\mathbb{E}[\\phi(z)^2]/q` (:func:`chi_expression`), not written out: given
+    :math:`h^0`, :math:`z^1 \\sim N(0, Q)` with :math:`Q = \\gamma\\lVert h^0\\rVert^2
+    = \\gamma s^2 U`, :math:`U \\sim \\chi^2_n` (assumption ``finite-width``), and
+    :math:`\\mathbb{E}[(z^2)^2 \\mid Q] = n\\gamma\\,\\mathbb{E}[\\phi(z^1)^2 \\mid Q] =
+    Q\\,\\chi(Q)` (assumption ``gaussian-preactivation``), so
 
     .. math::
 
-        \frac{\mathbb{E}[(z^2)^2]}{\mathbb{E}[(z^1)^2]}
-        = \frac{\mathbb{E}_U[Q\,\chi(Q)]}{\mathbb{E}_U[Q]}
-        = \frac{n\gamma\int_0^\infty F(\gamma s^2 u)\,p_{\chi^2_n}(u)\,du}{n\gamma s^2},
-        \qquad F(q) = \mathbb{E}_{z \sim N(0, q)}[\phi(z)^2],
+        \\frac{\\mathbb{E}[(z^2)^2]}{\\mathbb{E}[(z^1)^2]}
+        = \\frac{\\mathbb{E}_U[Q\\,\\chi(Q)]}{\\mathbb{E}_U[Q]}
+        = \\frac{n\\gamma\\int_0^\\infty F(\\gamma s^2 u)\\,p_{\\chi^2_n}(u)\\,du}{n\\gamma s^2},
+        \\qquad F(q) = \\mathbb{E}_{z \\sim N(0, q)}[\\phi(z)^2],
 
-    a :math:`Q`-weighted average of :math:`\chi`, with the chi-square density and
-    :math:`\mathbb{E}_U[Q]` from ``sympy.stats``. The infinite-width value
-    :math:`\chi(\mathbb{E}[Q])` differs from it by Jensen's inequality.
+    a :math:`Q`-weighted average of :math:`\\chi`, with the chi-square density and
+    :math:`\\mathbb{E}_U[Q]` from ``sympy.stats``. The infinite-width value
+    :math:`\\chi(\\mathbb{E}[Q])` differs from it by Jensen's inequality.
     """
     chi_square = stats.ChiSquared("U", n_prev)
     layer_variance = gamma * s2 * u  # Q given ||h^0||^2 = s^2 u

@@ -885,13 +885,14 @@ def xavier() -> Claim:
             probes.append(Probe.derived(label_, scenario, obs, expr, values))
         if not backward:  # the naive prediction ignores the truncation
             probes.append(
-                Probe(
-                    label=f"{n_in_}x{n_out_}-{label}-forward-naive",
-                    scenario=scenario,
-                    observable=cases[0][2],
-                    predicted=float(fwd_var.subs({**values, gamma: gamma_x.subs(at)})),
-                    expression=fwd_var,
+                Probe.derived(
+                    f"{n_in_}x{n_out_}-{label}-forward-naive",
+                    scenario,
+                    cases[0][2],
+                    fwd_var,
+                    {**values, gamma: gamma_x.subs(at)},
                     expect="disagrees",
+                    note="the naive reading: the truncated law keeps the untruncated variance",
                 )
             )
 

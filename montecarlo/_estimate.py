@@ -424,8 +424,15 @@ def decide(
     estimate: Estimate,
     confidence: float,
     precision: float = DEFAULT_PRECISION,
+    allowed: tuple[float, float] | None = None,
 ) -> Decision:
-    """Agree when ``predicted`` lies in the interval at ``confidence``.
+    """Agree when the prediction lies in the interval at ``confidence``.
+
+    ``allowed`` widens a point prediction into the range of values the claim allows:
+    ``(predicted - b, predicted + b)`` for an approximation with a bias bound ``b``,
+    ``(y, inf)`` for a lower bound ``y``. The check agrees when the interval meets that
+    range; its p-value is that of the range's point nearest the estimate (the largest
+    over the range, so the test keeps its level).
 
     Inconclusive when entries overflowed or were otherwise non-finite, or when the
     achieved precision is worse than :data:`INCONCLUSIVE_FACTOR` times the target.
@@ -453,8 +460,9 @@ def decide(
             f"achieved precision {estimate.precision():.3g} is worse than "
             f"{INCONCLUSIVE_FACTOR:g} x the target {precision:g}",
         )
-    p = estimate.p_value(predicted)
-    inside = ci.low <= predicted <= ci.high
+    nearest = predicted if allowed is None else min(max(estimate.value, allowed[0]), allowed[1])
+    p = estimate.p_value(nearest)
+    inside = ci.low <= nearest <= ci.high
     return Decision(
         Outcome.AGREES if inside else Outcome.DISAGREES,
         predicted,
@@ -494,27 +502,27 @@ def decide_family(
     estimates: Sequence[Estimate],
     alpha: float,
     precision: float = DEFAULT_PRECISION,
+    allowed: Sequence[tuple[float, float] | None] | None = None,
 ) -> tuple[Decision, ...]:
     """Decide every check of a run together, at family-wise level ``alpha`` (Holm).
 
-    Inconclusive checks (non-finite entries or too poor a precision) count in the
-    family and are never refused.
+    ``allowed`` gives each check's range of allowed values (see :func:`decide`), or
+    ``None`` for a point. Inconclusive checks (non-finite entries or too poor a
+    precision) count in the family and are never refused.
     """
-    if len(predicted) != len(estimates):
+    allowed = [None] * len(predicted) if allowed is None else list(allowed)
+    if not len(predicted) == len(estimates) == len(allowed):
         raise ValueError(
-            f"`predicted` and `estimates` must have the same length; got {len(predicted)} "
-            f"and {len(estimates)}."
+            f"`predicted`, `estimates` and `allowed` must have the same length; got "
+            f"{len(predicted)}, {len(estimates)} and {len(allowed)}."
         )
     if not estimates:
         return ()
     floor = per_check_confidence(alpha, len(estimates))
-    first = [decide(y, e, floor, precision) for y, e in zip(predicted, estimates, strict=True)]
-    p = [
-        math.nan if d.outcome is Outcome.INCONCLUSIVE else e.p_value(y)
-        for y, e, d in zip(predicted, estimates, first, strict=True)
-    ]
+    rows = list(zip(predicted, estimates, allowed, strict=True))
+    first = [decide(y, e, floor, precision, a) for y, e, a in rows]
+    p = [math.nan if d.outcome is Outcome.INCONCLUSIVE else d.p_value for d in first]
     levels = holm_levels(p, alpha)
     return tuple(
-        decide(y, e, level, precision)
-        for y, e, level in zip(predicted, estimates, levels, strict=True)
+        decide(y, e, level, precision, a) for (y, e, a), level in zip(rows, levels, strict=True)
     )

@@ -55,6 +55,17 @@ DEFAULT_ALPHA = 0.01
 QUICK_PRECISION = 0.05
 
 
+def allowed_range(probe) -> tuple[float, float] | None:
+    """The values a probe's claim allows: a bound's half-line, or the prediction widened
+    by its stated bias bound; ``None`` for an exact point prediction."""
+    y, b = probe.predicted, probe.bias_bound
+    if probe.kind == "lower_bound":
+        return (y, math.inf)
+    if probe.kind == "upper_bound":
+        return (-math.inf, y)
+    return (y - b, y + b) if b > 0 else None
+
+
 def _number(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
@@ -237,7 +248,11 @@ def evidence(
         zip(
             keys,
             montecarlo.decide_family(
-                [probes[k].predicted for k in keys], list(estimates.values()), alpha, precision
+                [probes[k].predicted for k in keys],
+                list(estimates.values()),
+                alpha,
+                precision,
+                [allowed_range(probes[k]) for k in keys],
             ),
             strict=True,
         )
@@ -254,6 +269,13 @@ def evidence(
                     "observable": dict(probe.observable),
                     "predicted": probe.predicted,
                     "predicted_expression": sp.latex(probe.expression),
+                    "prediction": {
+                        "kind": probe.kind,
+                        "source": probe.source,
+                        "method": probe.method,
+                        "bias_bound": probe.bias_bound,
+                        "note": probe.note,
+                    },
                     "estimate": _number(est.value),
                     "se": _number(est.se),
                     "ci_low": _number(dec.ci.low),

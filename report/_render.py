@@ -81,6 +81,17 @@ def num(x: float | None) -> str:
     return f"{x:.6g}"
 
 
+def predicted(check: Mapping) -> str:
+    """The prediction as the claim allows it: ``≥ y`` for a lower bound, ``y ± b`` with a
+    bias bound, marked ``(lecture)`` when it is the lecture's own number."""
+    pred = check.get("prediction", {})
+    y, kind, bias = num(check["predicted"]), pred.get("kind", "point"), pred.get("bias_bound", 0)
+    shown = {"lower_bound": f"≥ {y}", "upper_bound": f"≤ {y}"}.get(kind, y)
+    if kind == "point" and bias:
+        shown = f"{y} ± {bias:.2g}"
+    return shown + (" (lecture)" if pred.get("source") == "lecture" else "")
+
+
 def pct(x: float) -> str:
     return f"{100 * x:.4g}%"
 
@@ -203,6 +214,7 @@ def _environment(latex: bool) -> jinja2.Environment:
         tex=tex_escape,
         prose=tex_prose if latex else str,
         num=num,
+        predicted=predicted,
         pct=pct,
         pct_or_na=pct_or_na,
         scenario=describe_scenario,

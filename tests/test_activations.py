@@ -377,7 +377,9 @@ def _mean_field_numpy(f, n, std, m0, depth):
     return m
 
 
-def test_network_probe_predictions_match_an_independent_mean_field():
+def test_network_probe_predictions_are_near_an_independent_mean_field():
+    """The finite-width predictions (exact values in test_predictions.py) stay within 1% of
+    the infinite-width mean field computed here independently, and relu's are exact."""
     checked = 0
     for c in CLAIMS:
         for p in c.probes:
@@ -402,7 +404,8 @@ def test_network_probe_predictions_match_an_independent_mean_field():
                     layer = ob["relative_to"]
                     qt = n * std**2 * m[layer - 1]
                     want = n * std**2 * gauss_quad(lambda v, g=fprime: g(v) ** 2, qt)
-            assert p.predicted == pytest.approx(want, rel=1e-9), (c.id, p.label)
+            exact = name == "relu" or p.expect == "disagrees"
+            assert p.predicted == pytest.approx(want, rel=1e-9 if exact else 1e-2), (c.id, p.label)
             checked += 1
     assert checked == 8
 
