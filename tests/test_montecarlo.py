@@ -415,3 +415,22 @@ def test_the_readme_example_runs(tmp_path):
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True)
     value, *_ = run.stdout.split()
     assert 0 < float(value) < 1  # softsign under Xavier shrinks the gradient
+
+
+def test_bounds_and_bias_bounds_are_decided_by_the_range_they_allow():
+    """A lower bound agrees with any larger value, a point widened by its bias bound with
+    any value within it; the p-value is that of the allowed point nearest the estimate."""
+    from montecarlo._estimate import Estimate, Outcome, decide
+
+    est = Estimate(1.0, 0.001, 99, 100, 100, 1.0, 0.0, "0", "test")
+    assert decide(1.1, est, 0.99).outcome is Outcome.DISAGREES
+    assert decide(0.9, est, 0.99).outcome is Outcome.DISAGREES
+    assert decide(0.9, est, 0.99, allowed=(0.9, math.inf)).outcome is Outcome.AGREES
+    assert decide(1.1, est, 0.99, allowed=(1.1, math.inf)).outcome is Outcome.DISAGREES
+    assert decide(1.02, est, 0.99, allowed=(1.0, 1.04)).outcome is Outcome.AGREES
+    assert decide(1.02, est, 0.99, allowed=(1.01, 1.03)).outcome is Outcome.DISAGREES
+    inside = decide(0.5, est, 0.99, allowed=(0.5, math.inf))
+    assert inside.p_value == pytest.approx(1.0)
+    # the family passes each check's range through Holm's procedure
+    (d,) = mc.decide_family([0.9], [est], 0.01, allowed=[(0.9, math.inf)])
+    assert d.outcome is Outcome.AGREES
