@@ -340,14 +340,14 @@ def check_instance(
             if _random_outside(before, model) or _random_outside(after, model):
                 # random variables: equal almost surely when E[(before - after)^2] = 0
                 lhs, rhs = value(Ex(sp.expand((before - after) ** 2)), model, inst), 0
-                shown = f"E[(before - after)^2] = {lhs}, not 0"
+                mismatch = f"E[(before - after)^2] = {lhs}, not 0"
             else:
                 lhs, rhs = value(before, model, inst), value(after, model, inst)
-                shown = f"before = {lhs} but after = {rhs}"
+                mismatch = f"before = {lhs} but after = {rhs}"
         except (NotRealizable, sp.PolynomialError, TypeError, ValueError) as exc:
             return Check("instance", Status.UNDECIDED, f"no exact instance: {exc}")
         if sp.simplify(lhs - rhs) != 0:
-            return _refuted(shown, inst)
+            return _refuted(mismatch, inst)
         shown.append(_params(inst))
     return Check(
         f"instance n={','.join(map(str, WIDTHS))}",
