@@ -356,8 +356,27 @@ def substitute_moments(expr: sp.Expr, model: Model) -> Rewrite:
 
 
 def evaluate_sums(expr: sp.Expr, model: Model) -> Rewrite:
-    """Sum terms that no longer depend on the summation index."""
-    after = expr.replace(lambda e: isinstance(e, (sp.Sum, OffDiagonalSum)), lambda e: e.doit())
+    r"""Sum terms that no longer depend on the summation index: :math:`(b - a + 1)\,t`, and
+    :math:`n(n-1)\,t` off the diagonal. A summand that depends on its index is left."""
+
+    def constant(e: sp.Basic) -> bool:
+        if isinstance(e, OffDiagonalSum):
+            return not (e.summand.free_symbols & {e.j, e.k})
+        if isinstance(e, sp.Sum):
+            return not ({lim[0] for lim in e.limits} & e.function.free_symbols)
+        return False
+
+    def count(e: sp.Basic) -> sp.Expr:
+        if isinstance(e, OffDiagonalSum):
+            return e.n * (e.n - 1) * e.summand
+        return sp.Mul(*[hi - lo + 1 for _, lo, hi in e.limits]) * e.function
+
+    after = expr
+    while True:  # innermost first: an outer sum may become constant once inner ones go
+        new = after.replace(constant, count)
+        if new == after:
+            break
+        after = new
     return Rewrite(
         after,
         r"a sum of $n$ equal terms is $n$ times the term",
