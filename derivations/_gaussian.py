@@ -7,7 +7,7 @@ their own:
   :func:`sympy.integrate` when the integrand has a closed form (polynomials,
   ``Max``/``Heaviside``/``Piecewise`` activations such as relu, ``exp`` of a
   quadratic), and by numeric quadrature (:func:`scipy.integrate.quad`, with its error
-  bound) when the integral is not elementary (tanh, sigmoid) and ``q`` is a number.
+  estimate) when the integral is not elementary (tanh, sigmoid) and ``q`` is a number.
   The result says which method was used.
 * :func:`gaussian_series` gives the small-variance expansion of
   :math:`\mathbb{E}[g(x)]` by expanding ``g`` in a Taylor series at 0 and taking
@@ -15,6 +15,15 @@ their own:
   :math:`g = f^2`.
 
 Both reject an integrand whose Gaussian moment diverges, with a message naming it.
+
+For expressions the project does not control (``initproof activation``, ``init``,
+``claim``), :func:`checked_moment` adds what a user's input needs: every operation under
+a time :class:`Budget` (and the command's :func:`deadline`), a convergence test of the
+tails (:func:`growth`) and of every kink and pole (:func:`singularities`), and a value
+that is exact (a closed form confirmed by quadrature), numeric (QUADPACK on panels cut
+at every kink and narrow feature, against mpmath's tanh-sinh quadrature at 30 digits;
+the stated error is an estimate both support, never a bound), ``undecided`` (they
+disagree, or ran out of time) or ``divergent``.
 
 Notes
 -----
@@ -47,17 +56,26 @@ References
 
 from __future__ import annotations
 
+import contextvars
+import itertools
 import math
+import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, TypeVar
 
+import mpmath
 import numpy as np
 import sympy as sp
-from scipy import integrate
+from scipy import integrate, optimize
 from sympy import stats
+
+from ._budget import BudgetExceeded, time_budget
+
+T = TypeVar("T")
 
 #: Relative tolerance asked of the quadrature.
 QUAD_EPSREL = 1e-12
@@ -88,7 +106,8 @@ class GaussianMoment:
     method : str
         ``"sympy.integrate"`` (exact) or ``"scipy.integrate.quad"`` (numeric).
     error : float
-        Absolute error bound: 0 for exact values, QUADPACK's estimate otherwise.
+        0 for exact values, QUADPACK's absolute error estimate otherwise (an
+        estimate, not a bound).
     """
 
     function: sp.Expr
@@ -289,14 +308,14 @@ def _quad_real_line(
         raise ValueError(f"quadrature for {what} is not finite.")
     if caught and error > max(1e-9 * abs(value), 1e-15):
         raise ValueError(
-            f"quadrature for {what} did not converge: error bound {error:.3g} "
+            f"quadrature for {what} did not converge: error estimate {error:.3g} "
             f"({caught[0].message})."
         )
     return value, error
 
 
 def integrate_real_line(integrand: sp.Expr, z: sp.Symbol) -> tuple[float, float]:
-    """QUADPACK over the real line, split at 0; value and absolute error bound.
+    """QUADPACK over the real line, split at 0; value and absolute error estimate.
 
     Where float arithmetic overflows in the far tails (``exp(-x)`` inside a sigmoid
     derivative, say) the same expression is evaluated in arbitrary precision.
@@ -378,7 +397,7 @@ def gaussian_moment(
     Returns
     -------
     GaussianMoment
-        The value, the method used and its error bound.
+        The value, the method used and its error estimate.
 
     Raises
     ------
@@ -528,15 +547,888 @@ def gaussian_square_series(f: sp.Expr, x: sp.Symbol, q: sp.Symbol, order: int) -
     return gaussian_series(sp.sympify(f) ** 2, x, q, order)
 
 
+# =========================================================================== checked moments
+#
+# What follows is used for expressions the project does not control (``initproof
+# activation``, ``init``, ``claim``): every symbolic operation runs under a time budget,
+# every numeric value comes with an error statement that two independent methods
+# support, and a moment that diverges is said to diverge.
+
+#: Default seconds one symbolic or numeric operation may take (``--budget``).
+OPERATION_SECONDS = 5.0
+#: Half-width in x of the scan for narrow features and of the search for special points.
+SCAN_HALF_WIDTH = 60.0
+#: Spacing of the scan for narrow features (in x).
+SCAN_SPACING = 1e-3
+#: Most breakpoints kept (special points, features and scan clusters together).
+MAX_BREAKPOINTS = 400
+#: Digits of the second method (mpmath's tanh-sinh quadrature).
+MPMATH_DPS = 30
+#: Two methods agree when they differ by at most this, relative (plus an absolute floor).
+AGREEMENT_RTOL = 1e-9
+#: A numeric value whose stated error exceeds this fraction of it is not given as a value.
+MAX_RELATIVE_ERROR = 1e-4
+
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "initproof_deadline", default=None
+)
+
+
+class TimeLimitExceeded(Exception):
+    """The whole command ran past its stated time limit (``--time-limit``)."""
+
+
+@contextmanager
+def deadline(seconds: float | None) -> Iterator[None]:
+    """Every :class:`Budget` inside the block stops at ``seconds`` from now (``None``: never)."""
+    token = _DEADLINE.set(None if seconds is None else time.monotonic() + float(seconds))
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def time_left() -> float:
+    """Seconds before the current :func:`deadline` (``inf`` without one)."""
+    end = _DEADLINE.get()
+    return math.inf if end is None else end - time.monotonic()
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Seconds per operation; every operation also stops at the command's deadline.
+
+    :meth:`attempt` runs one operation under :func:`~derivations._budget.time_budget`
+    and turns a timeout or a failure into a reason (the caller labels the result
+    undecided); past the deadline it raises :class:`TimeLimitExceeded`.
+    """
+
+    seconds: float = OPERATION_SECONDS
+
+    def limit(self, what: str) -> float:
+        left = time_left()
+        if left <= 0.01:
+            raise TimeLimitExceeded(f"the time limit ran out before {what}")
+        return min(self.seconds, left)
+
+    def attempt(self, what: str, fn: Callable[[], T]) -> tuple[bool, T | None, str]:
+        """``(True, result, "")``, or ``(False, None, reason)`` on a timeout or a failure.
+
+        An operation that returns only once its budget has run out is treated as timed
+        out too: the alarm may have fired inside library code that caught it (SymPy has
+        broad ``except`` clauses), leaving a result computed on a fallback path. After a
+        timeout SymPy's cache is cleared, so that nothing computed on such a path is
+        reused.
+        """
+        seconds = self.limit(what)
+        start = time.monotonic()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with time_budget(seconds, what), np.errstate(all="ignore"):
+                    result = fn()
+        except BudgetExceeded:
+            return self._expired(what, seconds)
+        except (TimeLimitExceeded, MemoryError, KeyboardInterrupt, SystemExit):
+            raise
+        except RecursionError:
+            return False, None, f"{what} failed: the expression is nested too deeply"
+        except Exception as exc:  # any failure of SymPy, SciPy or mpmath on user input
+            text = str(exc).splitlines()[0] if str(exc) else ""
+            sep = ": " if text else ""
+            return False, None, f"{what} failed ({type(exc).__name__}{sep}{text[:200]})"
+        if time.monotonic() - start >= 0.98 * seconds:
+            return self._expired(what, seconds)
+        return True, result, ""
+
+    @staticmethod
+    def _expired(what: str, seconds: float) -> tuple[bool, None, str]:
+        sp.core.cache.clear_cache()
+        if time_left() <= 0.01:
+            raise TimeLimitExceeded(f"the time limit ran out during {what}") from None
+        return False, None, f"{what} ran past its budget of {seconds:.3g} s"
+
+
+# --------------------------------------------------------------------------- structure
+
+
+def _kink_arguments(g: sp.Expr, x: sp.Symbol) -> list[sp.Expr]:
+    """Expressions whose zeros are where ``g`` may be non-smooth, singular or non-real."""
+    out: list[sp.Expr] = []
+    for e in sp.preorder_traversal(g):
+        if not (isinstance(e, sp.Basic) and e.has(x)):
+            continue
+        if isinstance(e, sp.Max | sp.Min):
+            out += [a - b for a, b in itertools.combinations(e.args, 2)]
+        elif isinstance(e, sp.Abs | sp.sign | sp.Heaviside | sp.DiracDelta | sp.log):
+            out.append(e.args[0])
+        elif isinstance(e, sp.Piecewise):
+            for _, cond in e.args:
+                for rel in cond.atoms(sp.core.relational.Relational) if cond is not True else ():
+                    out.append(rel.lhs - rel.rhs)
+        elif isinstance(e, sp.Pow) and not (e.exp.is_integer and e.exp.is_nonnegative):
+            out.append(e.base)
+    return [a for a in dict.fromkeys(out) if isinstance(a, sp.Expr) and a.has(x)]
+
+
+def _real_roots(a: sp.Expr, x: sp.Symbol, half: float) -> list[float]:
+    """Real zeros of ``a`` in ``[-half, half]``: polynomial roots, else sign changes on a grid."""
+    roots: list[float] = []
+    if a.is_polynomial(x):
+        coeffs = [complex(c) for c in sp.Poly(a, x).all_coeffs()]
+        if len(coeffs) > 1:
+            for r in np.roots(coeffs):
+                if abs(r.imag) <= 1e-9 * (1 + abs(r.real)) and abs(r.real) <= half:
+                    roots.append(float(r.real))
+        return roots
+    fn = sp.lambdify(x, a, modules=["scipy", "numpy"])
+    grid = np.linspace(-half, half, 24001)
+    with np.errstate(all="ignore"):
+        v = np.broadcast_to(np.asarray(fn(grid), dtype=complex), grid.shape)
+    real = np.where(np.abs(v.imag) <= 1e-12 * (1 + np.abs(v.real)), v.real, np.nan)
+    zero = real == 0
+    roots += list(grid[zero])
+    s = np.sign(real)
+    change = np.nonzero(s[:-1] * s[1:] < 0)[0]
+
+    def h(t: float) -> float:
+        with np.errstate(all="ignore"):
+            return float(np.real(fn(np.float64(t))))
+
+    for k in change[:MAX_BREAKPOINTS]:
+        try:
+            roots.append(float(optimize.brentq(h, grid[k], grid[k + 1], xtol=1e-15)))
+        except (ValueError, RuntimeError):
+            roots.append(float((grid[k] + grid[k + 1]) / 2))
+    # a zero touched without a sign change: local minima of |a| that are (nearly) 0
+    mag = np.abs(real)
+    inner = np.nonzero((mag[1:-1] < mag[:-2]) & (mag[1:-1] < mag[2:]) & (mag[1:-1] < 1e-6))[0]
+    roots += [float(grid[k + 1]) for k in inner[:50]]
+    return roots
+
+
+def special_points(g: sp.Expr, x: sp.Symbol, half: float = SCAN_HALF_WIDTH) -> tuple[float, ...]:
+    """Where ``g`` may have a kink, a jump, a pole or a branch point, in ``[-half, half]``.
+
+    The real zeros of the arguments of ``Max``, ``Min``, ``Abs``, ``sign``,
+    ``Heaviside``, ``log``, of ``Piecewise`` conditions and of the bases of negative or
+    fractional powers: by ``numpy.roots`` for a polynomial, else by sign changes on a
+    grid of spacing 0.005 refined by ``brentq``.
+    """
+    points: list[float] = []
+    for a in _kink_arguments(g, x):
+        points += _real_roots(a, x, half)
+    return _merge(points)
+
+
+def _merge(points: list[float], tol: float = 1e-12) -> tuple[float, ...]:
+    out: list[float] = []
+    for p in sorted(p for p in points if math.isfinite(p)):
+        if not out or p - out[-1] > tol * (1 + abs(p)):
+            out.append(p)
+    return tuple(out[:MAX_BREAKPOINTS])
+
+
+def feature_points(g: sp.Expr, x: sp.Symbol, half: float = SCAN_HALF_WIDTH) -> tuple[float, ...]:
+    """Breakpoints around narrow features that the structure of ``g`` shows.
+
+    For every argument ``p`` of a function, and every base of a power, that is a
+    polynomial in ``x``: at each real critical point and each real root ``c`` of
+    ``p``, the width ``w`` over which ``p`` changes by 1 (``1/sqrt|p''|``, ``1/|p'|``)
+    or by its own size (``sqrt|p/p''|``); breakpoints at ``c`` and ``c +- w, 4w, 16w,
+    64w``. ``exp(-10**6*(x - 2)**2)`` gives ``w = 10**-3`` around ``x = 2``.
+    """
+    polys: list[sp.Expr] = []
+    for e in sp.preorder_traversal(g):
+        if isinstance(e, sp.Function | sp.Pow) and e.has(x):
+            if isinstance(e, sp.Piecewise):
+                args = tuple(p for p, _ in e.args)
+            elif isinstance(e, sp.Pow):
+                args = (e.base, e.exp) if e.exp.has(x) else (e.base,)
+            else:
+                args = e.args
+            polys += [a for a in args if isinstance(a, sp.Expr) and a.has(x) and a.is_polynomial(x)]
+    points: list[float] = []
+    for p in dict.fromkeys(polys):
+        poly = sp.Poly(p, x)
+        if poly.degree() < 1 or poly.degree() > 64:
+            continue
+        d1, d2 = poly.diff(x), poly.diff(x).diff(x)
+        centers = [*_real_roots(d1.as_expr(), x, half), *_real_roots(p, x, half)]
+        for c in centers[:MAX_BREAKPOINTS]:
+            v0, v1, v2 = (abs(float(P.eval(c))) for P in (poly, d1, d2))
+            widths = [1 / v1 if v1 > 0 else math.inf]
+            if v2 > 0:
+                widths += [1 / math.sqrt(v2), math.sqrt(v0 / v2) if v0 > 0 else math.inf]
+            w = min(widths)
+            if not math.isfinite(w) or w <= 0:
+                continue
+            points.append(c)
+            for k in (1, 4, 16, 64):
+                points += [c - k * w, c + k * w]
+    return _merge([p for p in points if abs(p) <= half])
+
+
+def scan_points(g: sp.Expr, x: sp.Symbol, half: float = SCAN_HALF_WIDTH) -> tuple[float, ...]:
+    """Breakpoints where a scan of ``g`` on a grid of spacing :data:`SCAN_SPACING` sees a
+    feature it does not resolve: a second difference above a tenth of the neighbours' size.
+
+    A feature narrower than the grid, in a part of ``g`` that is not a polynomial in
+    ``x`` (which :func:`feature_points` covers), can still be missed; that is the limit
+    of any scan.
+    """
+    fn = sp.lambdify(x, g, modules=["scipy", "numpy"])
+    grid = np.arange(-half, half + SCAN_SPACING / 2, SCAN_SPACING)
+    with np.errstate(all="ignore"):
+        y = np.broadcast_to(np.asarray(fn(grid), dtype=float), grid.shape)
+    y = np.where(np.isfinite(y), y, 0.0)
+    with np.errstate(all="ignore"):
+        second = np.abs(y[2:] - 2 * y[1:-1] + y[:-2])
+        size = np.abs(y[2:]) + np.abs(y[1:-1]) + np.abs(y[:-2])
+    flagged = np.nonzero(second > 0.1 * size + 1e-300)[0] + 1
+    if flagged.size == 0:
+        return ()
+    # clusters of neighbouring flags: breakpoints at each cluster's ends and centre
+    splits = np.nonzero(np.diff(flagged) > 3)[0] + 1
+    points: list[float] = []
+    for cluster in np.split(flagged, splits)[: MAX_BREAKPOINTS // 4]:
+        lo, hi = grid[cluster[0]] - SCAN_SPACING, grid[cluster[-1]] + SCAN_SPACING
+        points += [float(lo), float((lo + hi) / 2), float(hi)]
+    return _merge(points)
+
+
+@lru_cache(maxsize=256)
+def breakpoints(g: sp.Expr, x: sp.Symbol) -> tuple[float, ...]:
+    """Special points, structural features and scan clusters of ``g`` (in ``x``), merged."""
+    return _merge([*special_points(g, x), *feature_points(g, x), *scan_points(g, x)])
+
+
+# --------------------------------------------------------------------------- growth
+
+
+@dataclass(frozen=True)
+class Growth:
+    """How fast ``|g(x)|`` may grow as :math:`|x| \\to \\infty`, and what that means.
+
+    ``q_max`` is the variance below which :math:`\\mathbb{E}[g(x)]`,
+    :math:`x \\sim N(0, q)`, is finite (``inf``: every ``q``); ``diverges_at_q_max``
+    says whether it is known to diverge from there on (Gaussian growth
+    :math:`e^{c x^2}` seen consistently, :math:`q_{\\max} = 1/(2c)`), or only that
+    convergence was not shown beyond it. ``how`` says how this was established.
+    """
+
+    q_max: float
+    diverges_at_q_max: bool
+    how: str
+    rate: float | None = None
+
+    def converges(self, q: float) -> bool:
+        return q < self.q_max
+
+
+def _subgaussian(e: sp.Expr, x: sp.Symbol) -> bool:
+    """Whether ``|e|`` grows at most like :math:`e^{a|x|}` times a power (structurally).
+
+    Bounded functions (tanh, erf, sin, ...) of anything, polynomials, and ``exp`` of
+    something that grows at most linearly; products and sums of such. Conservative:
+    ``False`` means "not shown".
+    """
+
+    def degree(e: sp.Expr) -> float | None:
+        """An exponent ``d`` with ``|e| <= C (1 + |x|)**d`` for large ``|x|``, or ``None``."""
+        if not e.has(x):
+            return 0.0
+        if e == x:
+            return 1.0
+        if isinstance(e, sp.tanh | sp.erf | sp.erfc | sp.sin | sp.cos | sp.atan | sp.sign):
+            return 0.0
+        if isinstance(e, sp.Heaviside):
+            return 0.0
+        if isinstance(e, sp.Add | sp.Max | sp.Min):
+            parts = [degree(a) for a in e.args]
+            return None if None in parts else max(parts)
+        if isinstance(e, sp.Mul):
+            parts = [degree(a) for a in e.args]
+            return None if None in parts else sum(parts)
+        if isinstance(e, sp.Abs):
+            return degree(e.args[0])
+        if isinstance(e, sp.Piecewise):
+            parts = [degree(p) for p, _ in e.args]
+            return None if None in parts else max(parts)
+        if isinstance(e, sp.log):
+            return 1.0 if rate(e.args[0]) is not None or degree(e.args[0]) is not None else None
+        if isinstance(e, sp.Pow) and not e.exp.has(x):
+            d = degree(e.base)
+            if d is None:
+                return None
+            if e.exp.is_nonnegative:
+                return d * float(e.exp)
+            # 1/p with p a polynomial without real zeros beyond a bounded set
+            if e.base.is_polynomial(x) and sp.degree(e.base, x) >= 1:
+                return 0.0
+            return None
+        if isinstance(e, sp.exp):
+            a = e.args[0]
+            return 0.0 if degree(a) == 0.0 else None
+        return None
+
+    def rate(e: sp.Expr) -> float | None:
+        """Like ``degree`` but allowing a factor :math:`e^{a|x|}`."""
+        d = degree(e)
+        if d is not None:
+            return 0.0
+        if isinstance(e, sp.exp | sp.sinh | sp.cosh):
+            d = degree(e.args[0])
+            return 1.0 if d is not None and d <= 1 else None
+        if isinstance(e, sp.Add | sp.Mul | sp.Max | sp.Min):
+            parts = [rate(a) for a in e.args]
+            return None if None in parts else 1.0
+        if isinstance(e, sp.Abs):
+            return rate(e.args[0])
+        if isinstance(e, sp.Piecewise):
+            parts = [rate(p) for p, _ in e.args]
+            return None if None in parts else 1.0
+        if isinstance(e, sp.log):
+            return 0.0 if rate(e.args[0]) is not None else None
+        if isinstance(e, sp.Pow) and not e.exp.has(x) and e.exp.is_nonnegative:
+            return rate(e.base)
+        if isinstance(e, sp.Pow) and e.base == sp.E:
+            return rate(sp.exp(e.exp))
+        return None
+
+    return rate(e) is not None
+
+
+def growth(g: sp.Expr, x: sp.Symbol) -> Growth:
+    """Where :math:`\\mathbb{E}[g(x)]`, :math:`x \\sim N(0, q)`, is finite: for which ``q``.
+
+    First the structure: a ``g`` that grows at most like :math:`e^{a|x|}`
+    (:func:`_subgaussian`) has a finite moment at every ``q``. Otherwise a numeric tail
+    test: :math:`c(R) = \\log|g(\\pm R)|/R^2` at :math:`R = 300` and :math:`3000` in
+    60-digit arithmetic; equal rates :math:`c > 0` mean Gaussian growth, so the moment
+    diverges for :math:`q \\ge 1/(2c)`; a rate that falls with ``R`` shows
+    convergence only for :math:`q < 1/(2c(3000))` (a numeric estimate, said so).
+    """
+    if _subgaussian(g, x):
+        return Growth(math.inf, False, "g grows at most like exp(a|x|) (by its structure)")
+    fn = sp.lambdify(x, g, modules="mpmath")
+    rates: dict[int, list[float]] = {1: [], -1: []}
+    with mpmath.workdps(60):
+        for side in (1, -1):
+            for r in (300, 3000):
+                v = fn(mpmath.mpf(side * r))
+                if isinstance(v, mpmath.mpc):
+                    if abs(v.imag) > 1e-30 * (1 + abs(v.real)):
+                        raise ValueError(f"g({side * r}) is not real")
+                    v = v.real
+                v = abs(mpmath.mpf(v))
+                rates[side].append(-math.inf if v == 0 else float(mpmath.log(v)) / r**2)
+    worst = max(rates[1][1], rates[-1][1])
+    if worst <= 1e-7:
+        return Growth(
+            math.inf, False, "tail test: log|g(x)|/x^2 <= 1e-7 at |x| = 3000 (numeric)", worst
+        )
+    gaussian = [
+        s
+        for s in (1, -1)
+        if rates[s][1] > 1e-7 and abs(rates[s][0] - rates[s][1]) <= 1e-3 * rates[s][1]
+    ]
+    if gaussian:
+        c = max(rates[s][1] for s in gaussian)
+        return Growth(
+            1 / (2 * c),
+            True,
+            f"g grows like exp({c:.6g} x^2): log|g(x)|/x^2 = {c:.6g} at |x| = 300 and 3000 "
+            "(numeric tail test)",
+            c,
+        )
+    return Growth(
+        1 / (2 * worst),
+        False,
+        f"tail test: log|g(x)|/x^2 falls to {worst:.3g} at |x| = 3000, so the moment is "
+        f"finite at least for q < {1 / (2 * worst):.4g} (numeric)",
+        worst,
+    )
+
+
+# --------------------------------------------------------------------------- local singularities
+
+
+@dataclass(frozen=True)
+class Singularity:
+    """The behaviour of ``g`` next to a special point ``at`` (numeric, 40 digits)."""
+
+    at: float
+    unbounded: bool
+    exponent: float | None
+    jump: float
+
+
+def singularities(g: sp.Expr, x: sp.Symbol, points: tuple[float, ...]) -> tuple[Singularity, ...]:
+    """Jumps and blow-ups of ``g`` at ``points``: values at :math:`r \\pm 10^{-4,-6,-8}`.
+
+    ``unbounded``: :math:`|g|` grows as the distance shrinks, by more than half again
+    from :math:`10^{-4}` to :math:`10^{-8}`; ``exponent``: the local power
+    :math:`\\alpha` with :math:`|g| \\sim |x - r|^\\alpha` from the last two distances
+    (the moment diverges when :math:`\\alpha \\le -1`); ``jump``: :math:`|g(r + h) -
+    g(r - h)|` at :math:`h = 10^{-10}`.
+    """
+    fn = sp.lambdify(x, g, modules="mpmath")
+    out = []
+    with mpmath.workdps(40):
+
+        def val(t: mpmath.mpf) -> mpmath.mpf | None:
+            try:
+                v = fn(t)
+            except (ZeroDivisionError, ValueError, OverflowError):
+                return None
+            if isinstance(v, mpmath.mpc):
+                if abs(v.imag) > 1e-25 * (1 + abs(v.real)):
+                    return None
+                v = v.real
+            v = mpmath.mpf(v)
+            return v if mpmath.isfinite(v) else None
+
+        for r in points:
+            c = mpmath.mpf(r)
+            unbounded, exponent, jump = False, None, 0.0
+            for side in (1, -1):
+                vals = [val(c + side * mpmath.mpf(10) ** -k) for k in (4, 6, 8)]
+                if any(v is None for v in vals):
+                    unbounded = True
+                    continue
+                a = [abs(v) for v in vals]
+                if a[2] > a[1] > a[0] and a[2] > 1.5 * a[0] + 1:
+                    unbounded = True
+                if a[1] > 0 and a[2] > 0:
+                    e = float(mpmath.log(a[2] / a[1]) / mpmath.log(mpmath.mpf(10) ** -2))
+                    exponent = e if exponent is None else min(exponent, e)
+            h = mpmath.mpf(10) ** -10
+            left, right = val(c - h), val(c + h)
+            if left is not None and right is not None:
+                jump = float(abs(right - left))
+            out.append(Singularity(float(r), unbounded, exponent, jump))
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------- two quadratures
+
+
+def _standardized(g: sp.Expr, x: sp.Symbol, q: float) -> sp.Expr:
+    return gaussian_integral(g, x, sp.Float(q, 30) if not isinstance(q, sp.Expr) else q).function
+
+
+@lru_cache(maxsize=256)
+def _compiled(g: sp.Expr, x: sp.Symbol) -> tuple[Callable, Callable]:
+    """``g(sqrt(q) z) phi(z)`` for scalars in double precision, and in mpmath, of (z, q).
+
+    The double-precision form uses Python's :mod:`math` (fast for scalars, and for
+    ``Piecewise`` a hundred times faster than NumPy's ``select``) where it agrees with
+    the NumPy form at three points, and falls back to NumPy (inf and nan instead of
+    exceptions) wherever :mod:`math` raises.
+    """
+    var = sp.Dummy("q", positive=True)
+    integrand = gaussian_integral(g, x, var).function
+    vector = sp.lambdify((_z, var), integrand, modules=["scipy", "numpy"])
+    precise = sp.lambdify((_z, var), integrand, modules="mpmath")
+
+    def numpy_scalar(t: float, qq: float) -> float:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return float(np.real(vector(np.float64(t), np.float64(qq))))
+
+    try:
+        scalar = sp.lambdify((_z, var), integrand, modules=["math"])
+        for t in (-1.3, 0.2, 2.1):
+            a, b = scalar(t, 1.0), numpy_scalar(t, 1.0)
+            if not (math.isfinite(b) and abs(a - b) <= 1e-12 * (1 + abs(b))):
+                raise ValueError("math and NumPy forms differ")
+    except Exception:  # any trouble with the math form: NumPy only
+        return numpy_scalar, precise
+
+    def fast(t: float, qq: float) -> float:
+        try:
+            return float(scalar(t, qq))
+        except (OverflowError, ValueError, ZeroDivisionError, TypeError):
+            return numpy_scalar(t, qq)
+
+    return fast, precise
+
+
+def _z_points(g: sp.Expr, x: sp.Symbol, q: float, base: bool) -> list[float]:
+    s = math.sqrt(q)
+    pts = {p / s for p in breakpoints(g, x)}
+    if base:
+        pts |= {0.0, *(k * v for v in (1, 3, 6, 10, 15, 25, 40) for k in (-1, 1))}
+    return sorted(p for p in pts if abs(p) <= 40.0)
+
+
+def quadpack_moment(g: sp.Expr, x: sp.Symbol, q: float) -> tuple[float, float]:
+    """Method A (see :func:`_quadpack`): the value and QUADPACK's error estimate."""
+    value, error, _ = _quadpack(g, x, q)
+    return value, error
+
+
+def _quadpack(g: sp.Expr, x: sp.Symbol, q: float) -> tuple[float, float, float]:
+    """Method A: QUADPACK (``scipy.integrate.quad``) on every panel between breakpoints.
+
+    The panels are cut at every special point and feature of ``g`` (scaled to ``z``),
+    and at a fixed grid; the two tails are integrated to infinity. Returns the value,
+    the sum of QUADPACK's error *estimates* (not a bound), and the integral of the
+    integrand's absolute value over the panels (the scale of a value that cancels).
+
+    Raises
+    ------
+    ValueError
+        If a value is not finite or QUADPACK reports trouble with a large estimate.
+    """
+    fast, precise = _compiled(g, x)
+
+    def h(t: float) -> float:
+        try:
+            v = fast(t, q)
+        except (OverflowError, ZeroDivisionError, ValueError):
+            v = math.nan
+        if math.isfinite(v):
+            return v
+        with mpmath.workdps(20):
+            w = precise(mpmath.mpf(t), mpmath.mpf(q))
+        w = complex(w)
+        if abs(w.imag) > 1e-12 * (1 + abs(w.real)):
+            raise ValueError(f"the integrand is not real at z = {t:g}")
+        return float(w.real)
+
+    pts = _z_points(g, x, q, base=True)
+    edges = [-math.inf, *pts, math.inf]
+    panels = [(a, b) for a, b in itertools.pairwise(edges) if a < b]
+    # central panels first, so that the outer ones are asked for an absolute accuracy
+    # relative to what is already known of the whole
+    panels.sort(key=lambda ab: min(abs(ab[0]), abs(ab[1])))
+    total, err, absolute, trouble = 0.0, 0.0, 0.0, []
+    for a, b in panels:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            floor = max(1e-16 * absolute, 1e-300)
+            v, e = integrate.quad(h, a, b, epsabs=floor, epsrel=1e-12, limit=400)
+        total, err, absolute = total + v, err + e, absolute + abs(v)
+        if caught:
+            trouble.append((a, b, e))
+    if not (math.isfinite(total) and math.isfinite(err)):
+        raise ValueError("QUADPACK's value is not finite (the moment may diverge or overflow)")
+    troubled = sum(e for _, _, e in trouble)
+    if trouble and troubled > max(1e-8 * abs(total), 1e-12 * absolute, 1e-300):
+        a, b, e = max(trouble, key=lambda t: t[2])
+        raise ValueError(
+            f"QUADPACK did not converge on [{a:g}, {b:g}] (estimate {e:.2g}, total {total:.6g})"
+        )
+    return total, err, absolute
+
+
+def mpmath_moment(g: sp.Expr, x: sp.Symbol, q: float) -> tuple[float, float]:
+    """Method B: mpmath's tanh-sinh quadrature at :data:`MPMATH_DPS` digits.
+
+    The integrand is compiled separately (mpmath arithmetic) and integrated over the
+    same special points and features (not the fixed grid), to infinity. Returns the
+    value and mpmath's error estimate.
+    """
+    _, precise = _compiled(g, x)
+    with mpmath.workdps(MPMATH_DPS):
+        qq = mpmath.mpf(q)
+
+        def h(t: mpmath.mpf) -> mpmath.mpf:
+            v = precise(t, qq)
+            if isinstance(v, mpmath.mpc):
+                if abs(v.imag) > mpmath.mpf(10) ** -20 * (1 + abs(v.real)):
+                    raise ValueError(f"the integrand is not real at z = {float(t):g}")
+                v = v.real
+            return v
+
+        pts = [mpmath.mpf(p) for p in _z_points(g, x, q, base=False)]
+        if not pts or pts[0] > 0 or pts[-1] < 0:
+            pts = sorted({*pts, mpmath.mpf(0)})
+        edges = [mpmath.ninf, *pts, mpmath.inf]
+        value, error = mpmath.quad(h, edges, error=True, maxdegree=8)
+        value, error = float(value), float(error)
+    if not (math.isfinite(value) and math.isfinite(error)):
+        raise ValueError("mpmath's value is not finite (the moment may diverge or overflow)")
+    return value, error
+
+
+@dataclass(frozen=True)
+class CheckedMoment:
+    """:math:`\\mathbb{E}[g(x)]`, :math:`x \\sim N(0, q)`, exact, numeric, undecided or divergent.
+
+    Attributes
+    ----------
+    integrand, q
+        ``g`` and the variance.
+    status : {"exact", "numeric", "undecided", "divergent"}
+        ``exact``: a closed form from :func:`sympy.integrate` that agrees with
+        quadrature; ``numeric``: two independent quadratures agree and ``error``
+        states by how much they could be off; ``undecided``: no value can be
+        stated (the methods disagree, or ran out of time), see ``reason``;
+        ``divergent``: the moment is infinite, see ``reason``.
+    value : sympy.Expr or None
+        The closed form, a ``Float``, or ``None``.
+    error : float
+        0 for an exact value; for a numeric one the largest of :math:`|A - B|` and the
+        two methods' own error estimates: an estimate supported by both, not a bound.
+    method : str
+        How the value was obtained, in words.
+    estimates : tuple of (str, float, float)
+        Each method's ``(name, value, its error estimate)``.
+    agreement : float or None
+        :math:`|A - B|`.
+    reason : str
+        Why it is undecided or divergent; notes otherwise.
+    """
+
+    integrand: sp.Expr
+    q: float
+    status: str
+    value: sp.Expr | None
+    error: float
+    method: str
+    estimates: tuple[tuple[str, float, float], ...] = ()
+    agreement: float | None = None
+    reason: str = ""
+
+    @property
+    def exact(self) -> bool:
+        return self.status == "exact"
+
+    @property
+    def decided(self) -> bool:
+        return self.status in ("exact", "numeric")
+
+    def __float__(self) -> float:
+        if self.value is None:
+            raise ValueError(f"the moment is {self.status}: {self.reason}")
+        return float(self.value)
+
+
+METHOD_A = "QUADPACK (scipy.integrate.quad, double precision, panels cut at every kink and feature)"
+METHOD_B = f"mpmath tanh-sinh quadrature ({MPMATH_DPS} digits, same kinks and features)"
+
+
+def compare_methods(
+    a: tuple[float, float] | None,
+    b: tuple[float, float] | None,
+    reasons: tuple[str, str],
+    absolute: float = 0.0,
+) -> tuple[str, float | None, float, float | None, str]:
+    """``(status, value, error, agreement, reason)`` from methods A and B.
+
+    Numeric when both ran and :math:`|A - B| \\le` :data:`AGREEMENT_RTOL`
+    :math:`\\cdot |B|` (or both are below :math:`10^{-300}`, or within 10 times
+    their own estimates); the stated error is the largest of :math:`|A-B|` and the
+    two estimates, and a value whose error exceeds :data:`MAX_RELATIVE_ERROR` of it
+    is undecided.
+    """
+    if a is None or b is None:
+        why = "; ".join(r for r in reasons if r)
+        return "undecided", None, math.inf, None, f"no second method to support a value: {why}"
+    (va, ea), (vb, eb) = a, b
+    diff = abs(va - vb)
+    # the size of the integral of |integrand| (``absolute``) sets the scale of a value that
+    # cancels to (nearly) 0, such as the mean of an odd function
+    scale = max(abs(va), abs(vb), absolute)
+    agree = diff <= max(AGREEMENT_RTOL * scale, 10 * (ea + eb), 1e-300)
+    error = max(diff, ea, eb)
+    if not agree:
+        return (
+            "undecided",
+            None,
+            math.inf,
+            diff,
+            f"the two methods disagree: QUADPACK gives {va:.12g} (estimate {ea:.2g}), mpmath "
+            f"gives {vb:.12g} (estimate {eb:.2g})",
+        )
+    if error > MAX_RELATIVE_ERROR * scale and error > 1e-300:
+        return (
+            "undecided",
+            None,
+            math.inf,
+            diff,
+            f"the two methods agree only to {error:.2g} (values {va:.10g} and {vb:.10g})",
+        )
+    return "numeric", vb, error, diff, ""
+
+
+def checked_moment(
+    g: sp.Expr,
+    x: sp.Symbol,
+    q: float = 1.0,
+    *,
+    exact: bool = True,
+    budget: Budget | None = None,
+    growth_of: Growth | None = None,
+) -> CheckedMoment:
+    """:math:`\\mathbb{E}[g(x)]`, :math:`x \\sim N(0, q)`, with an honest error statement.
+
+    1. Convergence: the tails (:func:`growth`) and the local behaviour at every special
+       point (:func:`singularities`; a power :math:`|x - r|^\\alpha`,
+       :math:`\\alpha \\le -1`, diverges). A divergent moment is ``divergent``.
+    2. ``exact``: :func:`sympy.integrate` (for integrands with a closed-form Gaussian
+       integral), kept only when it agrees with quadrature (method A).
+    3. Otherwise method A (:func:`quadpack_moment`) against method B
+       (:func:`mpmath_moment`); see :func:`compare_methods`.
+
+    Every step runs under ``budget``; a step that runs out of time or fails leaves the
+    value ``undecided`` with the reason.
+    """
+    budget = budget or Budget()
+    q = float(q)
+    g = sp.sympify(g)
+    if not g.has(x):
+        return CheckedMoment(g, q, "exact", g, 0.0, "a constant")
+    ok, grow, why = (
+        (True, growth_of, "")
+        if growth_of is not None
+        else budget.attempt("the tail test", lambda: growth(g, x))
+    )
+    if not ok:
+        return CheckedMoment(g, q, "undecided", None, math.inf, "none", reason=why)
+    if not grow.converges(q):
+        if grow.diverges_at_q_max:
+            return CheckedMoment(
+                g,
+                q,
+                "divergent",
+                None,
+                math.inf,
+                "tail test",
+                reason=f"{grow.how}, faster than exp(x^2/(2q)) at q = {q:g}: the moment is "
+                f"infinite for q >= {grow.q_max:.6g}",
+            )
+        return CheckedMoment(
+            g,
+            q,
+            "undecided",
+            None,
+            math.inf,
+            "tail test",
+            reason=f"convergence not shown at q = {q:g}: {grow.how}",
+        )
+    ok, _points, why = budget.attempt("the search for kinks and poles", lambda: breakpoints(g, x))
+    if not ok:
+        return CheckedMoment(g, q, "undecided", None, math.inf, "none", reason=why)
+    ok, sing, why = budget.attempt(
+        "the test of local singularities", lambda: singularities(g, x, special_points(g, x))
+    )
+    if not ok:
+        return CheckedMoment(g, q, "undecided", None, math.inf, "none", reason=why)
+    for s in sing:
+        if s.exponent is not None and s.unbounded and s.exponent <= -0.98:
+            return CheckedMoment(
+                g,
+                q,
+                "divergent",
+                None,
+                math.inf,
+                "local singularity",
+                reason=f"the integrand behaves like |x - r|^({s.exponent:.3g}) next to "
+                f"r = {s.at:.10g}, which is not integrable (exponent <= -1; numeric, 40 digits)",
+            )
+    ok_a, a3, why_a = budget.attempt("quadrature (QUADPACK)", lambda: _quadpack(g, x, q))
+    a, absolute = (a3[:2], a3[2]) if ok_a else (None, 0.0)
+    if exact and _closed_form_candidate(g, x):
+        ok, closed, why = budget.attempt("sympy.integrate", lambda: _exact(g, x))
+        if ok and closed is not None:
+            value = closed.subs(_Q, sp.Rational(q) if float(q).is_integer() else sp.Float(q, 30))
+            ok2, v, _ = budget.attempt("simplify", lambda: sp.simplify(value))
+            value = v if ok2 else value
+            try:
+                numeric = float(sp.N(value, 20))
+            except (TypeError, ValueError):
+                numeric = math.nan
+            if ok_a and abs(numeric - a[0]) <= max(1e-9 * abs(numeric), 10 * a[1], 1e-14):
+                return CheckedMoment(
+                    g,
+                    q,
+                    "exact",
+                    value,
+                    0.0,
+                    "sympy.integrate",
+                    (("sympy.integrate", numeric, 0.0), ("QUADPACK", a[0], a[1])),
+                    abs(numeric - a[0]),
+                    "closed form, cross-checked by QUADPACK",
+                )
+            if ok_a:
+                return CheckedMoment(
+                    g,
+                    q,
+                    "undecided",
+                    None,
+                    math.inf,
+                    "sympy.integrate vs QUADPACK",
+                    (("sympy.integrate", numeric, 0.0), ("QUADPACK", a[0], a[1])),
+                    abs(numeric - a[0]),
+                    f"SymPy's closed form {sp.sstr(value)} = {numeric:.12g} disagrees with "
+                    f"QUADPACK's {a[0]:.12g}",
+                )
+    ok_b, b, why_b = budget.attempt("quadrature (mpmath)", lambda: mpmath_moment(g, x, q))
+    status, value, error, diff, reason = compare_methods(
+        a if ok_a else None, b if ok_b else None, (why_a, why_b), absolute
+    )
+    estimates = tuple(
+        (name, r[0], r[1]) for name, r, ok in (("QUADPACK", a, ok_a), ("mpmath", b, ok_b)) if ok
+    )
+    return CheckedMoment(
+        g,
+        q,
+        status,
+        None if value is None else sp.Float(value, 17),
+        error,
+        f"{METHOD_A}, against {METHOD_B}",
+        estimates,
+        diff,
+        reason,
+    )
+
+
+def quadrature_map(g: sp.Expr, x: sp.Symbol) -> Callable[[float], tuple[float, float]]:
+    """``q -> (E[g(x)], QUADPACK's estimate)`` by method A alone, for the variance map.
+
+    Used where a moment is needed at many variances (fixed points, layers, the
+    :math:`\\chi^2` mixture); those values are labelled as one method's estimate.
+    """
+
+    def moment(q: float) -> tuple[float, float]:
+        if not (math.isfinite(q) and q > 0):
+            raise ValueError(f"`q` must be a finite positive variance; got q={q!r}.")
+        return quadpack_moment(g, x, float(q))
+
+    return moment
+
+
 __all__ = [
+    "Budget",
+    "CheckedMoment",
     "GaussianMoment",
     "GaussianSeries",
+    "Growth",
+    "Singularity",
+    "TimeLimitExceeded",
+    "breakpoints",
+    "checked_moment",
+    "compare_methods",
+    "deadline",
     "evaluate",
+    "feature_points",
     "gaussian_integral",
     "gaussian_moment",
     "gaussian_series",
     "gaussian_square_series",
+    "growth",
     "integrate_real_line",
     "moment_function",
+    "mpmath_moment",
+    "quadpack_moment",
+    "quadrature_map",
+    "scan_points",
+    "singularities",
+    "special_points",
     "standard_normal_density",
+    "time_left",
 ]

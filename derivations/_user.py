@@ -5,14 +5,23 @@ cover, each answered by a pure function returning a frozen dataclass:
 
 * :func:`analyze_activation` -- for :math:`f` given as text: its Taylor expansion at
   0, :math:`\mathbb{E}[f(x)]`, :math:`\mathbb{E}[f(x)^2]`, :math:`\mathbb{E}[f'(x)^2]`
-  for :math:`x \sim N(0, q)` (exact where SymPy integrates, otherwise quadrature with
-  its error bound, via :mod:`derivations._gaussian`), the gains that preserve the
-  forward and backward second moments, the fixed points of the variance map and
-  PyTorch's ``calculate_gain`` where it has an entry;
+  for :math:`x \sim N(0, q)` (exact where SymPy integrates and quadrature agrees,
+  otherwise two independent quadratures with the error estimate both support, or
+  undecided, or divergent: :func:`derivations._gaussian.checked_moment`), the gains that
+  preserve the forward and backward second moments, the fixed points of the variance
+  map and PyTorch's ``calculate_gain`` where it has an entry, and the derivation as
+  checked steps (:class:`~derivations._claim.Derivation`);
 * :func:`weight_init` / :func:`preset` -- the exact variance of a weight law given in
   its native parameter (std or bound) or as a variance, from the law itself;
 * :func:`propagate` -- the second moments of every layer of a network, exact where a
   finite-width identity holds and by the infinite-width recursion otherwise (marked).
+
+Nothing here crashes, hangs or overstates on whitelisted input: every SymPy, SciPy and
+mpmath operation runs under a :class:`~derivations._gaussian.Budget` (a timeout or a
+failure becomes an undecided result with its reason), sizes are checked on the syntax
+tree before anything is built, an activation that jumps, blows up or makes a moment
+diverge is refused with the reason, and the derivative the simulation uses is checked
+against finite differences first.
 
 Text is never evaluated as Python. :func:`parse_expression` first tokenizes it with
 :mod:`tokenize` and rejects every token that is not a decimal number, an operator, a
@@ -79,24 +88,40 @@ References
 
 from __future__ import annotations
 
+import ast
 import io
 import itertools
 import math
 import re
 import tokenize
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
+import mpmath
 import numpy as np
 import sympy as sp
 from scipy import integrate, optimize
 from scipy import stats as sstats
 from sympy import stats
-from sympy.parsing.sympy_parser import auto_number, convert_xor, parse_expr
+from sympy.parsing.sympy_parser import auto_number, convert_xor, parse_expr, rationalize
 
-from ._gaussian import gaussian_moment, gaussian_square_series, moment_function
+from ._check import Chain
+from ._claim import Check, Derivation, Status, Step, combine
+from ._gaussian import (
+    OPERATION_SECONDS,
+    Budget,
+    CheckedMoment,
+    checked_moment,
+    gaussian_integral,
+    gaussian_square_series,
+    growth,
+    quadrature_map,
+    singularities,
+    special_points,
+)
 from ._xavier import tau, truncated_variance
 
 
@@ -117,6 +142,17 @@ q = sp.Symbol("q", positive=True)
 #: The gain :math:`n\gamma` (fan times weight variance).
 n_gamma = sp.Symbol("n*gamma", positive=True)
 _u = sp.Dummy("u", real=True)
+
+
+def _parameter(name: str, what: str, value: sp.Expr) -> sp.Expr:
+    """A numeric parameter of a named activation: a finite real number, not ``x``."""
+    value = sp.sympify(value)
+    if not (value.is_number and value.is_real is not False):
+        raise ValueError(f"{name}: the {what} must be a number; got {value}")
+    v = complex(sp.N(value, 20))
+    if v.imag != 0 or not math.isfinite(v.real):
+        raise ValueError(f"{name}: the {what} must be a finite real number; got {value}")
+    return value
 
 
 class sigmoid(sp.Function):
@@ -149,6 +185,146 @@ class softplus(sp.Function):
         return sp.log(1 + sp.exp(arg))
 
 
+_ONE_HUNDREDTH = sp.Rational(1, 100)
+
+
+class leaky_relu(sp.Function):
+    """``leaky_relu(u, a)`` = ``Max(0, u) + a*Min(0, u)``; ``a`` = 0.01 by default (as
+    ``torch.nn.LeakyReLU``'s ``negative_slope``)."""
+
+    nargs = (1, 2)
+
+    @classmethod
+    def eval(cls, arg: sp.Expr, slope: sp.Expr = _ONE_HUNDREDTH) -> sp.Expr:
+        slope = _parameter("leaky_relu", "slope a", slope)
+        return sp.Max(0, arg) + slope * sp.Min(0, arg)
+
+
+class elu(sp.Function):
+    """``elu(u, alpha)``: ``u`` for ``u > 0``, ``alpha*(exp(u) - 1)`` otherwise; alpha = 1."""
+
+    nargs = (1, 2)
+
+    @classmethod
+    def eval(cls, arg: sp.Expr, alpha: sp.Expr = sp.S.One) -> sp.Expr:
+        alpha = _parameter("elu", "alpha", alpha)
+        return sp.Piecewise((arg, arg > 0), (alpha * (sp.exp(arg) - 1), True))
+
+
+#: SELU constants of PyTorch's ``torch.nn.SELU`` (Klambauer et al. 2017).
+SELU_ALPHA = sp.Rational("1.6732632423543772848170429916717")
+SELU_SCALE = sp.Rational("1.0507009873554804934193349852946")
+
+
+class selu(sp.Function):
+    """``selu(u)`` = ``scale*elu(u, alpha)`` with PyTorch's constants :data:`SELU_ALPHA`,
+    :data:`SELU_SCALE`."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, arg: sp.Expr) -> sp.Expr:
+        return SELU_SCALE * sp.Piecewise((arg, arg > 0), (SELU_ALPHA * (sp.exp(arg) - 1), True))
+
+
+class gelu(sp.Function):
+    """The exact GELU, :math:`u\\,\\Phi(u) = \\tfrac{u}{2}(1 + \\operatorname{erf}(u/\\sqrt2))`."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, arg: sp.Expr) -> sp.Expr:
+        return arg * (1 + sp.erf(arg / sp.sqrt(2))) / 2
+
+
+#: The cubic coefficient of the tanh approximation of GELU (Hendrycks and Gimpel 2016).
+GELU_TANH_CUBIC = sp.Rational(44715, 10**6)
+
+
+class gelu_tanh(sp.Function):
+    """GELU's tanh approximation (``torch.nn.GELU(approximate='tanh')``):
+    :math:`\\tfrac{u}{2}(1 + \\tanh(\\sqrt{2/\\pi}\\,(u + 0.044715\\,u^3)))`."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, arg: sp.Expr) -> sp.Expr:
+        inner = sp.sqrt(2 / sp.pi) * (arg + GELU_TANH_CUBIC * arg**3)
+        return arg * (1 + sp.tanh(inner)) / 2
+
+
+class silu(sp.Function):
+    """SiLU, :math:`u\\,\\sigma(u)` (also called swish)."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, arg: sp.Expr) -> sp.Expr:
+        return arg / (1 + sp.exp(-arg))
+
+
+class swish(sp.Function):
+    """``swish(u, beta)`` = :math:`u\\,\\sigma(\\beta u)`; ``beta`` = 1 gives SiLU."""
+
+    nargs = (1, 2)
+
+    @classmethod
+    def eval(cls, arg: sp.Expr, beta: sp.Expr = sp.S.One) -> sp.Expr:
+        beta = _parameter("swish", "beta", beta)
+        return arg / (1 + sp.exp(-beta * arg))
+
+
+class mish(sp.Function):
+    """Mish, :math:`u \\tanh(\\log(1 + e^u))`."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, arg: sp.Expr) -> sp.Expr:
+        return arg * sp.tanh(sp.log(1 + sp.exp(arg)))
+
+
+class hardtanh(sp.Function):
+    """``hardtanh(u, lo, hi)`` = ``Max(lo, Min(hi, u))``; by default ``lo = -1``, ``hi = 1``."""
+
+    nargs = (1, 3)
+
+    @classmethod
+    def eval(cls, arg: sp.Expr, lo: sp.Expr = sp.S.NegativeOne, hi: sp.Expr = sp.S.One):
+        lo, hi = _parameter("hardtanh", "lower end", lo), _parameter("hardtanh", "upper end", hi)
+        if not sp.N(lo) < sp.N(hi):
+            raise ValueError(f"hardtanh: the lower end must be below the upper; got {lo}, {hi}")
+        return sp.Max(lo, sp.Min(hi, arg))
+
+
+class softsign(sp.Function):
+    """Softsign, :math:`u/(1 + |u|)`."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, arg: sp.Expr) -> sp.Expr:
+        return arg / (1 + sp.Abs(arg))
+
+
+#: Activations by name: what each one means (the function of ``x`` it evaluates to).
+NAMED_ACTIVATIONS: dict[str, str] = {
+    "relu": "Max(0, x)",
+    "leaky_relu": "leaky_relu(x, a) = Max(0, x) + a*Min(0, x), a = 0.01 by default",
+    "elu": "elu(x, alpha) = x (x > 0), alpha*(exp(x) - 1) (x <= 0), alpha = 1 by default",
+    "selu": "selu(x) = 1.0507...*elu(x, 1.6733...) (PyTorch's constants)",
+    "gelu": "gelu(x) = x*(1 + erf(x/sqrt(2)))/2 (exact)",
+    "gelu_tanh": "gelu_tanh(x) = x*(1 + tanh(sqrt(2/pi)*(x + 0.044715*x**3)))/2",
+    "silu": "silu(x) = x*sigmoid(x)",
+    "swish": "swish(x, beta) = x*sigmoid(beta*x), beta = 1 by default",
+    "mish": "mish(x) = x*tanh(softplus(x))",
+    "hardtanh": "hardtanh(x, lo, hi) = Max(lo, Min(hi, x)), lo = -1, hi = 1 by default",
+    "softsign": "softsign(x) = x/(1 + Abs(x))",
+    "sigmoid": "sigmoid(x) = 1/(1 + exp(-x))",
+    "softplus": "softplus(x) = log(1 + exp(x))",
+}
+
+
 #: Functions an expression may call, by the name it uses.
 FUNCTIONS: dict[str, object] = {
     "exp": sp.exp,
@@ -165,21 +341,42 @@ FUNCTIONS: dict[str, object] = {
     "sigmoid": sigmoid,
     "relu": relu,
     "softplus": softplus,
+    "leaky_relu": leaky_relu,
+    "elu": elu,
+    "selu": selu,
+    "gelu": gelu,
+    "gelu_tanh": gelu_tanh,
+    "silu": silu,
+    "swish": swish,
+    "mish": mish,
+    "hardtanh": hardtanh,
+    "softsign": softsign,
     "Max": sp.Max,
     "Min": sp.Min,
     "Abs": sp.Abs,
     "abs": sp.Abs,
     "sign": sp.sign,
     "Heaviside": sp.Heaviside,
+    "Piecewise": sp.Piecewise,
 }
 #: Named constants.
 CONSTANTS: dict[str, sp.Expr] = {"pi": sp.pi, "E": sp.E}
 #: Operators and punctuation a token may be.
 OPERATORS = frozenset({"+", "-", "*", "/", "**", "^", "(", ")", ","})
+#: Comparisons, allowed only in the conditions of ``Piecewise((value, x > 0), (0, True))``.
+COMPARISONS = frozenset({"<", "<=", ">", ">="})
 #: Longest expression accepted, in characters.
 MAX_LENGTH = 300
 #: Largest magnitude of a numeric exponent (``x**64`` is fine, ``9**9**9`` is not).
 MAX_EXPONENT = 64
+#: Most nodes of the expression's syntax tree (numbers, names, operators, calls).
+MAX_NODES = 200
+#: Deepest nesting of operators and calls.
+MAX_DEPTH = 32
+#: Largest constant, as a power of ten (``(10**64)**64`` is refused before it is computed).
+MAX_MAGNITUDE = 1000
+#: Most pieces of a ``Piecewise``.
+MAX_PIECES = 8
 _DECIMAL = re.compile(r"^(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,3})?$")
 #: SymPy constructors the parser itself emits (the user cannot name them: not whitelisted).
 _PARSER_GLOBALS = {
@@ -201,6 +398,7 @@ def _allowed(symbols: Mapping[str, sp.Symbol]) -> str:
     names = [*symbols, *CONSTANTS, *FUNCTIONS]
     return (
         f"numbers, the operators + - * / ** ^ ( ) and ',', and the names {', '.join(names)}"
+        " (comparisons < <= > >= and True only in Piecewise((value, x > 0), (other, True)))"
         if names
         else "numbers and operators"
     )
@@ -208,7 +406,7 @@ def _allowed(symbols: Mapping[str, sp.Symbol]) -> str:
 
 def _tokens(text: str, argument: str, symbols: Mapping[str, sp.Symbol]) -> None:
     """Reject every token that is not a number, operator or whitelisted name."""
-    allowed = {*symbols, *CONSTANTS, *FUNCTIONS}
+    allowed = {*symbols, *CONSTANTS, *FUNCTIONS, "True"}
     try:
         toks = list(tokenize.generate_tokens(io.StringIO(text).readline))
     except (tokenize.TokenError, IndentationError, SyntaxError) as exc:
@@ -223,13 +421,191 @@ def _tokens(text: str, argument: str, symbols: Mapping[str, sp.Symbol]) -> None:
             continue
         if kind == tokenize.NAME and s in allowed:
             continue
-        if kind == tokenize.OP and s in OPERATORS:
+        if kind == tokenize.OP and (s in OPERATORS or s in COMPARISONS):
             continue
         what = "name" if kind == tokenize.NAME else "number" if kind == tokenize.NUMBER else "token"
         raise InputError(
             f"`{argument}` may contain only {_allowed(symbols)}; got the {what} {s!r} in "
             f"{argument}={text!r}. Nothing was evaluated."
         )
+
+
+_AST_BINOPS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)
+_AST_COMPARE = (ast.Lt, ast.LtE, ast.Gt, ast.GtE)
+
+
+def _check_syntax(text: str, argument: str, symbols: Mapping[str, sp.Symbol]) -> None:
+    """Limits before anything is built: the syntax tree, read by :mod:`ast`, never run.
+
+    Refuses tuples, lists, comparisons and ``True`` outside the conditions of
+    ``Piecewise``, keyword arguments, more than :data:`MAX_NODES` nodes or
+    :data:`MAX_DEPTH` levels, numeric exponents above :data:`MAX_EXPONENT` and constants
+    beyond :math:`10^{1000}` (``(x,)*10**8``, ``9**9**9``, ``(10**64)**64``), all
+    before SymPy evaluates anything.
+    """
+    source = text.replace("^", "**")
+    try:
+        tree = ast.parse(source.strip(), mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        msg = exc.args[0] if exc.args else type(exc).__name__
+        raise InputError(
+            f"`{argument}` is not a valid expression ({msg}); got {argument}={text!r}. "
+            f"Allowed: {_allowed(symbols)}."
+        ) from None
+    names = {*symbols, *CONSTANTS}
+    count = [0]
+
+    def refuse(why: str) -> InputError:
+        return InputError(f"`{argument}` {why}; got {argument}={text!r}. Nothing was evaluated.")
+
+    def magnitude(node: ast.AST) -> float | None:
+        """log10 of the size of a constant subexpression (``None`` if it has a symbol)."""
+        if isinstance(node, ast.Constant):
+            v = abs(float(node.value))
+            if not math.isfinite(v):
+                raise refuse("holds a number that is not finite")
+            return math.log10(v) if v > 0 else -math.inf
+        if isinstance(node, ast.Name):
+            return 0.5 if node.id in CONSTANTS else None
+        if isinstance(node, ast.UnaryOp):
+            return magnitude(node.operand)
+        if isinstance(node, ast.BinOp):
+            a, b = magnitude(node.left), magnitude(node.right)
+            if a is None or b is None:
+                return None
+            if isinstance(node.op, ast.Add | ast.Sub):
+                return max(a, b) + 0.31
+            if isinstance(node.op, ast.Mult):
+                return a + b
+            if isinstance(node.op, ast.Div):
+                return a - b if b > -math.inf else None
+            e = value(node.right)
+            if e is None or not math.isfinite(e) or a == -math.inf:
+                return None
+            return a * e
+        return None
+
+    def value(node: ast.AST) -> float | None:
+        """The value of a small constant exponent (``None`` if it has a symbol)."""
+        if isinstance(node, ast.Constant):
+            return float(node.value)
+        if isinstance(node, ast.Name):
+            return {"pi": math.pi, "E": math.e}.get(node.id)
+        if isinstance(node, ast.UnaryOp):
+            v = value(node.operand)
+            return None if v is None else (-v if isinstance(node.op, ast.USub) else v)
+        if isinstance(node, ast.BinOp):
+            a, b = value(node.left), value(node.right)
+            if a is None or b is None:
+                return None
+            try:
+                if isinstance(node.op, ast.Pow):
+                    if abs(b) > MAX_EXPONENT or (a != 0 and abs(b * math.log10(abs(a))) > 300):
+                        return math.inf
+                    return float(abs(a) ** b) if a >= 0 or float(b).is_integer() else math.nan
+                return {
+                    ast.Add: a + b,
+                    ast.Sub: a - b,
+                    ast.Mult: a * b,
+                    ast.Div: a / b if b else math.inf,
+                }[type(node.op)]
+            except (OverflowError, ZeroDivisionError):
+                return math.inf
+        return None
+
+    def walk(node: ast.AST, depth: int, piecewise_arg: bool = False) -> None:
+        count[0] += 1
+        if count[0] > MAX_NODES:
+            raise refuse(f"has more than {MAX_NODES} numbers, names and operations")
+        if depth > MAX_DEPTH:
+            raise refuse(f"nests operations more than {MAX_DEPTH} deep")
+        if isinstance(node, ast.Expression):
+            return walk(node.body, depth)
+        if isinstance(node, ast.Constant):
+            if isinstance(node.value, bool) or not isinstance(node.value, int | float):
+                raise refuse(f"may use {node.value!r} only as the last condition of Piecewise")
+            if isinstance(node.value, float) and not math.isfinite(node.value):
+                raise refuse("holds a number that is not finite")
+            if isinstance(node.value, int) and node.value.bit_length() > 3400:
+                raise refuse(f"holds a number larger than 10**{MAX_MAGNITUDE}")
+            return None
+        if isinstance(node, ast.Name):
+            if node.id not in names:
+                what = "a function" if node.id in FUNCTIONS else "not allowed here"
+                raise refuse(f"uses the name {node.id!r} as a value ({what})")
+            return None
+        if isinstance(node, ast.UnaryOp):
+            if not isinstance(node.op, ast.UAdd | ast.USub):
+                raise refuse("uses an operator that is not + - * / **")
+            return walk(node.operand, depth + 1)
+        if isinstance(node, ast.BinOp):
+            if not isinstance(node.op, _AST_BINOPS):
+                raise refuse("uses an operator that is not + - * / **")
+            if isinstance(node.op, ast.Pow):
+                e = value(node.right)
+                if e is not None and not (math.isfinite(e) and abs(e) <= MAX_EXPONENT):
+                    raise refuse(
+                        f"raises to the power {ast.unparse(node.right)}; numeric exponents "
+                        f"must be at most {MAX_EXPONENT} in size"
+                    )
+                base = magnitude(node.left)
+                if e is not None and base is not None and abs(e) * base > MAX_MAGNITUDE:
+                    raise refuse(f"holds a number larger than 10**{MAX_MAGNITUDE}")
+            size = magnitude(node)
+            if size is not None and size > MAX_MAGNITUDE:
+                raise refuse(f"holds a number larger than 10**{MAX_MAGNITUDE}")
+            # a flat chain (x + x + ... + x) is long, not deep: same operator, same level
+            chained = isinstance(node.left, ast.BinOp) and type(node.left.op) is type(node.op)
+            walk(node.left, depth + (0 if chained else 1))
+            return walk(node.right, depth + 1)
+        if isinstance(node, ast.Call):
+            if not (isinstance(node.func, ast.Name) and node.func.id in FUNCTIONS):
+                raise refuse("calls something that is not a whitelisted function")
+            if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
+                raise refuse(f"passes keyword or starred arguments to {node.func.id}")
+            if node.func.id == "Piecewise":
+                return piecewise(node, depth)
+            for a in node.args:
+                walk(a, depth + 1)
+            return None
+        if isinstance(node, ast.Tuple | ast.List | ast.Set | ast.Dict):
+            raise refuse(
+                "holds a tuple or list; only Piecewise((value, condition), ...) takes pairs"
+            )
+        if isinstance(node, ast.Compare):
+            raise refuse("compares values outside the conditions of Piecewise")
+        raise refuse(f"holds {type(node).__name__}, which is not an arithmetic expression")
+
+    def piecewise(node: ast.Call, depth: int) -> None:
+        form = "Piecewise((value, x > 0), ..., (value, True))"
+        if not 1 <= len(node.args) <= MAX_PIECES:
+            raise refuse(
+                f"gives Piecewise {len(node.args)} pieces; write {form} (1 to {MAX_PIECES} pieces)"
+            )
+        for k, piece in enumerate(node.args):
+            if not (isinstance(piece, ast.Tuple) and len(piece.elts) == 2):
+                raise refuse(f"gives Piecewise a piece that is not a pair; write {form}")
+            val, cond = piece.elts
+            walk(val, depth + 2)
+            last = k == len(node.args) - 1
+            if isinstance(cond, ast.Constant) and cond.value is True:
+                if not last:
+                    raise refuse(f"puts the condition True before the last piece; write {form}")
+                continue
+            if last:
+                raise refuse(f"must end Piecewise with the condition True (the rest); write {form}")
+            if not (
+                isinstance(cond, ast.Compare)
+                and len(cond.ops) == 1
+                and isinstance(cond.ops[0], _AST_COMPARE)
+            ):
+                raise refuse(
+                    f"gives Piecewise a condition that is not one comparison; write {form}"
+                )
+            walk(cond.left, depth + 2)
+            walk(cond.comparators[0], depth + 2)
+
+    walk(tree, 0)
 
 
 def _check_exponents(expr: sp.Basic, argument: str, text: str) -> None:
@@ -245,25 +621,39 @@ def _check_exponents(expr: sp.Basic, argument: str, text: str) -> None:
 
 
 def parse_expression(
-    text: object, *, argument: str, symbols: Mapping[str, sp.Symbol] = ACTIVATION_SYMBOLS
+    text: object,
+    *,
+    argument: str,
+    symbols: Mapping[str, sp.Symbol] = ACTIVATION_SYMBOLS,
+    budget: Budget | None = None,
+    exact_decimals: bool = False,
 ) -> sp.Expr:
     """Parse ``text`` into a SymPy expression over ``symbols`` and the whitelist.
 
     Parameters
     ----------
     text : str
-        The expression, in SymPy syntax (``x*sigmoid(x)``, ``Max(0, x)``, ``2/n_in``).
+        The expression, in SymPy syntax (``x*sigmoid(x)``, ``Max(0, x)``, ``2/n_in``,
+        ``gelu(x)``, ``Piecewise((x, x > 0), (x/10, True))``).
     argument : str
         The argument's name, for error messages (``"EXPR"``, ``"--var"``).
     symbols : mapping
         The free symbols allowed, by name.
+    budget : Budget, optional
+        Seconds SymPy may take to build the expression.
+    exact_decimals : bool
+        Read a decimal such as ``0.2`` as the exact rational ``1/5`` (as typed), not as a
+        15-digit float, so that exact steps stay exact.
 
     Raises
     ------
     InputError
         If ``text`` holds anything outside the whitelist (attribute access, dunder
-        names, strings, brackets, ``lambda``, unknown names), is not an expression,
-        has a numeric exponent above :data:`MAX_EXPONENT`, or is not finite.
+        names, strings, brackets, tuples, ``lambda``, unknown names), is not an
+        expression, exceeds a size limit (:data:`MAX_LENGTH` characters,
+        :data:`MAX_NODES` nodes, :data:`MAX_DEPTH` levels, a numeric exponent above
+        :data:`MAX_EXPONENT`, a constant above :math:`10^{1000}`), or is not finite.
+        The limits are checked on the syntax tree before SymPy builds anything.
 
     Examples
     --------
@@ -285,31 +675,36 @@ def parse_expression(
     if "\n" in text or "\r" in text:
         raise InputError(f"`{argument}` must be one line; got {argument}={text!r}.")
     _tokens(text, argument, symbols)
+    _check_syntax(text, argument, symbols)
     local = {**symbols, **CONSTANTS, **FUNCTIONS}
-    transformations = (auto_number, convert_xor)
+    transformations = (auto_number, convert_xor, *((rationalize,) if exact_decimals else ()))
+    source = text.strip()
+
+    def build(evaluate: bool) -> object:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return parse_expr(
+                source,
+                local_dict=dict(local),
+                global_dict={"__builtins__": {}, **_PARSER_GLOBALS},
+                transformations=transformations,
+                evaluate=evaluate,
+            )
+
     try:
-        raw = parse_expr(
-            text,
-            local_dict=dict(local),
-            global_dict={"__builtins__": {}, **_PARSER_GLOBALS},
-            transformations=transformations,
-            evaluate=False,
-        )
+        raw = build(False)
         if isinstance(raw, sp.Basic):
             _check_exponents(raw, argument, text)
-        expr = parse_expr(
-            text,
-            local_dict=dict(local),
-            global_dict={"__builtins__": {}, **_PARSER_GLOBALS},
-            transformations=transformations,
-        )
     except InputError:
         raise
-    except Exception as exc:  # any failure of whitelisted text is a malformed expression
+    except Exception:  # the unevaluated pass is only a guard; the evaluated one decides
+        pass
+    ok, expr, why = (budget or Budget()).attempt(f"building {argument}", lambda: build(True))
+    if not ok:
         raise InputError(
-            f"`{argument}` is not a valid expression ({type(exc).__name__}: {exc}); got "
+            f"`{argument}` is not a valid expression ({why.split(' failed ', 1)[-1]}); got "
             f"{argument}={text!r}. Allowed: {_allowed(symbols)}."
-        ) from None
+        )
     if not isinstance(expr, sp.Expr):
         raise InputError(
             f"`{argument}` must be a single expression; got {argument}={text!r} "
@@ -317,6 +712,7 @@ def parse_expression(
         )
     if expr.has(sp.nan, sp.zoo, sp.oo, -sp.oo):
         raise InputError(f"`{argument}` is not finite: {argument}={text!r} gives {expr}.")
+    _check_exponents(expr, argument, text)
     extra = expr.free_symbols - set(symbols.values())
     if extra:  # pragma: no cover - the tokens already exclude unknown names
         raise InputError(f"`{argument}` uses unknown symbols {sorted(map(str, extra))}.")
@@ -392,19 +788,41 @@ def parse_widths(text: object, *, argument: str = "--widths") -> tuple[int, ...]
 
 @dataclass(frozen=True)
 class Moment:
-    """:math:`\\mathbb{E}[g(z)]`, :math:`z \\sim N(0, 1)`, and how it was obtained."""
+    """:math:`\\mathbb{E}[g(z)]`, :math:`z \\sim N(0, 1)`, and how it was obtained.
+
+    ``status`` is ``exact`` (a closed form that quadrature confirms), ``numeric`` (two
+    independent quadratures agree; ``error`` is the larger of their difference and their
+    own estimates: an estimate both support, not a bound) or ``undecided`` (``value``
+    is ``None``; ``reason`` says why).
+    """
 
     integrand: sp.Expr
-    value: sp.Expr
+    value: sp.Expr | None
     method: str
     error: float
+    status: str = "exact"
+    estimates: tuple[tuple[str, float, float], ...] = ()
+    agreement: float | None = None
+    reason: str = ""
 
     @property
     def exact(self) -> bool:
-        return self.method == "sympy.integrate"
+        return self.status == "exact"
+
+    @property
+    def decided(self) -> bool:
+        return self.value is not None
 
     def __float__(self) -> float:
+        if self.value is None:
+            raise ValueError(f"the moment is undecided: {self.reason}")
         return float(self.value)
+
+    @classmethod
+    def of(cls, m: CheckedMoment) -> Moment:
+        return cls(
+            m.integrand, m.value, m.method, m.error, m.status, m.estimates, m.agreement, m.reason
+        )
 
 
 @dataclass(frozen=True)
@@ -442,23 +860,28 @@ class ActivationAnalysis:
     Attributes
     ----------
     text, f, derivative
-        The input, :math:`f` and :math:`f'` (``sp.diff``).
+        The input, :math:`f` and :math:`f'` (``sp.diff``; almost everywhere, without the
+        Dirac terms of a continuous ``f`` with kinks), cross-checked by finite
+        differences (``derivative_check``).
     taylor
-        ``(branch, series)``: one smooth expansion at 0, or one per side of a kink.
+        ``(branch, series)``: one smooth expansion at 0, or one per side of a kink;
+        empty when SymPy cannot expand within the budget.
     f0, slope_left, slope_right
-        :math:`f(0)` and the one-sided derivatives at 0 (``sp.limit``).
+        :math:`f(0)` and the one-sided derivatives at 0 (``sp.limit``, or a difference
+        quotient in 50 digits when the limit is not found in time: a ``Float``).
     mean, m2, d2
         :math:`\\mathbb{E}[f(z)]`, :math:`\\mathbb{E}[f(z)^2]`, :math:`\\mathbb{E}[f'(z)^2]`
-        at :math:`q = 1`.
+        at :math:`q = 1` (:class:`Moment`).
     m2_of_q, d2_of_q
         The same as exact functions of ``q`` when SymPy integrates them, else ``None``.
     m2_series
         Small-``q`` expansion of :math:`\\mathbb{E}[f(x)^2]` (``None`` if unavailable).
     m2_table
-        ``(q, value, error)`` by quadrature at a few variances.
+        ``(q, value, error)`` at a few variances (``value`` ``None`` when undecided);
+        every value exact or supported by two quadratures, like ``m2``.
     forward_gain, backward_gain
         :math:`n\\gamma` solving :math:`n\\gamma\\,\\mathbb{E}[f^2] = 1` and
-        :math:`n\\gamma\\,\\mathbb{E}[f'^2] = 1` (``sp.solve``).
+        :math:`n\\gamma\\,\\mathbb{E}[f'^2] = 1`; ``None`` when the moment is undecided.
     gain, gain_source
         The gain used for the fixed points, and whether it is the forward one.
     fixed_points, every_q_fixed, zero_fixed
@@ -467,9 +890,17 @@ class ActivationAnalysis:
     homogeneous
         ``(a, b)`` when :math:`f(x) = a x` (:math:`x > 0`), :math:`b x` (:math:`x < 0`).
     odd
-        Whether :math:`f(-x) = -f(x)`.
+        Whether :math:`f(-x) = -f(x)` (shown symbolically).
     torch
         The matching ``calculate_gain`` entry, if any.
+    derivations
+        The derivation, checked step by step (:class:`~derivations._claim.Derivation`).
+    notes
+        What could not be decided, and why (budgets, failed methods).
+    kinks
+        Points where ``f`` is not smooth (or may not be).
+    budget
+        Seconds allowed per symbolic or numeric operation.
     """
 
     text: str
@@ -485,10 +916,10 @@ class ActivationAnalysis:
     m2_of_q: sp.Expr | None
     d2_of_q: sp.Expr | None
     m2_series: sp.Expr | None
-    m2_table: tuple[tuple[float, float, float], ...]
-    forward_gain: sp.Expr
-    backward_gain: sp.Expr
-    gain: sp.Expr
+    m2_table: tuple[tuple[float, float | None, float], ...]
+    forward_gain: sp.Expr | None
+    backward_gain: sp.Expr | None
+    gain: sp.Expr | None
     gain_source: str
     fixed_points: tuple[FixedPoint, ...]
     every_q_fixed: bool
@@ -496,6 +927,12 @@ class ActivationAnalysis:
     homogeneous: tuple[sp.Expr, sp.Expr] | None
     odd: bool
     torch: TorchGain | None
+    derivations: tuple[Derivation, ...] = ()
+    notes: tuple[str, ...] = ()
+    kinks: tuple[float, ...] = ()
+    derivative_check: Check | None = None
+    fixed_points_decided: bool = True
+    budget: float = OPERATION_SECONDS
 
     @property
     def zero_at_origin(self) -> bool:
@@ -506,6 +943,11 @@ class ActivationAnalysis:
     def unit_slope(self) -> bool:
         """:math:`f'(0) = 1` (both one-sided derivatives)."""
         return self.slope_left == 1 and self.slope_right == 1
+
+    @property
+    def status(self) -> Status:
+        """The weakest status of the derivation's steps."""
+        return combine([d.status for d in self.derivations])
 
 
 _PIECEWISE = (sp.Max, sp.Min, sp.Abs, sp.Heaviside, sp.sign, sp.Piecewise)
@@ -521,26 +963,49 @@ def numpy_function(expr: sp.Expr) -> Callable[[np.ndarray], np.ndarray]:
 
     def f(a: np.ndarray) -> np.ndarray:
         a = np.asarray(a)
-        out = np.asarray(fn(a), dtype=np.result_type(a.dtype, np.float64))
+        with np.errstate(all="ignore"):
+            out = np.asarray(fn(a), dtype=np.result_type(a.dtype, np.float64))
         return np.broadcast_to(out, a.shape).astype(a.dtype, copy=False)
 
     return f
 
 
-def _check_real(f: sp.Expr, text: str, argument: str) -> None:
+def _real_values(f: sp.Expr, points: np.ndarray) -> np.ndarray:
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        values = np.asarray(sp.lambdify(x, f, modules=["scipy", "numpy"])(points), dtype=complex)
+    return np.broadcast_to(values, points.shape)
+
+
+def _check_real(
+    f: sp.Expr,
+    text: str,
+    argument: str,
+    extra: Sequence[float] = (),
+    budget: Budget | None = None,
+    *,
+    infinite: bool = True,
+) -> None:
+    """``f`` is real (and, with ``infinite``, finite) on a grid of [-10, 10] and at ``extra``."""
+    points = np.concatenate([_GRID, np.asarray(list(extra), dtype=float)])
+    ok, values, why = (budget or Budget()).attempt(
+        "evaluating f on a grid", lambda: _real_values(f, points)
+    )
+    if not ok:
+        raise InputError(
+            f"`{argument}`: cannot evaluate f(x) = {f} ({why}); got {argument}={text!r}."
+        )
     with np.errstate(all="ignore"):
-        try:
-            values = np.asarray(sp.lambdify(x, f, modules=["scipy", "numpy"])(_GRID), dtype=complex)
-        except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
-            raise InputError(f"`{argument}`: cannot evaluate f(x) = {f} ({exc}).") from None
-    values = np.broadcast_to(values, _GRID.shape)
-    bad = ~np.isfinite(values) | (np.abs(values.imag) > 1e-12 * (1 + np.abs(values.real)))
+        bad = np.isnan(values) | (np.abs(values.imag) > 1e-12 * (1 + np.abs(values.real)))
+        bad &= ~(np.isinf(values.real) & (values.imag == 0))
+        if infinite:
+            bad |= ~np.isfinite(values)
     if bad.any():
-        at = float(_GRID[np.argmax(bad)])
+        at = float(points[np.argmax(bad)])
         raise InputError(
             f"`{argument}`: f(x) = {f} is not real and finite (in double precision) on the "
-            f"real line (at x = {at:g} "
-            f"it is {complex(values[np.argmax(bad)])}); got {argument}={text!r}."
+            f"real line (at x = {at:g} it is {complex(values[np.argmax(bad)])}); got "
+            f"{argument}={text!r}. Give an activation that is real and finite for every real x."
         )
 
 
@@ -565,54 +1030,72 @@ def _try_exact(g: sp.Expr) -> bool:
     return True
 
 
-def _moment(g: sp.Expr, argument: str, what: str) -> Moment:
-    try:
-        m = gaussian_moment(g, x, 1, method="auto" if _try_exact(g) else "numeric")
-    except ValueError as exc:
-        raise InputError(f"`{argument}`: {what} is not defined: {exc}") from None
-    value = float(m.value)
-    if not math.isfinite(value):
-        raise InputError(f"`{argument}`: {what} is not finite ({m.value}).")
-    return Moment(g, m.value, m.method, m.error)
-
-
-def _of_q(g: sp.Expr) -> sp.Expr | None:
+def _of_q(g: sp.Expr, budget: Budget) -> sp.Expr | None:
+    """:math:`\\mathbb{E}[g(x)]` as a closed form in ``q``, or ``None`` (budgeted)."""
     if not _try_exact(g):
         return None
+    from ._gaussian import _Q, _exact
+
+    ok, value, _ = budget.attempt("sympy.integrate in q", lambda: _exact(g, x))
+    return value.subs(_Q, q) if ok and value is not None else None
+
+
+def _local_piece(f: sp.Expr) -> sp.Expr | None:
+    """The smooth expression ``f`` equals near 0 when no kink lies at 0 (``None`` on a tie).
+
+    Each ``Max``/``Min`` is replaced by its argument that wins at 0, ``Abs`` and ``sign``
+    by the sign of their argument at 0, ``Heaviside`` by its value, and ``Piecewise`` by
+    the first piece whose condition holds at 0; a tie at 0 gives ``None``.
+    """
+
+    def at0(e: sp.Expr) -> float:
+        return float(sp.N(e.subs(x, 0), 30))
+
+    def local(e: sp.Basic) -> sp.Basic:
+        if not (isinstance(e, sp.Basic) and e.has(*_PIECEWISE)):
+            return e
+        if isinstance(e, sp.Max | sp.Min):
+            args = [local(a) for a in e.args]
+            values = [at0(a) for a in args]
+            best = max(values) if isinstance(e, sp.Max) else min(values)
+            if values.count(best) > 1:
+                raise ValueError("tie at 0")
+            return args[values.index(best)]
+        if isinstance(e, sp.Abs | sp.sign | sp.Heaviside):
+            inner = local(e.args[0])
+            v = at0(inner)
+            if v == 0:
+                raise ValueError("kink at 0")
+            s = 1 if v > 0 else -1
+            if isinstance(e, sp.Abs):
+                return s * inner
+            return sp.Integer(s) if isinstance(e, sp.sign) else sp.Integer((s + 1) // 2)
+        if isinstance(e, sp.Piecewise):
+            for piece, cond in e.args:
+                if cond is sp.true:
+                    return local(piece)
+                lhs = local(cond.lhs - cond.rhs)
+                v = at0(lhs)
+                if v == 0:
+                    raise ValueError("kink at 0")
+                if bool(cond.func(v, 0)):
+                    return local(piece)
+            raise ValueError("no piece holds at 0")
+        return e.func(*[local(a) for a in e.args])
+
     try:
-        return gaussian_moment(g, x, q).value
-    except (ValueError, NotImplementedError):
+        return local(f)
+    except (ValueError, TypeError, AttributeError):
         return None
 
 
-def _taylor(f: sp.Expr, order: int = 6) -> tuple[tuple[str, sp.Expr], ...]:
-    """Taylor expansion at 0 (one per side of a kink); empty when SymPy cannot expand."""
-    try:
-        return _taylor_branches(f, order)
-    except (NotImplementedError, ValueError, TypeError, sp.PoleError):
-        return ()
+def _taylor_branches(f: sp.Expr, order: int, at_kink: bool) -> tuple[tuple[str, sp.Expr], ...]:
+    if not at_kink:
+        smooth = _local_piece(f) if f.has(*_PIECEWISE) else f
+        if smooth is None:
+            return ()
+        return (("x", sp.series(smooth, x, 0, order)),)
 
-
-def _one_sided_slope(f: sp.Expr, f0: sp.Expr, side: int) -> sp.Expr:
-    r""":math:`\lim_{h \to 0^+} \pm(f(\pm h) - f(0))/h` by ``sp.limit``, else numerically.
-
-    The numeric fallback is the difference quotient at :math:`h = 10^{-15}` in
-    50-digit arithmetic (error :math:`O(h)`), returned as a ``Float``.
-    """
-    h = sp.Symbol("h", positive=True)
-    quotient = side * (f.subs(x, side * h) - f0) / h
-    try:
-        value = sp.limit(quotient, h, 0)
-        if value.is_number and value.is_finite:
-            return value
-    except (NotImplementedError, ValueError, TypeError, sp.PoleError):
-        pass
-    return sp.Float(sp.N(quotient.subs(h, sp.Rational(1, 10**15)), 50), 15)
-
-
-def _taylor_branches(f: sp.Expr, order: int) -> tuple[tuple[str, sp.Expr], ...]:
-    if not f.has(*_PIECEWISE):
-        return (("x", sp.series(f, x, 0, order)),)
     out = []
     for label, side in (("x > 0", 1), ("x < 0", -1)):
         p = sp.Symbol("p", positive=True)
@@ -624,34 +1107,69 @@ def _taylor_branches(f: sp.Expr, order: int) -> tuple[tuple[str, sp.Expr], ...]:
     return tuple(out)
 
 
-def _homogeneous(f: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
-    """``(a, b)`` with :math:`f(p) = a p`, :math:`f(-p) = -b p` for every :math:`p > 0`."""
+def _one_sided_slope(f: sp.Expr, f0: sp.Expr, side: int, budget: Budget) -> sp.Expr:
+    r""":math:`\lim_{h \to 0^+} \pm(f(\pm h) - f(0))/h` by ``sp.limit``, else numerically.
+
+    The numeric fallback is the difference quotient at :math:`h = 10^{-15}` in
+    50-digit arithmetic (error :math:`O(h)`), returned as a ``Float``.
+    """
+    h = sp.Symbol("h", positive=True)
+    quotient = side * (f.subs(x, side * h) - f0) / h
+    ok, value, _ = budget.attempt("sympy.limit", lambda: sp.limit(quotient, h, 0))
+    if ok and value.is_number and value.is_finite:
+        return value
+    fn = sp.lambdify(x, f, modules="mpmath")
+    with mpmath.workdps(50):
+        hh = mpmath.mpf(10) ** -15
+        v = side * (fn(side * hh) - fn(mpmath.mpf(0))) / hh
+    return sp.Float(float(mpmath.re(v)), 15)
+
+
+def _homogeneous(f: sp.Expr, budget: Budget) -> tuple[sp.Expr, sp.Expr] | None:
+    """``(a, b)`` with :math:`f(p) = a p`, :math:`f(-p) = -b p` for every :math:`p > 0`.
+
+    A numeric screen at six points, then ``simplify`` (budgeted) on each side; ``None``
+    when either fails (the conservative answer: no exactness is claimed from it).
+    """
+    fn = sp.lambdify(x, f, modules="mpmath")
+    with mpmath.workdps(30):
+        for side in (1, -1):
+            ratios = [
+                fn(side * mpmath.mpf(p)) / mpmath.mpf(p)
+                for p in ("0.1", "0.5", "1", "3", "10", "37")
+            ]
+            if any(abs(r - ratios[0]) > mpmath.mpf(10) ** -20 for r in ratios):
+                return None
     p = sp.Symbol("p", positive=True)
-    a = sp.simplify(f.subs(x, p) / p)
-    b = sp.simplify(-f.subs(x, -p) / p)
-    if a.free_symbols or b.free_symbols:
+    ok, ab, _ = budget.attempt(
+        "simplify (homogeneity)",
+        lambda: (sp.simplify(f.subs(x, p) / p), sp.simplify(-f.subs(x, -p) / p)),
+    )
+    if not ok or ab[0].free_symbols or ab[1].free_symbols:
         return None
-    return (a, b)
+    return ab
 
 
-def _odd(f: sp.Expr) -> bool:
-    if sp.simplify(f.subs(x, -x) + f) == 0:
-        return True
-    return False
-
-
-#: SELU constants of PyTorch's ``torch.nn.SELU`` (Klambauer et al. 2017).
-SELU_ALPHA = sp.Float("1.6732632423543772848170429916717", 30)
-SELU_SCALE = sp.Float("1.0507009873554804934193349852946", 30)
+def _odd(f: sp.Expr, budget: Budget) -> bool:
+    """:math:`f(-x) = -f(x)`: a numeric screen, then ``simplify`` (budgeted)."""
+    fn = sp.lambdify(x, f, modules="mpmath")
+    with mpmath.workdps(30):
+        for t in ("0.3", "1.7", "4.1"):
+            if abs(fn(mpmath.mpf(t)) + fn(-mpmath.mpf(t))) > mpmath.mpf(10) ** -20:
+                return False
+    ok, value, _ = budget.attempt("simplify (oddness)", lambda: sp.simplify(f.subs(x, -x) + f))
+    return bool(ok and value == 0)
 
 
 def torch_gain(f: sp.Expr) -> TorchGain | None:
     """PyTorch's ``calculate_gain`` entry matching ``f``, compared on a grid of points.
 
-    The entries (``torch/nn/init.py``): ``linear``/``identity`` 1, ``sigmoid`` 1,
-    ``tanh`` 5/3, ``relu`` :math:`\\sqrt 2`, ``leaky_relu``
-    :math:`\\sqrt{2/(1 + \\mathrm{slope}^2)}`, ``selu`` 3/4. Torch draws weights with
-    std ``gain / sqrt(fan)``, i.e. :math:`n\\gamma = g^2`.
+    The entries (``torch/nn/init.py``, ``calculate_gain``): ``linear``/``identity`` 1,
+    ``sigmoid`` 1, ``tanh`` 5/3, ``relu`` :math:`\\sqrt 2`, ``leaky_relu``
+    :math:`\\sqrt{2/(1 + \\mathrm{slope}^2)}` (slope 0.01 when not given), ``selu`` 3/4
+    ("found empirically", pytorch PR #50664). Torch draws weights with std ``gain /
+    sqrt(fan)``, i.e. :math:`n\\gamma = g^2`. Torch has no entry for gelu, silu, elu,
+    mish, hardtanh or softsign.
     """
     slope = sp.Symbol("slope", positive=True)
     leaky = sp.Max(0, x) + slope * sp.Min(0, x)
@@ -689,17 +1207,30 @@ def _fixed_points(
     f2_moment: Callable[[float], tuple[float, float]],
     d2_moment: Callable[[float], tuple[float, float]],
     gain: float,
+    q_max: float = math.inf,
 ) -> tuple[FixedPoint, ...]:
-    """Positive roots of :math:`F(q) - q` on :math:`[10^{-3}, 10^{3}]`, by bracketing."""
+    """Positive roots of :math:`F(q) - q` on :math:`[10^{-3}, 10^{3}]`, by bracketing.
+
+    Variances at which the moment cannot be computed (or is not known to converge,
+    beyond ``q_max``) are skipped.
+    """
 
     def F(v: float) -> float:
         return gain * f2_moment(v)[0]
 
-    grid = np.logspace(-3, 3, 61)
-    grid[30] = 1.0
-    values = [F(v) - v for v in grid]
+    grid = np.logspace(-3, 3, 31)
+    grid[15] = 1.0
+    grid = grid[grid < q_max]
+    values: list[float] = []
+    for v in grid:
+        try:
+            values.append(F(v) - v)
+        except ValueError:
+            values.append(math.nan)
     roots: list[float] = []
     for k, v in enumerate(grid):
+        if not math.isfinite(values[k]):
+            continue
         if abs(values[k]) <= 1e-10 * v:
             roots.append(float(v))
         elif k + 1 < len(grid) and values[k] * values[k + 1] < 0:
@@ -715,9 +1246,402 @@ def _fixed_points(
     return tuple(out)
 
 
+# --------------------------------------------------------------------------- derivation steps
+
+
+def _undecided_step(start: sp.Expr, after: sp.Expr, rule: str, why: str, reason: str) -> Step:
+    return Step(start, after, rule, why, (Check("budget", Status.UNDECIDED, reason),))
+
+
+def _chain(
+    name: str,
+    start: sp.Expr,
+    steps: Sequence[tuple[sp.Expr, str, str, tuple[Check, ...]]],
+    budget: Budget,
+) -> Derivation:
+    """A derivation whose steps :class:`~derivations._check.Chain` checks, each budgeted.
+
+    A step whose check runs out of time (or fails) is recorded ``undecided`` with the
+    reason, and the chain goes on from its ``after``.
+    """
+    recorded: list[Step] = []
+    current = start
+    for after, rule, why, extra in steps:
+        ok, step, reason = budget.attempt(
+            f"checking the step '{name}: {rule}'",
+            lambda current=current, after=after, rule=rule, why=why, extra=extra: (
+                Chain(name, current).step(after, rule, why, extra=extra).done().steps[0]
+            ),
+        )
+        recorded.append(step if ok else _undecided_step(current, after, rule, why, reason))
+        current = after
+    return Derivation(name, start, tuple(recorded))
+
+
+def _moment_step(name: str, g: sp.Expr, m: Moment, budget: Budget) -> Derivation:
+    """:math:`\\int g(z)\\varphi(z)\\,dz = ` value: exact (checked by the kernel) or numeric."""
+    start = gaussian_integral(g, x, 1)
+    if m.method.startswith("odd f"):
+        check = Check(
+            "odd integrand",
+            Status.COMPUTED,
+            "simplify shows f(-x) + f(x) = 0, so f(z) phi(z) is odd; the tail test shows it "
+            "integrable, and the integral of an odd integrable function over the real line is 0",
+        )
+        return Derivation(name, start, (Step(start, m.value, "symmetry", m.method, (check,)),))
+    if m.status == "exact":
+        return _chain(name, start, [(m.value, "sympy.integrate", "Gaussian integral", ())], budget)
+    if m.status == "numeric":
+        detail = "; ".join(f"{n} {v:.17g} (estimate {e:.2g})" for n, v, e in m.estimates)
+        check = Check(
+            "two quadratures",
+            Status.TESTED,
+            f"{detail}: they agree to {m.agreement:.2g}; the value holds to within "
+            f"{m.error:.2g} (an estimate both methods support, not a bound)",
+        )
+        return Derivation(name, start, (Step(start, m.value, "quadrature", m.method, (check,)),))
+    check = Check("two quadratures", Status.UNDECIDED, m.reason)
+    after = sp.Symbol("undecided")
+    return Derivation(name, start, (Step(start, after, "quadrature", m.method, (check,)),))
+
+
+def _derivative_check(f: sp.Expr, fp: sp.Expr, kinks: tuple[float, ...]) -> Check:
+    """:math:`f'` as the simulation will evaluate it (NumPy), against finite differences.
+
+    At 40 points of [-6, 6] (none within :math:`10^{-3}` of a kink), NumPy's ``f'``
+    against ``mpmath.diff`` of an mpmath form of ``f`` (30 digits), and NumPy's ``f``
+    against mpmath's. A mismatch beyond :math:`10^{-6}` (relative) refutes.
+    """
+    pts = [*np.linspace(-6.0, 6.0, 37).tolist(), -0.73, -0.011, 0.013, 0.37, 2.9]
+    pts = [t for t in pts if all(abs(t - k) > 1e-3 for k in kinks)]
+    fast_f, fast_fp = numpy_function(f), numpy_function(fp)
+    precise = sp.lambdify(x, f, modules="mpmath")
+    arr = np.asarray(pts, dtype=float)
+    ours_f, ours_fp = fast_f(arr), fast_fp(arr)
+    worst = 0.0
+    with mpmath.workdps(30):
+        for t, vf, vd in zip(pts, ours_f, ours_fp, strict=True):
+            ref_f = float(mpmath.re(precise(mpmath.mpf(t))))
+            ref_d = float(mpmath.re(mpmath.diff(precise, mpmath.mpf(t))))
+            for ours, ref, what in ((vd, ref_d, "f'"), (vf, ref_f, "f")):
+                if not (math.isfinite(ours) and math.isfinite(ref)):
+                    if math.isfinite(ours) != math.isfinite(ref) and abs(ref) < 1e300:
+                        return Check(
+                            "finite differences",
+                            Status.REFUTED,
+                            f"{what}({t:g}) is {ours!r} in the simulation but {ref!r} by mpmath",
+                            {"x": f"{t:g}"},
+                        )
+                    continue
+                gap = abs(ours - ref) / (1 + abs(ref))
+                source = "finite differences of f" if what == "f'" else "f"
+                worst = max(worst, gap)
+                if gap > 1e-6:
+                    return Check(
+                        "finite differences",
+                        Status.REFUTED,
+                        f"the simulation's {what}({t:g}) = {ours:.12g}, but mpmath gives "
+                        f"{ref:.12g} ({source}, "
+                        "30 digits)",
+                        {"x": f"{t:g}"},
+                    )
+    return Check(
+        "finite differences",
+        Status.TESTED,
+        f"the simulation's NumPy f and f' agree with mpmath (f, and mpmath.diff of f: finite "
+        f"differences, 30 digits) at {len(pts)} points of [-6, 6] away from kinks, to "
+        f"{worst:.1e} (relative)",
+    )
+
+
+def _derivations(a: dict, budget: Budget) -> tuple[Derivation, ...]:
+    """The analysis as checked steps: f', f(0), the slope, Taylor, moments, gains, q*."""
+    f, fp, raw = a["f"], a["derivative"], a["raw_derivative"]
+    out: list[Derivation] = []
+    if a["kinks"]:
+        # f has no derivative at its kinks; SymPy's value there is a convention, so the
+        # step holds off the kinks: computed by SymPy, tested by finite differences there
+        shown = ", ".join(f"{k:.6g}" for k in a["kinks"][:6])
+        computed = Check(
+            "sympy.diff",
+            Status.COMPUTED,
+            f"SymPy differentiated f; at its kinks (x = {shown}) f has one-sided derivatives "
+            "only, and the value given there is a convention",
+        )
+        start = sp.Derivative(f, x)
+        deriv = Derivation(
+            "f'(x)",
+            start,
+            (
+                Step(
+                    start,
+                    raw,
+                    "sympy.diff",
+                    "derivative of f off its kinks",
+                    (computed, a["derivative_check"]),
+                ),
+            ),
+        )
+    else:
+        steps = [(raw, "sympy.diff", "derivative of f", (a["derivative_check"],))]
+        deriv = _chain("f'(x)", sp.Derivative(f, x), steps, budget)
+    if raw != fp:
+        continuity = Check(
+            "continuity at kinks",
+            Status.TESTED,
+            "f is continuous at every kink (no jump at 10^-10 on either side), so the Dirac "
+            "terms vanish as distributions; the simulation uses f' off the kinks",
+        )
+        deriv = Derivation(
+            deriv.name,
+            deriv.start,
+            (
+                *deriv.steps,
+                Step(raw, fp, "drop Dirac terms", "f' almost everywhere", (continuity,)),
+            ),
+        )
+    out.append(deriv)
+    out.append(_chain("f(0)", sp.Subs(f, x, 0), [(a["f0"], "evaluate", "f at 0", ())], budget))
+    h = sp.Symbol("h", positive=True)
+    if a["kink_at_0"]:
+        for direction, key in (("+", "slope_right"), ("-", "slope_left")):
+            value = a[key]
+            if isinstance(value, sp.Float):
+                continue  # a numeric difference quotient: shown, not a derivation
+            limit = sp.Limit((f.subs(x, h) - a["f0"]) / h, h, 0, direction)
+            if direction == "-":
+                limit = sp.Limit((f.subs(x, -h) - a["f0"]) / (-h), h, 0, "+")
+            out.append(
+                _chain(f"slope at 0{direction}", limit, [(value, "sympy.limit", "", ())], budget)
+            )
+    elif not isinstance(a["slope_right"], sp.Float):
+        out.append(
+            _chain(
+                "f'(0)",
+                sp.Subs(sp.Derivative(f, x), x, 0),
+                [(a["slope_right"], "sympy.diff", "derivative at 0", ())],
+                budget,
+            )
+        )
+    for label, series in a["taylor"]:
+        if label == "x" and f.has(*_PIECEWISE):
+            local = _local_piece(f)
+            near = min((abs(k) for k in a["kinks"]), default=1.0)
+            pts = [near * t for t in (-0.9, -0.5, -0.1, 0.1, 0.5, 0.9)]
+            fn, ln = sp.lambdify(x, f, "mpmath"), sp.lambdify(x, local, "mpmath")
+            with mpmath.workdps(30):
+                same = all(abs(fn(mpmath.mpf(t)) - ln(mpmath.mpf(t))) < 1e-25 for t in pts)
+            piece = Step(
+                f,
+                local,
+                "the piece that holds near 0",
+                f"no kink in (-{near:.6g}, {near:.6g})",
+                (
+                    Check(
+                        "points",
+                        Status.TESTED if same else Status.REFUTED,
+                        f"f equals {sp.sstr(local)} at 6 points of (-{near:.6g}, {near:.6g})",
+                    ),
+                ),
+            )
+            rest = _chain("Taylor at 0", local, [(series, "sympy.series", "", ())], budget)
+            out.append(Derivation("Taylor at 0", f, (piece, *rest.steps)))
+        elif label == "x":
+            out.append(
+                _chain(
+                    "Taylor at 0", f, [(series, "sympy.series", "Taylor series at 0", ())], budget
+                )
+            )
+        else:
+            side = sp.Symbol("p", positive=True)
+            sign = 1 if label == "x > 0" else -1
+            piece = sp.piecewise_fold(f.subs(x, sign * side))
+            branch = series.removeO().subs(x, sign * side) + sp.O(side**6)
+            out.append(
+                _chain(
+                    f"Taylor at 0 on {label} (x = {'' if sign > 0 else '-'}p, p > 0)",
+                    piece,
+                    [(branch, "sympy.series (one-sided)", "", ())],
+                    budget,
+                )
+            )
+    moments = {}
+    for key, label, g in (
+        ("mean", "E[f(z)]", f),
+        ("m2", "E[f(z)^2]", f**2),
+        ("d2", "E[f'(z)^2]", fp**2),
+    ):
+        moments[key] = _moment_step(label, g, a[key], budget)
+        out.append(moments[key])
+    for key, moment, label in (
+        ("forward_gain", "m2", "forward-preserving gain n*gamma = 1/E[f(z)^2]"),
+        ("backward_gain", "d2", "backward-preserving gain n*gamma = 1/E[f'(z)^2]"),
+    ):
+        gain, m = a[key], a[moment]
+        if gain is None or m.value is None:
+            continue
+        integral = moments[moment].start
+        used = moments[moment]
+        if m.status == "exact":
+            ok, d, why = budget.attempt(
+                f"checking '{label}'",
+                lambda integral=integral, used=used, gain=gain, m=m, label=label: (
+                    Chain(label, 1 / integral)
+                    .use(used.name, used, lhs=integral)
+                    .step(gain, "sympy.solve", f"n*gamma*{sp.sstr(m.value)} = 1")
+                    .done()
+                ),
+            )
+            out.append(
+                d
+                if ok
+                else Derivation(
+                    label,
+                    1 / integral,
+                    (_undecided_step(1 / integral, gain, "sympy.solve", "", why),),
+                )
+            )
+        else:
+            check = Check(
+                "uses",
+                Status.TESTED,
+                f"1/{float(m.value):.17g} from the numeric moment (error {m.error:.2g})",
+            )
+            out.append(
+                Derivation(
+                    label,
+                    1 / integral,
+                    (Step(1 / integral, gain, "uses " + used.name, "", (check,)),),
+                )
+            )
+    fp_ = a.get("fixed_point_derivation")
+    if fp_ is not None:
+        out.append(fp_)
+    return tuple(out)
+
+
+def _fixed_point_derivation(a: dict, budget: Budget) -> Derivation | None:
+    """:math:`F(q^*) = q^*` for the first fixed point (exact when possible)."""
+    gain, m2q = a["gain"], a["m2_of_q"]
+    if gain is None:
+        return None
+    exact_gain = not sp.sympify(gain).has(sp.Float)
+    if a["every_q_fixed"] and (m2q is None or not exact_gain):
+        hom = a["homogeneous"]
+        factor = float(gain) * float((hom[0] ** 2 + hom[1] ** 2) / 2) if hom else math.nan
+        start = gain * gaussian_integral(a["f"] ** 2, x, q)
+        check = Check(
+            "homogeneity",
+            Status.TESTED if abs(factor - 1) < 1e-12 else Status.UNDECIDED,
+            f"f(x) = a x (x > 0), b x (x < 0) with (a, b) = {hom}, so E[f(x)^2] = "
+            f"(a^2 + b^2)/2 q and F(q) = {factor:.17g} q (the gain is numeric)",
+        )
+        return Derivation(
+            "variance map F(q) = n*gamma*E[f(x)^2], x ~ N(0, q)",
+            start,
+            (Step(start, q, "homogeneity", "every q is fixed", (check,)),),
+        )
+    if a["every_q_fixed"] and m2q is not None:
+        return _chain(
+            "variance map F(q) = n*gamma*E[f(x)^2], x ~ N(0, q)",
+            gain * gaussian_integral(a["f"] ** 2, x, q),
+            [
+                (gain * m2q, "sympy.integrate", "Gaussian integral in q", ()),
+                (q, "simplify", "every q is fixed", ()),
+            ],
+            budget,
+        )
+    points = a["fixed_points"]
+    if not points:
+        return None
+    p = points[0]
+    f2 = a["f2_map"]
+    try:
+        value, err = f2(p.q)
+    except ValueError:
+        return None
+    residual = abs(float(gain) * value - p.q)
+    ok = residual <= max(1e-9 * p.q, 10 * float(gain) * err)
+    start = gain * gaussian_integral(a["f"] ** 2, x, sp.Float(p.q, 17))
+    check = Check(
+        "quadrature",
+        Status.TESTED if ok else Status.UNDECIDED,
+        f"F(q*) - q* = {float(gain) * value - p.q:.2g} at "
+        f"q* = {p.q:.12g} (QUADPACK, estimate {err:.2g}); the root was bracketed by brentq",
+    )
+    return Derivation(
+        "fixed point F(q*) = q*",
+        start,
+        (Step(start, sp.Float(p.q, 17), "brentq", "root of F(q) - q", (check,)),),
+    )
+
+
+def _moment_at(
+    g: sp.Expr, qv: float, budget: Budget, growth_of, exact: bool = True
+) -> CheckedMoment:
+    exact = exact and _try_exact(g)
+    return checked_moment(g, x, qv, exact=exact, budget=budget, growth_of=growth_of)
+
+
+def _refuse_singularities(
+    f: sp.Expr, kinks: tuple[float, ...], text: str, argument: str, budget: Budget
+) -> None:
+    """Refuse an ``f`` that is unbounded or jumps at a special point (with the reason)."""
+    ok, sing, _ = budget.attempt(
+        "the test of f at its kinks and poles", lambda: singularities(f, x, kinks)
+    )
+    if not ok:
+        return
+    for s in sing:
+        if s.unbounded:
+            raise InputError(
+                f"`{argument}`: f(x) = {f} is not real and finite on the whole real line: it "
+                f"is unbounded (or not real) next to x = {s.at:.10g}, so "
+                f"E[f'(z)^2] is infinite there (an f unbounded near a point has an infinite "
+                f"integral of f'^2 near it, by Cauchy-Schwarz): no gain preserves the backward "
+                f"second moment. Give an activation that is finite on the whole real line; got "
+                f"{argument}={text!r}."
+            )
+    for s in sing:
+        try:
+            scale = 1 + abs(float(f.subs(x, s.at).evalf(20)))
+        except (TypeError, ValueError):
+            scale = 1.0
+        if s.jump > 1e-6 * scale:
+            raise InputError(
+                f"`{argument}`: f(x) = {f} jumps by {s.jump:.6g} at x = {s.at:.10g}, so its "
+                f"derivative has a Dirac delta there and E[f'(z)^2] is infinite: no gain "
+                f"preserves the backward second moment, and backpropagation sees only the "
+                f"derivative off the jump. initproof analyses continuous activations; smooth the "
+                f"step (e.g. sigmoid(10*x) instead of Heaviside(x)); got {argument}={text!r}."
+            )
+
+
+def _refuse_divergent(name: str, g: sp.Expr, grow, text: str, argument: str) -> None:
+    if grow is not None and grow.diverges_at_q_max and math.isfinite(grow.q_max):
+        label = name[2:-1].replace("(z)", "(x)")
+        how = grow.how.replace("log|g(x)|", f"log|{label}|").replace("g grows", f"{label} grows")
+        at_one = (
+            "diverges at q = 1"
+            if grow.q_max <= 1
+            else "is finite only for q < " + f"{grow.q_max:.6g}"
+        )
+        raise InputError(
+            f"`{argument}`: {name} {at_one}: {how}, and the Gaussian density decays like "
+            f"exp(-x^2/(2q)), so the moment is infinite for q >= {grow.q_max:.6g}. At finite "
+            f"width the pre-activation variance is itself random and unbounded, so a layer's "
+            f"second moment is infinite at every width: initproof does not analyse activations "
+            f"that grow as fast as a Gaussian decays; got {argument}={text!r}."
+        )
+
+
 @lru_cache(maxsize=64)
 def analyze_activation(
-    text: str, gain: str | None = None, *, argument: str = "EXPR"
+    text: str,
+    gain: str | None = None,
+    *,
+    argument: str = "EXPR",
+    budget: float = OPERATION_SECONDS,
 ) -> ActivationAnalysis:
     """Derive the Gaussian moments, gains and variance-map fixed points of ``f``.
 
@@ -730,12 +1654,17 @@ def analyze_activation(
         forward-preserving gain :math:`1/\\mathbb{E}[f(z)^2]`.
     argument : str
         Name of ``text`` in error messages.
+    budget : float
+        Seconds each symbolic or numeric operation may take (``--budget``); one that
+        runs out is reported undecided, with a numeric fallback where there is one.
 
     Raises
     ------
     InputError
-        If the text is refused, ``f`` is not real and finite on the real line, a
-        Gaussian moment diverges (``exp(x**2)``), or :math:`\\mathbb{E}[f^2] = 0`.
+        If the text is refused, ``f`` is not real and finite on the real line, jumps,
+        is unbounded near a point, a Gaussian moment diverges (``exp(x**2)``; said so,
+        with the growth that makes it diverge), :math:`\\mathbb{E}[f^2] = 0`, or the
+        derivative the simulation would use disagrees with finite differences.
 
     Examples
     --------
@@ -743,63 +1672,188 @@ def analyze_activation(
     >>> a.m2.value, a.forward_gain, a.torch.squared
     (1/2, 2, 2)
     """
-    f = parse_expression(text, argument=argument, symbols=ACTIVATION_SYMBOLS)
+    if not (isinstance(budget, int | float) and math.isfinite(budget) and budget > 0):
+        raise InputError(f"`--budget` must be a positive number of seconds; got {budget!r}.")
+    b = Budget(float(budget))
+    notes: list[str] = []
+    f = parse_expression(
+        text, argument=argument, symbols=ACTIVATION_SYMBOLS, budget=b, exact_decimals=True
+    )
     if not f.has(x):
         raise InputError(f"`{argument}` must depend on x; got {argument}={text!r}.")
-    _check_real(f, text, argument)
-    fp = sp.diff(f, x)
-    mean = _moment(f, argument, "E[f(z)]")
-    m2 = _moment(f**2, argument, "E[f(z)^2]")
-    d2 = _moment(fp**2, argument, "E[f'(z)^2]")
+    _check_real(f, text, argument, budget=b, infinite=False)
+    ok, kinks, why = b.attempt("the search for kinks and poles", lambda: special_points(f, x))
+    if not ok:
+        kinks = ()
+        notes.append(why)
+    _refuse_singularities(f, kinks, text, argument, b)
+    near = [k + d for k in kinks for d in (-1e-6, 1e-6)]
+    mids = [(u + v) / 2 for u, v in itertools.pairwise(kinks)]
+    _check_real(f, text, argument, extra=[*near, *mids], budget=b)
+    ok, raw, why = b.attempt("sympy.diff", lambda: sp.diff(f, x))
+    if not ok:
+        raise InputError(f"`{argument}`: cannot differentiate f(x) = {f} ({why}).")
+    fp = raw.replace(lambda e: isinstance(e, sp.DiracDelta), lambda e: sp.Integer(0))
+    if fp.has(sp.Derivative, sp.Subs):
+        raise InputError(f"`{argument}`: SymPy leaves the derivative of f(x) = {f} unevaluated.")
+    ok, dcheck, why = b.attempt(
+        "the finite-difference check of f'", lambda: _derivative_check(f, fp, kinks)
+    )
+    if not ok:
+        raise InputError(
+            f"`{argument}`: the derivative f'(x) = {fp} could not be cross-checked by finite "
+            f"differences ({why}); no simulation is run with an unchecked derivative."
+        )
+    if dcheck.status is Status.REFUTED:
+        raise InputError(
+            f"`{argument}`: the derivative the simulation would use, f'(x) = {fp}, disagrees "
+            f"with finite differences: {dcheck.detail}. This is a fault in initproof, not in "
+            "your input; nothing was simulated."
+        )
+    growths = {}
+    for key, g in (("f", f), ("f^2", f**2), ("f'^2", fp**2)):
+        ok, grow, why = b.attempt(f"the tail test of {key}", lambda g=g: growth(g, x))
+        growths[key] = grow if ok else None
+        if not ok:
+            notes.append(why)
+    _refuse_divergent("E[f(z)^2]", f**2, growths["f^2"], text, argument)
+    _refuse_divergent("E[f'(z)^2]", fp**2, growths["f'^2"], text, argument)
+    ok, odd, _ = b.attempt("the test of oddness", lambda: _odd(f, b))
+    odd = bool(ok and odd)
+    m2 = Moment.of(_moment_at(f**2, 1.0, b, growths["f^2"]))
+    d2 = Moment.of(_moment_at(fp**2, 1.0, b, growths["f'^2"]))
+    if odd:
+        mean = Moment(f, sp.Integer(0), "odd f: E[f(z)] = 0 by symmetry", 0.0, "exact")
+    else:
+        mean = Moment.of(_moment_at(f, 1.0, b, growths["f"]))
+    for name, m in (("E[f(z)]", mean), ("E[f(z)^2]", m2), ("E[f'(z)^2]", d2)):
+        if m.status == "divergent":
+            raise InputError(f"`{argument}`: {name} diverges for f(x) = {f}: {m.reason}.")
+        if m.status == "undecided":
+            notes.append(f"{name} is undecided: {m.reason}")
     for name, m in (("E[f(z)^2]", m2), ("E[f'(z)^2]", d2)):
-        if not float(m) > 0:
+        if m.decided and not float(m) > 0:
             raise InputError(
                 f"`{argument}`: {name} = {m.value} for f(x) = {f}; no gain preserves a second "
                 "moment that is 0."
             )
-    (forward,) = sp.solve(sp.Eq(n_gamma * m2.value, 1), n_gamma)
-    (backward,) = sp.solve(sp.Eq(n_gamma * d2.value, 1), n_gamma)
+    forward = 1 / m2.value if m2.decided else None
+    backward = 1 / d2.value if d2.decided else None
+    if forward is not None and m2.exact:
+        ok, simple, _ = b.attempt("simplify (forward gain)", lambda: sp.simplify(forward))
+        forward = simple if ok else forward
+    if backward is not None and d2.exact:
+        ok, simple, _ = b.attempt("simplify (backward gain)", lambda: sp.simplify(backward))
+        backward = simple if ok else backward
     if gain is None:
         used, source = forward, "forward-preserving"
     else:
         used, source = parse_number(gain, argument="--gain"), "given"
     f0 = f.subs(x, 0)
-    right = _one_sided_slope(f, f0, 1)
-    left = _one_sided_slope(f, f0, -1)
-    homogeneous = _homogeneous(f)
-    f2 = moment_function(f**2, x)
-    d2f = moment_function(fp**2, x)
-    g = float(used)
+    kink_at_0 = any(abs(k) < 1e-12 for k in kinks)
+    slopes = []
+    for side in (1, -1):
+        ok, slope, why = b.attempt(
+            "the slope at 0", lambda side=side: _one_sided_slope(f, f0, side, b)
+        )
+        slopes.append(slope if ok else sp.nan)
+        if not ok:
+            notes.append(why)
+    right, left = slopes
+    ok, homogeneous, why = b.attempt("the test of homogeneity", lambda: _homogeneous(f, b))
+    homogeneous = homogeneous if ok else None
+    f2 = quadrature_map(f**2, x)
+    d2f = quadrature_map(fp**2, x)
+    q_max = min(
+        growths["f^2"].q_max if growths["f^2"] else math.inf,
+        growths["f'^2"].q_max if growths["f'^2"] else math.inf,
+    )
     every = False
     points: tuple[FixedPoint, ...] = ()
-    if homogeneous is not None:
-        a, b = homogeneous
-        c = sp.simplify(used * (a**2 + b**2) / 2)
-        every = c == 1 or abs(float(c) - 1) < 1e-12
-        if every:
-            points = (FixedPoint(1.0, 1.0, g * d2f(1.0)[0]),)
+    points_decided = True
+    if used is not None:
+        g = float(used)
+        if homogeneous is not None:
+            a_, b_ = homogeneous
+            c = sp.simplify(used * (a_**2 + b_**2) / 2)
+            every = c == 1 or abs(float(c) - 1) < 1e-12
+            if every:
+                ok, chi, why = b.attempt("E[f'(z)^2] at q* = 1", lambda: g * d2f(1.0)[0])
+                points = (FixedPoint(1.0, 1.0, chi if ok else math.nan),)
+        else:
+            ok, found, why = b.attempt(
+                "the search for fixed points", lambda: _fixed_points(f2, d2f, g, q_max)
+            )
+            points = found if ok else ()
+            points_decided = ok
+            if not ok:
+                notes.append(f"fixed points undecided: {why}")
     else:
-        points = _fixed_points(f2, d2f, g)
-    try:
-        series = gaussian_square_series(f, x, q, 3).value
-    except (ValueError, NotImplementedError, TypeError):
+        points_decided = False
+        notes.append("no gain, so no fixed points: E[f(z)^2] is undecided")
+    ok, series, why = b.attempt(
+        "the small-q series", lambda: gaussian_square_series(f, x, q, 3).value
+    )
+    if not ok:
         series = None
-    table = tuple((v, *f2(v)) for v in (0.25, 0.5, 1.0, 2.0, 4.0))
+        notes.append(f"no small-q series: {why}")
+    m2_of_q = _of_q(f**2, b)
+    d2_of_q = _of_q(fp**2, b)
+    table = []
+    for v in (0.25, 0.5, 1.0, 2.0, 4.0):
+        if v == 1.0:
+            m = m2
+        else:
+            m = Moment.of(_moment_at(f**2, v, b, growths["f^2"], exact=m2_of_q is not None))
+        table.append((v, float(m) if m.decided else None, m.error if m.decided else math.inf))
+    ok, taylor, why = b.attempt("sympy.series", lambda: _taylor_branches(f, 6, kink_at_0))
+    if not ok:
+        taylor = ()
+        notes.append(f"no Taylor expansion: {why}")
+    ok, torch, why = b.attempt("the comparison with torch's calculate_gain", lambda: torch_gain(f))
+    if not ok:
+        torch = None
+        notes.append(why)
+    parts = {
+        "kinks": tuple(kinks),
+        "f": f,
+        "derivative": fp,
+        "raw_derivative": raw,
+        "derivative_check": dcheck,
+        "f0": f0,
+        "kink_at_0": kink_at_0,
+        "slope_left": left,
+        "slope_right": right,
+        "taylor": taylor,
+        "mean": mean,
+        "m2": m2,
+        "d2": d2,
+        "forward_gain": forward,
+        "backward_gain": backward,
+        "gain": used,
+        "m2_of_q": m2_of_q,
+        "homogeneous": homogeneous,
+        "every_q_fixed": every,
+        "fixed_points": points,
+        "f2_map": f2,
+    }
+    parts["fixed_point_derivation"] = _fixed_point_derivation(parts, b)
+    derivations = _derivations(parts, b)
     return ActivationAnalysis(
         text=text,
         f=f,
         derivative=fp,
-        taylor=_taylor(f),
+        taylor=taylor,
         f0=f0,
         slope_left=left,
         slope_right=right,
         mean=mean,
         m2=m2,
         d2=d2,
-        m2_of_q=_of_q(f**2),
-        d2_of_q=_of_q(fp**2),
+        m2_of_q=m2_of_q,
+        d2_of_q=d2_of_q,
         m2_series=series,
-        m2_table=table,
+        m2_table=tuple(table),
         forward_gain=forward,
         backward_gain=backward,
         gain=used,
@@ -808,8 +1862,14 @@ def analyze_activation(
         every_q_fixed=every,
         zero_fixed=f0 == 0,
         homogeneous=homogeneous,
-        odd=_odd(f),
-        torch=torch_gain(f),
+        odd=odd,
+        torch=torch,
+        derivations=derivations,
+        notes=tuple(notes),
+        kinks=tuple(kinks),
+        derivative_check=dcheck,
+        fixed_points_decided=points_decided,
+        budget=float(budget),
     )
 
 
@@ -863,7 +1923,10 @@ class WeightInit:
 
     def law(self, fan_in: int, fan_out: int) -> dict:
         """The engine's plain-data law at these fans (native parameters, floats)."""
-        value = float(self.native.subs({n_in: fan_in, n_out: fan_out}))
+        try:
+            value = float(self.native.subs({n_in: fan_in, n_out: fan_out}))
+        except (TypeError, ValueError, OverflowError):
+            value = math.nan
         if not (math.isfinite(value) and value > 0):
             raise InputError(
                 f"the weight {self.native_name} {self.native} is {value!r} at n_in={fan_in}, "
@@ -876,7 +1939,9 @@ class WeightInit:
         return {"law": "truncated_normal", "std": value, "a": -2.0, "b": 2.0}
 
     def gamma(self, fan_in: int, fan_out: int) -> sp.Expr:
-        return sp.simplify(self.variance.subs({n_in: fan_in, n_out: fan_out}))
+        exact = self.variance.subs({n_in: fan_in, n_out: fan_out})
+        ok, value, _ = Budget().attempt("simplify", lambda: sp.simplify(exact))
+        return value if ok else exact
 
 
 def weight_init(
@@ -914,12 +1979,16 @@ def weight_init(
 
 
 def _weight_init(dist: str, kind: str, expr: sp.Expr, source: str) -> WeightInit:
+    """Solve the law's variance for its native parameter (every SymPy call budgeted)."""
+    budget = Budget()
     native, variance = law_variance(dist)
-    probe = expr.subs({n_in: 7, n_out: 5})
-    if not (probe.is_finite and probe.is_positive):
+    ok, probe, why = budget.attempt(
+        "evaluating it at n_in=7, n_out=5", lambda: sp.N(expr.subs({n_in: 7, n_out: 5}), 20)
+    )
+    if not ok or not (probe.is_finite and probe.is_positive):
         raise InputError(
             f"`--{kind}` must be finite and > 0 for positive widths; got {kind}={expr} "
-            f"(at n_in=7, n_out=5 it is {probe})."
+            f"(at n_in=7, n_out=5 it is {probe if ok else why})."
         )
     if kind == "var":
         target = sp.Eq(variance, expr)
@@ -927,12 +1996,46 @@ def _weight_init(dist: str, kind: str, expr: sp.Expr, source: str) -> WeightInit
         target = sp.Eq(variance, expr**2)
     else:  # the native parameter itself (normal, truncated normal: untruncated std)
         target = sp.Eq(native, expr)
-    solutions = sp.solve(target, native)
-    if len(solutions) != 1:
-        raise InputError(f"`--{kind}`: cannot solve {target} for the {dist} law's parameter.")
-    value = sp.simplify(solutions[0])
+    ok, solutions, why = budget.attempt("sympy.solve", lambda: sp.solve(target, native))
+    if not ok or len(solutions) != 1:
+        reason = why if not ok else f"{len(solutions)} solutions"
+        raise InputError(
+            f"`--{kind}`: cannot solve {target} for the {dist} law's parameter ({reason})."
+        )
+    value = solutions[0]
+    ok, simple, _ = budget.attempt("simplify", lambda: sp.simplify(value))
+    value = simple if ok else value
+    ok, var, _ = budget.attempt("simplify", lambda: sp.simplify(variance.subs(native, value)))
+    var = var if ok else variance.subs(native, value)
     name = "bound" if dist == "uniform" else "std"
-    return WeightInit(dist, name, value, sp.simplify(variance.subs(native, value)), source)
+    return WeightInit(dist, name, value, var, source)
+
+
+def law_derivation(init: WeightInit, budget: float = OPERATION_SECONDS) -> Derivation | None:
+    r"""The weight variance as a checked step: the second moment of the law, integrated.
+
+    Normal: :math:`\int w^2 \varphi_s(w)\,dw` with the std ``s``; uniform:
+    :math:`\int_{-a}^{a} w^2\,dw/(2a)` with the bound ``a``; both with the native
+    parameter in ``n_in``, ``n_out`` substituted, checked by the kernel (budgeted).
+    ``None`` for the truncated normal (its variance comes from the lecture's claim).
+    """
+    w = sp.Symbol("w", real=True)
+    if init.dist == "uniform":
+        a = init.native
+        start = sp.Integral(w**2 / (2 * a), (w, -a, a))
+    elif init.dist == "normal":
+        s_ = init.native
+        start = sp.Integral(
+            w**2 * sp.exp(-(w**2) / (2 * s_**2)) / (s_ * sp.sqrt(2 * sp.pi)), (w, -sp.oo, sp.oo)
+        )
+    else:
+        return None
+    return _chain(
+        "weight variance gamma = E[w^2]",
+        start,
+        [(init.variance, "sympy.integrate", f"second moment of the {init.dist} law", ())],
+        Budget(budget),
+    )
 
 
 #: Named framework defaults: ``name -> (description, builder)``.
@@ -995,12 +2098,20 @@ def preset(name: str) -> WeightInit:
 
 @dataclass(frozen=True)
 class Value:
-    """A derived number: exact at finite width, or from the infinite-width recursion."""
+    """A derived number: exact at finite width, or from the infinite-width recursion.
+
+    ``value`` is ``nan`` when it could not be derived (``how`` says why); ``error`` is
+    the quadrature's error estimate (not a bound).
+    """
 
     value: float
     exact: bool
     how: str
     error: float = 0.0
+
+    @property
+    def decided(self) -> bool:
+        return math.isfinite(self.value)
 
 
 @dataclass(frozen=True)
@@ -1025,8 +2136,8 @@ def chi2_mixture(
 ) -> tuple[float, float]:
     """:math:`\\mathbb{E}[G(\\gamma S)]` for :math:`S \\sim \\chi^2_n` (one-dimensional quadrature).
 
-    ``moment(q)`` returns :math:`G(q)` and its error bound. Returns the value and the
-    outer error bound plus the largest inner one.
+    ``moment(q)`` returns :math:`G(q)` and its error estimate. Returns the value and the
+    outer error estimate plus the largest inner one.
     """
     worst = [0.0]
 
@@ -1040,8 +2151,12 @@ def chi2_mixture(
     for a, b in ((lo, float(n)), (float(n), hi)):
         v, e = integrate.quad(integrand, a, b, epsabs=0.0, epsrel=1e-10, limit=200)
         total, err = total + v, err + e
-    # mass outside [lo, hi] is 2e-15 of a bounded-by-growth integrand: below the bound
+    # mass outside [lo, hi] is 2e-15 of a bounded-by-growth integrand: below the estimate
     return total, err + worst[0] + 1e-13 * abs(total)
+
+
+def _undecided(how: str, why: str) -> Value:
+    return Value(math.nan, False, f"undecided ({how}): {why}")
 
 
 def propagate(
@@ -1051,6 +2166,7 @@ def propagate(
     *,
     input_var: float = 1.0,
     argument: str = "--activation",
+    budget: float = OPERATION_SECONDS,
 ) -> LayerMoments:
     """Second moments of every layer for input :math:`N(0, v I)` (``input_var``), no biases.
 
@@ -1060,22 +2176,34 @@ def propagate(
     (the :math:`\\chi^2` mixture), and otherwise :math:`F(P_t)` (infinite width).
     Backward: :math:`B_d = 1`, :math:`B_{t-1} = n_t\\gamma_t\\,\\mathbb{E}[f'(z^t)^2] B_t`,
     exact for linear ``f`` and for homogeneous ``f`` at the top layer (sign symmetry),
-    otherwise the independence approximation.
+    otherwise the independence approximation. Quadratures run under ``budget``; a
+    value that cannot be computed is ``nan`` with the reason (``Value.decided``).
     """
     a = (
         activation
         if isinstance(activation, ActivationAnalysis)
-        else analyze_activation(activation, argument=argument)
+        else analyze_activation(activation, argument=argument, budget=budget)
     )
     if not (isinstance(input_var, float | int) and math.isfinite(input_var) and input_var > 0):
         raise InputError(f"`input_var` must be finite and > 0; got input_var={input_var!r}.")
+    b = Budget(a.budget)
     f, fp = a.f, a.derivative
     widths = parse_widths(list(widths))
     d = len(widths) - 1
     gammas = tuple(init.gamma(widths[t - 1], widths[t]) for t in range(1, d + 1))
     for t in range(1, d + 1):
         init.law(widths[t - 1], widths[t])  # validates the native parameter
-    f2, f1, d2 = moment_function(f**2, x), moment_function(f, x), moment_function(fp**2, x)
+    f2, f1, d2 = quadrature_map(f**2, x), quadrature_map(f, x), quadrature_map(fp**2, x)
+
+    def at(moment, v: float, how: str, exact: bool) -> Value:
+        ok, r, why = b.attempt(f"quadrature at q = {v:.6g}", lambda: moment(v))
+        return Value(r[0], exact, how, r[1]) if ok else _undecided(how, why)
+
+    def mixture(moment, g: float, n: int) -> Value:
+        how = "chi-square mixture (layer 1, normal weights)"
+        ok, r, why = b.attempt("the chi-square mixture", lambda: chi2_mixture(moment, g, n))
+        return Value(r[0], True, how, r[1]) if ok else _undecided(how, why)
+
     hom = a.homogeneous
     linear = hom is not None and hom[0] == hom[1]
     pre: list[Value | None] = [None]
@@ -1093,24 +2221,24 @@ def propagate(
             if hom[0] == hom[1]:
                 mean.append(Value(0.0, True, "linear, symmetric weights"))
             elif t == 1 and init.dist == "normal":
-                v, e = chi2_mixture(f1, g * input_var, n)
-                mean.append(Value(v, True, "chi-square mixture (layer 1, normal weights)", e))
+                mean.append(mixture(f1, g * input_var, n))
             else:
-                mean.append(Value(f1(p)[0], False, "infinite-width recursion"))
+                mean.append(at(f1, p, "infinite-width recursion", False))
+            continue
+        if not math.isfinite(p) or p <= 0:
+            out.append(_undecided("infinite-width recursion", "the layer below is undecided"))
+            mean.append(_undecided("infinite-width recursion", "the layer below is undecided"))
             continue
         if t == 1 and init.dist == "normal":
-            v, e = chi2_mixture(f2, g * input_var, n)
-            out.append(Value(v, True, "chi-square mixture (layer 1, normal weights)", e))
+            out.append(mixture(f2, g * input_var, n))
         else:
-            v, e = f2(p)
-            out.append(Value(v, False, "infinite-width recursion E[f(sqrt(P_t) z)^2]", e))
+            out.append(at(f2, p, "infinite-width recursion E[f(sqrt(P_t) z)^2]", False))
         if a.odd:
             mean.append(Value(0.0, True, "odd f, symmetric weights"))
         elif t == 1 and init.dist == "normal":
-            v, e = chi2_mixture(f1, g * input_var, n)
-            mean.append(Value(v, True, "chi-square mixture (layer 1, normal weights)", e))
+            mean.append(mixture(f1, g * input_var, n))
         else:
-            mean.append(Value(f1(p)[0], False, "infinite-width recursion"))
+            mean.append(at(f1, p, "infinite-width recursion", False))
     back: list[Value] = [Value(1.0, True, "upstream N(0, 1)")]
     for t in range(d, 0, -1):
         g = float(gammas[t - 1])
@@ -1120,15 +2248,18 @@ def propagate(
             c = float((hom[0] ** 2 + hom[1] ** 2) / 2)
             exact = prev.exact and (linear or t == d)
             back.append(Value(n * g * c * prev.value, exact, "n_t gamma_t (a^2+b^2)/2 B_t"))
-        else:
-            factor = d2(pre[t].value)[0]
-            back.append(
-                Value(
-                    n * g * factor * prev.value,
-                    False,
-                    "independence and infinite width: n_t gamma_t E[f'(sqrt(P_t) z)^2] B_t",
-                )
+            continue
+        how = "independence and infinite width: n_t gamma_t E[f'(sqrt(P_t) z)^2] B_t"
+        pt = pre[t].value
+        if not (math.isfinite(pt) and pt > 0 and prev.decided):
+            back.append(_undecided(how, "a layer it depends on is undecided"))
+            continue
+        factor = at(d2, pt, how, False)
+        back.append(
+            Value(
+                n * g * factor.value * prev.value, False, factor.how if not factor.decided else how
             )
+        )
     return LayerMoments(widths, gammas, tuple(pre), tuple(out), tuple(mean), tuple(reversed(back)))
 
 
@@ -1185,6 +2316,7 @@ __all__ = [
     "analyze_activation",
     "chi2_mixture",
     "derive_quantity",
+    "law_derivation",
     "law_variance",
     "numpy_function",
     "parse_expression",

@@ -16,6 +16,12 @@ Every simulated check carries the fields of ``evidence.json``'s checks (``predic
 plus ``exact``: whether the prediction is exact at the simulated width or comes from the
 infinite-width recursion, whose finite-width bias the interval does not cover.
 
+``activation``, ``init`` and ``claim`` never print a traceback and never hang: every
+symbolic or numeric operation runs under ``--budget`` seconds (a step that runs out is
+reported undecided, with its reason), and the whole command under ``--time-limit``
+seconds (past it, the command stops with exit code 2 and says so). Their derivation
+is recorded as checked steps (``derivations`` in ``--json``), with the five statuses.
+
 The whole output is built before anything is printed, so a refused input or a failure
 leaves nothing half-written.
 """
@@ -25,7 +31,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
+import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 
 import sympy as sp
@@ -36,12 +45,18 @@ DEFAULT_ALPHA = 0.01
 #: Default target precision: coarser than the report's 1%, since a user activation runs
 #: through lambdify (slower than the engine's own) and deep ratios vary a lot.
 DEFAULT_PRECISION = 0.02
+#: Default seconds per symbolic or numeric operation (``--budget``).
+DEFAULT_BUDGET = 5.0
+#: Default wall-time limit of a whole ``activation``, ``init`` or ``claim`` command.
+DEFAULT_TIME_LIMIT = 300.0
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def _num(v: float) -> float | None:
+def _num(v: float | None) -> float | None:
+    if v is None:
+        return None
     v = float(v)
     return v if math.isfinite(v) else None
 
@@ -50,7 +65,22 @@ def _expr(e: sp.Expr | None) -> str | None:
     return None if e is None else sp.sstr(e)
 
 
-def _validate_run(seed: object, precision: object, alpha: object) -> None:
+def _float(e: sp.Expr | None) -> float | None:
+    if e is None:
+        return None
+    try:
+        return _num(float(e))
+    except (TypeError, ValueError):
+        return None
+
+
+def _validate_run(
+    seed: object,
+    precision: object,
+    alpha: object,
+    budget: object = DEFAULT_BUDGET,
+    time_limit: object = DEFAULT_TIME_LIMIT,
+) -> None:
     from derivations._user import InputError
 
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -58,13 +88,36 @@ def _validate_run(seed: object, precision: object, alpha: object) -> None:
     for name, v, hi in (("precision", precision, 0.5), ("alpha", alpha, 1.0)):
         if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v < hi:
             raise InputError(f"`--{name}` must be a number in (0, {hi:g}); got {name}={v!r}.")
+    for name, v, hi in (("budget", budget, 600.0), ("time-limit", time_limit, 86400.0)):
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= hi:
+            raise InputError(
+                f"`--{name}` must be a number of seconds in (0, {hi:g}]; got --{name}={v!r}."
+            )
 
 
 def _activations(a) -> dict[str, tuple[Callable, Callable]]:
-    """The activation's NumPy form for the engine: ``lambdify`` of ``f`` and of ``sp.diff``."""
+    """The activation's NumPy form for the engine: ``lambdify`` of ``f`` and of ``f'``.
+
+    ``f'`` was cross-checked against finite differences by the analysis (a mismatch is
+    an error there). Both functions stop the simulation once the command's time limit
+    has passed (they raise :class:`~derivations._gaussian.TimeLimitExceeded` in the
+    engine's worker threads, which the engine passes on).
+    """
+    from derivations._gaussian import TimeLimitExceeded, time_left
     from derivations._user import numpy_function
 
-    return {_name(a): (numpy_function(a.f), numpy_function(a.derivative))}
+    left = time_left()
+    end = None if math.isinf(left) else time.monotonic() + left
+
+    def guarded(fn: Callable) -> Callable:
+        def call(a):
+            if end is not None and time.monotonic() > end:
+                raise TimeLimitExceeded("the simulation ran past the time limit")
+            return fn(a)
+
+        return call
+
+    return {_name(a): (guarded(numpy_function(a.f)), guarded(numpy_function(a.derivative)))}
 
 
 def _name(a) -> str:
@@ -74,11 +127,12 @@ def _name(a) -> str:
 def _probe(
     label: str, scenario: dict, observable: dict, value, expression: str, exact: bool, how: str
 ) -> dict:
+    v = _float(value) if value is not None else None
     return {
         "probe": label,
         "scenario": scenario,
         "observable": observable,
-        "predicted": float(value),
+        "predicted": v,
         "predicted_expression": expression,
         "exact": exact,
         "how": how,
@@ -150,18 +204,105 @@ def _simulate(
     return out, confidence
 
 
-def _run_info(seed: int, precision: float, alpha: float, simulate: bool) -> dict:
-    return {"seed": seed, "alpha": alpha, "precision_target": precision, "simulated": simulate}
+def _split_probes(probes: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Probes with a derived prediction, and those left out (undecided prediction)."""
+    ready = [p for p in probes if p["predicted"] is not None]
+    left = [
+        {**p, "outcome": "not checked", "reason": f"no derived value to check: {p['how']}"}
+        for p in probes
+        if p["predicted"] is None
+    ]
+    return ready, left
+
+
+def _run_checks(command: str, result: dict, probes: list[dict], a, simulate: bool, **run) -> None:
+    ready, left = _split_probes(probes)
+    if simulate and ready:
+        checks, result["confidence"] = _simulate(command, ready, _activations(a), **run)
+        result["checks"] = checks + left
+    else:
+        result["checks"] = ready + left
+        if simulate:
+            result["simulated"] = False
+            result["notes"].append("nothing to simulate: no derived value could be stated")
+
+
+def _run_info(
+    seed: int, precision: float, alpha: float, simulate: bool, budget: float, time_limit: float
+) -> dict:
+    return {
+        "seed": seed,
+        "alpha": alpha,
+        "precision_target": precision,
+        "simulated": simulate,
+        "limits": {
+            "budget_seconds_per_operation": budget,
+            "time_limit_seconds": time_limit,
+        },
+    }
 
 
 def _moment_dict(m) -> dict:
+    estimates = [{"method": n, "value": _num(v), "estimate": _num(e)} for n, v, e in m.estimates]
     return {
         "integrand": _expr(m.integrand),
         "value": _expr(m.value),
-        "numeric": float(m),
+        "numeric": _float(m.value),
+        "status": m.status,
         "method": m.method,
-        "error": m.error,
+        "error": _num(m.error) if m.decided else None,
+        "error_kind": (
+            "exact"
+            if m.exact
+            else "estimate supported by two independent quadratures (not a bound)"
+            if m.decided
+            else None
+        ),
+        "agreement": _num(m.agreement),
+        "estimates": estimates,
         "exact": m.exact,
+        "reason": m.reason,
+    }
+
+
+def _check_dict(c) -> dict:
+    return {"method": c.method, "status": str(c.status), "detail": c.detail}
+
+
+def _derivation_dict(d) -> dict:
+    return {
+        "name": d.name,
+        "status": str(d.status),
+        "start": _expr(d.start),
+        "result": _expr(d.result),
+        "steps": [
+            {
+                "before": _expr(s.before),
+                "after": _expr(s.after),
+                "rule": s.rule,
+                "why": s.why,
+                "status": str(s.status),
+                "checks": [_check_dict(c) for c in s.checks],
+            }
+            for s in d.steps
+        ],
+    }
+
+
+def _derivation_fields(a, init=None, budget: float = DEFAULT_BUDGET) -> dict:
+    """The derivation as checked steps (the law's variance first, for ``init``/``claim``)."""
+    from derivations._claim import combine
+    from derivations._user import law_derivation
+
+    derivations = list(a.derivations)
+    if init is not None:
+        law = law_derivation(init, budget)
+        if law is not None:
+            derivations.insert(0, law)
+    return {
+        "status": str(combine([d.status for d in derivations])),
+        "derivations": [_derivation_dict(d) for d in derivations],
+        "notes": list(a.notes),
     }
 
 
@@ -192,6 +333,12 @@ def _law_dict(init) -> dict:
     }
 
 
+def _limited(time_limit: float):
+    from derivations._gaussian import deadline
+
+    return deadline(time_limit)
+
+
 # --------------------------------------------------------------------------- activation
 
 
@@ -205,6 +352,8 @@ def activation_command(
     seed: int = 0,
     precision: float = DEFAULT_PRECISION,
     alpha: float = DEFAULT_ALPHA,
+    budget: float = DEFAULT_BUDGET,
+    time_limit: float = DEFAULT_TIME_LIMIT,
 ) -> dict:
     """Analyze the activation ``expr`` and check it by simulation; plain data.
 
@@ -213,8 +362,19 @@ def activation_command(
     :math:`N(0, I)`. Checks: :math:`\\mathbb{E}[f(z)^2]` and
     :math:`\\mathbb{E}[f'(z)^2]` (scalar, exact), the first layer's output second
     moment (exact: :math:`\\chi^2` mixture), and the last layer's per-layer ratio
-    (infinite-width recursion, approximate unless ``f`` is homogeneous).
+    (infinite-width recursion, approximate unless ``f`` is homogeneous). A prediction
+    that is undecided is not simulated (``outcome``: ``not checked``).
     """
+    _validate_run(seed, precision, alpha, budget, time_limit)
+    with _limited(time_limit):
+        return _activation_command(
+            expr, gain, width, depth, simulate, seed, precision, alpha, budget, time_limit
+        )
+
+
+def _activation_command(
+    expr, gain, width, depth, simulate, seed, precision, alpha, budget, time_limit
+) -> dict:
     from derivations._user import (
         InputError,
         _weight_init,
@@ -223,12 +383,11 @@ def activation_command(
         propagate,
     )
 
-    _validate_run(seed, precision, alpha)
     for name, v in (("--width", width), ("--depth", depth)):
         if not _is_int(v) or v < 1:
             raise InputError(f"`{name}` must be a positive integer; got {name}={v!r}.")
     widths = parse_widths([width] * (depth + 1), argument="--width/--depth")
-    a = analyze_activation(expr, gain)
+    a = analyze_activation(expr, gain, budget=float(budget))
     ours = a.forward_gain
     torch = None
     if a.torch is not None:
@@ -238,8 +397,8 @@ def activation_command(
             "gain": _expr(a.torch.gain),
             "gain_squared": _expr(a.torch.squared),
             "gain_squared_numeric": float(a.torch.squared),
-            "forward_preserving_n_gamma": float(ours),
-            "ratio": float(a.torch.squared / ours),
+            "forward_preserving_n_gamma": _float(ours),
+            "ratio": None if ours is None else _float(a.torch.squared / ours),
             "reference": a.torch.reference,
         }
     result = {
@@ -248,6 +407,8 @@ def activation_command(
         "f": _expr(a.f),
         "f_latex": sp.latex(a.f),
         "derivative": _expr(a.derivative),
+        "derivative_check": _check_dict(a.derivative_check) if a.derivative_check else None,
+        "kinks": list(a.kinks),
         "taylor": [{"branch": b, "series": _expr(s)} for b, s in a.taylor],
         "f0": _expr(a.f0),
         "f0_is_zero": a.zero_at_origin,
@@ -264,50 +425,31 @@ def activation_command(
             "m2": _expr(a.m2_of_q),
             "d2": _expr(a.d2_of_q),
             "m2_small_q_series": _expr(a.m2_series),
-            "m2_table": [{"q": v, "value": m, "error": e} for v, m, e in a.m2_table],
+            "m2_table": [
+                {"q": v, "value": _num(m), "error": _num(e) if m is not None else None}
+                for v, m, e in a.m2_table
+            ],
         },
         "gains": {
-            "forward": {"value": _expr(a.forward_gain), "numeric": float(a.forward_gain)},
-            "backward": {"value": _expr(a.backward_gain), "numeric": float(a.backward_gain)},
-            "used": {"value": _expr(a.gain), "numeric": float(a.gain), "source": a.gain_source},
+            "forward": {"value": _expr(a.forward_gain), "numeric": _float(a.forward_gain)},
+            "backward": {"value": _expr(a.backward_gain), "numeric": _float(a.backward_gain)},
+            "used": {"value": _expr(a.gain), "numeric": _float(a.gain), "source": a.gain_source},
         },
         "fixed_points": [
-            {"q": p.q, "slope": p.slope, "chi": p.chi, "stable": p.stable} for p in a.fixed_points
+            {"q": p.q, "slope": _num(p.slope), "chi": _num(p.chi), "stable": p.stable}
+            for p in a.fixed_points
         ],
+        "fixed_points_decided": a.fixed_points_decided,
         "every_q_fixed": a.every_q_fixed,
         "zero_fixed": a.zero_fixed,
         "torch": torch,
         "network": {"width": width, "depth": depth},
-        **_run_info(seed, precision, alpha, simulate),
+        **_derivation_fields(a),
+        **_run_info(seed, precision, alpha, simulate, budget, time_limit),
         "checks": [],
     }
     name = _name(a)
-    g = a.gain
-    init = _weight_init("normal", "var", g / sp.Symbol("n_in", integer=True, positive=True), "")
-    q_start = _start(a)
-    input_var = q_start / float(g)
-    moments = propagate(a, init, widths, input_var=input_var)
-    result["network"].update(
-        {"start_q": q_start, "input_std": math.sqrt(input_var), "weights": init.law(width, width)}
-    )
     scalar = {"kind": "scalar", "activation": name, "q": 1.0, "dtype": "float64"}
-    mlp = {
-        "kind": "mlp",
-        "widths": list(widths),
-        "weights": init.law(width, width),
-        "activation": name,
-        "input": {"law": "normal", "mean": 0.0, "std": math.sqrt(input_var)},
-        "dtype": "float64",
-    }
-    top, below = moments.output[depth], moments.output[depth - 1]
-    ratio_exact = top.exact and below.exact
-    deep_how = top.how
-    unstable = [p for p in a.fixed_points if p.q == q_start and not p.stable]
-    if unstable and not a.every_q_fixed:
-        deep_how += (
-            f"; the fixed point q* = {q_start:.6g} is unstable (slope {unstable[0].slope:.4g} > 1)"
-            ", so finite-width fluctuations grow from layer to layer"
-        )
     probes = [
         _probe(
             "m2-of-f",
@@ -316,7 +458,7 @@ def activation_command(
             a.m2.value,
             "E[f(z)^2], z ~ N(0, 1)",
             True,
-            a.m2.method,
+            a.m2.method if a.m2.decided else f"undecided: {a.m2.reason}",
         ),
         _probe(
             "m2-of-derivative",
@@ -325,39 +467,74 @@ def activation_command(
             a.d2.value,
             "E[f'(z)^2], z ~ N(0, 1)",
             True,
-            a.d2.method,
-        ),
-        _probe(
-            "layer1-output-m2",
-            mlp,
-            {"direction": "forward", "of": "output", "moment": "m2", "layer": 1},
-            moments.output[1].value,
-            "E_S[E_xi f(sqrt(S) xi)^2], S = gamma chi^2_n",
-            moments.output[1].exact,
-            moments.output[1].how,
-        ),
-        _probe(
-            f"layer{depth}-output-m2-ratio",
-            mlp,
-            {
-                "direction": "forward",
-                "of": "output",
-                "moment": "m2",
-                "layer": depth,
-                "relative_to": depth - 1,
-            },
-            top.value / below.value,
-            f"m_{depth} / m_{depth - 1}",
-            ratio_exact,
-            deep_how,
+            a.d2.method if a.d2.decided else f"undecided: {a.d2.reason}",
         ),
     ]
-    if simulate:
-        result["checks"], result["confidence"] = _simulate(
-            "activation", probes, _activations(a), seed=seed, precision=precision, alpha=alpha
+    g = a.gain
+    if g is None:
+        result["notes"].append(
+            "no network is simulated: the gain n*gamma = 1/E[f(z)^2] is undecided (give --gain)"
         )
     else:
-        result["checks"] = probes
+        init = _weight_init("normal", "var", g / sp.Symbol("n_in", integer=True, positive=True), "")
+        q_start = _start(a)
+        input_var = q_start / float(g)
+        moments = propagate(a, init, widths, input_var=input_var)
+        result["network"].update(
+            {
+                "start_q": q_start,
+                "input_std": math.sqrt(input_var),
+                "weights": init.law(width, width),
+            }
+        )
+        mlp = {
+            "kind": "mlp",
+            "widths": list(widths),
+            "weights": init.law(width, width),
+            "activation": name,
+            "input": {"law": "normal", "mean": 0.0, "std": math.sqrt(input_var)},
+            "dtype": "float64",
+        }
+        top, below = moments.output[depth], moments.output[depth - 1]
+        ratio_exact = top.exact and below.exact
+        deep_how = top.how
+        unstable = [p for p in a.fixed_points if p.q == q_start and not p.stable]
+        if unstable and not a.every_q_fixed:
+            deep_how += (
+                f"; the fixed point q* = {q_start:.6g} is unstable (slope "
+                f"{unstable[0].slope:.4g} > 1), so finite-width fluctuations grow from layer "
+                "to layer"
+            )
+        ratio = top.value / below.value if top.decided and below.decided else None
+        probes += [
+            _probe(
+                "layer1-output-m2",
+                mlp,
+                {"direction": "forward", "of": "output", "moment": "m2", "layer": 1},
+                moments.output[1].value if moments.output[1].decided else None,
+                "E_S[E_xi f(sqrt(S) xi)^2], S = gamma chi^2_n",
+                moments.output[1].exact,
+                moments.output[1].how,
+            ),
+            _probe(
+                f"layer{depth}-output-m2-ratio",
+                mlp,
+                {
+                    "direction": "forward",
+                    "of": "output",
+                    "moment": "m2",
+                    "layer": depth,
+                    "relative_to": depth - 1,
+                },
+                ratio,
+                f"m_{depth} / m_{depth - 1}",
+                ratio_exact,
+                deep_how,
+            ),
+        ]
+    _run_checks(
+        "activation", result, probes, a, simulate, seed=seed, precision=precision, alpha=alpha
+    )
     return result
 
 
@@ -397,6 +574,8 @@ def init_command(
     seed: int = 0,
     precision: float = DEFAULT_PRECISION,
     alpha: float = DEFAULT_ALPHA,
+    budget: float = DEFAULT_BUDGET,
+    time_limit: float = DEFAULT_TIME_LIMIT,
 ) -> dict:
     """The exact weight variance of an init, its per-layer gains, and simulated checks.
 
@@ -406,17 +585,29 @@ def init_command(
     first pre-activation's second moment :math:`n_0\\gamma_1` (exact for any law), and
     the per-layer ratio of pre-activation second moments :math:`P_t/P_{t-1}`.
     """
+    _validate_run(seed, precision, alpha, budget, time_limit)
+    with _limited(time_limit):
+        return _init_command(
+            dist, std, var, bound, preset, activation, widths, simulate, seed, precision,
+            alpha, budget, time_limit,
+        )  # fmt: skip
+
+
+def _init_command(
+    dist, std, var, bound, preset, activation, widths, simulate, seed, precision, alpha,
+    budget, time_limit,
+) -> dict:  # fmt: skip
     from derivations._user import analyze_activation, parse_widths, propagate
 
-    _validate_run(seed, precision, alpha)
     init = _init_from(dist, std, var, bound, preset)
     widths = parse_widths(widths)
-    a = analyze_activation(activation, argument="--activation")
+    a = analyze_activation(activation, argument="--activation", budget=float(budget))
     moments = propagate(a, init, widths)
     d = len(widths) - 1
     layers = []
     for t in range(1, d + 1):
         g = moments.gammas[t - 1]
+        m2, d2 = _float(a.m2.value), _float(a.d2.value)
         layers.append(
             {
                 "layer": t,
@@ -425,8 +616,8 @@ def init_command(
                 "gamma": _expr(g),
                 "gamma_numeric": float(g),
                 "law": init.law(widths[t - 1], widths[t]),
-                "forward_gain": float(widths[t - 1] * g * a.m2.value),
-                "backward_gain": float(widths[t] * g * a.d2.value),
+                "forward_gain": None if m2 is None else float(widths[t - 1] * g) * m2,
+                "backward_gain": None if d2 is None else float(widths[t] * g) * d2,
             }
         )
     result = {
@@ -437,7 +628,8 @@ def init_command(
         "moments_q1": {"m2": _moment_dict(a.m2), "d2": _moment_dict(a.d2)},
         "widths": list(widths),
         "layers": layers,
-        **_run_info(seed, precision, alpha, simulate),
+        **_derivation_fields(a, init, budget),
+        **_run_info(seed, precision, alpha, simulate, budget, time_limit),
         "checks": [],
     }
     name = _name(a)
@@ -466,6 +658,7 @@ def init_command(
             )
             continue
         prev = moments.preactivation[t - 1]
+        ratio = p.value / prev.value if p.decided and prev.decided and prev.value else None
         probes.append(
             _probe(
                 f"layer{t}-preactivation-m2-ratio",
@@ -477,18 +670,13 @@ def init_command(
                     "layer": t,
                     "relative_to": t - 1,
                 },
-                p.value / prev.value,
+                ratio,
                 f"n_{t - 1} gamma_{t} E[f(z^{t - 1})^2] / E[(z^{t - 1})^2]",
                 p.exact and prev.exact,
                 moments.output[t - 1].how,
             )
         )
-    if simulate:
-        result["checks"], result["confidence"] = _simulate(
-            "init", probes, _activations(a), seed=seed, precision=precision, alpha=alpha
-        )
-    else:
-        result["checks"] = probes
+    _run_checks("init", result, probes, a, simulate, seed=seed, precision=precision, alpha=alpha)
     return result
 
 
@@ -513,15 +701,29 @@ def claim_command(
     seed: int = 0,
     precision: float = DEFAULT_PRECISION,
     alpha: float = DEFAULT_ALPHA,
+    budget: float = DEFAULT_BUDGET,
+    time_limit: float = DEFAULT_TIME_LIMIT,
 ) -> dict:
     """Check a stated value of one moment at one layer: simulate, derive, answer.
 
     ``answer`` is ``"agrees"`` when the expected value lies in the simulation's
     interval, ``"disagrees"`` when it does not, ``"inconclusive"`` when the engine
     cannot tell; ``derived`` is initproof's own value (exact, or the infinite-width
-    recursion, marked). Without simulation the answer compares with an exact derived
-    value only (``"undetermined"`` otherwise).
+    recursion, marked; ``None`` when undecided). Without simulation the answer compares
+    with an exact derived value only (``"undetermined"`` otherwise).
     """
+    _validate_run(seed, precision, alpha, budget, time_limit)
+    with _limited(time_limit):
+        return _claim_command(
+            widths, expect, layer, direction, of, moment, dist, std, var, bound, preset,
+            activation, simulate, seed, precision, alpha, budget, time_limit,
+        )  # fmt: skip
+
+
+def _claim_command(
+    widths, expect, layer, direction, of, moment, dist, std, var, bound, preset, activation,
+    simulate, seed, precision, alpha, budget, time_limit,
+) -> dict:  # fmt: skip
     from derivations._user import (
         analyze_activation,
         derive_quantity,
@@ -530,12 +732,11 @@ def claim_command(
         propagate,
     )
 
-    _validate_run(seed, precision, alpha)
     init = _init_from(dist, std, var, bound, preset)
     widths = parse_widths(widths)
     expected = parse_number(expect, argument="--expect", positive=False)
     expected_value = float(sp.N(expected, 20))
-    a = analyze_activation(activation, argument="--activation")
+    a = analyze_activation(activation, argument="--activation", budget=float(budget))
     moments = propagate(a, init, widths)
     derived = derive_quantity(moments, direction, of, moment, layer)
     d = len(widths) - 1
@@ -560,12 +761,13 @@ def claim_command(
         "observable": observable,
         "expected": {"expression": expect, "value": expected_value},
         "derived": {
-            "value": derived.value,
+            "value": _num(derived.value),
             "exact": derived.exact,
             "how": derived.how,
-            "error": derived.error,
+            "error": _num(derived.error),
         },
-        **_run_info(seed, precision, alpha, simulate),
+        **_derivation_fields(a, init, budget),
+        **_run_info(seed, precision, alpha, simulate, budget, time_limit),
         "checks": [],
     }
     probes = [
@@ -574,21 +776,22 @@ def claim_command(
             "derived",
             scenario,
             observable,
-            derived.value,
+            derived.value if derived.decided else None,
             derived.how,
             derived.exact,
             derived.how,
         ),
     ]
     if simulate:
-        checks, confidence = _simulate(
-            "claim", probes, _activations(a), seed=seed, precision=precision, alpha=alpha
+        _run_checks(
+            "claim", result, probes, a, simulate, seed=seed, precision=precision, alpha=alpha
         )
-        result["checks"], result["confidence"] = checks, confidence
-        result["answer"] = checks[0]["outcome"]
+        result["answer"] = result["checks"][0]["outcome"]
     else:
         result["checks"] = probes
-        close = math.isclose(expected_value, derived.value, rel_tol=1e-9, abs_tol=1e-300)
+        close = derived.decided and math.isclose(
+            expected_value, derived.value, rel_tol=1e-9, abs_tol=1e-300
+        )
         result["answer"] = ("agrees" if close else "disagrees") if derived.exact else "undetermined"
     return result
 
@@ -597,7 +800,7 @@ def claim_command(
 
 
 def _fmt(v: float | None) -> str:
-    return "nan" if v is None else f"{v:.6g}"
+    return "undecided" if v is None else f"{v:.6g}"
 
 
 def _checks_text(result: dict) -> list[str]:
@@ -606,14 +809,20 @@ def _checks_text(result: dict) -> list[str]:
         lines = ["Predictions (not simulated):"]
         for c in checks:
             tag = "exact" if c["exact"] else "approx."
-            lines.append(f"  {c['probe']:32} predicted {_fmt(c['predicted'])} ({tag})")
+            line = f"  {c['probe']:32} predicted {_fmt(c['predicted'])} ({tag})"
+            if c["predicted"] is None:
+                line += f": {c['how']}"
+            lines.append(line)
         return lines
     lines = [
         f"Monte Carlo (seed {result['seed']}, Holm at alpha {result['alpha']:g}: intervals at "
         f"{result['confidence']:.4%} or more, target precision {result['precision_target']:g}):"
     ]
     for c in checks:
-        tag = "claim" if c["probe"] == "expected" else "exact" if c["exact"] else "approx."
+        if c["predicted"] is None or "estimate" not in c:
+            lines.append(f"  {c['probe']:32} not checked ({c.get('reason', c['how'])})")
+            continue
+        tag = "claim" if c["probe"] == "expected" else "derived" if c["exact"] else "approx."
         lines.append(
             f"  {c['probe']:32} predicted {_fmt(c['predicted'])} ({tag}); simulated "
             f"{_fmt(c['estimate'])} [{_fmt(c['ci_low'])}, {_fmt(c['ci_high'])}], "
@@ -624,9 +833,53 @@ def _checks_text(result: dict) -> list[str]:
     return lines
 
 
+def _moment_line(label: str, v: dict) -> str:
+    if v["status"] == "exact":
+        return f"  {label:11} = {v['value']}  ({v['numeric']:.10g}; exact)"
+    if v["status"] == "numeric":
+        return (
+            f"  {label:11} = {v['numeric']:.6g}  ({v['value']}; numeric: two independent "
+            f"quadratures agree to {v['agreement']:.1e}; error estimate {v['error']:.1e}, not a "
+            "bound)"
+        )
+    return f"  {label:11} = undecided ({v['reason']})"
+
+
+def _derivations_text(r: dict) -> list[str]:
+    lines = [
+        "",
+        f"Derivation, checked step by step ({r['status']} overall; each step proved, computed, "
+        "tested, undecided or refuted):",
+    ]
+    for d in r["derivations"]:
+        lines.append(f"  [{d['status']}] {d['name']}: {_short(d['start'])} = {_short(d['result'])}")
+        for s in d["steps"]:
+            methods = ", ".join(f"{c['method']}: {c['status']}" for c in s["checks"])
+            lines.append(f"      {s['rule']} ({methods})")
+            if s["status"] in ("undecided", "refuted"):
+                lines += [
+                    f"        {c['detail']}" for c in s["checks"] if c["status"] == s["status"]
+                ]
+    return lines
+
+
+def _short(text: str | None, limit: int = 90) -> str:
+    text = "" if text is None else text
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _notes_text(r: dict) -> list[str]:
+    if not r.get("notes"):
+        return []
+    return ["", "Notes:"] + [f"  {n}" for n in r["notes"]]
+
+
 def _activation_text(r: dict) -> str:
     m = r["moments_q1"]
-    lines = [f"f(x) = {r['f']}", f"f'(x) = {r['derivative']}", "", "Taylor expansion at 0:"]
+    lines = [f"f(x) = {r['f']}", f"f'(x) = {r['derivative']}"]
+    if r["derivative_check"]:
+        lines.append(f"  ({r['derivative_check']['status']}: {r['derivative_check']['detail']})")
+    lines += ["", "Taylor expansion at 0:"]
     lines += [f"  {t['branch']}: {t['series']}" for t in r["taylor"]] or ["  (none)"]
     s = r["slope_at_0"]
     unit = "so f'(0) = 1" if r["unit_slope"] else "so f'(0) != 1"
@@ -637,28 +890,33 @@ def _activation_text(r: dict) -> str:
         "Gaussian moments, z ~ N(0, 1):",
     ]
     for key, label in (("mean", "E[f(z)]"), ("m2", "E[f(z)^2]"), ("d2", "E[f'(z)^2]")):
-        v = m[key]
-        how = "exact" if v["exact"] else f"quadrature, error <= {v['error']:.1e}"
-        lines.append(f"  {label:11} = {v['value']}  ({v['numeric']:.10g}; {how})")
+        lines.append(_moment_line(label, m[key]))
     mq = r["moments_of_q"]
     lines.append("As functions of q (x ~ N(0, q)):")
-    lines.append(f"  E[f(x)^2]  = {mq['m2'] or '(no closed form; quadrature below)'}")
+    lines.append(f"  E[f(x)^2]  = {mq['m2'] or '(no closed form; values below)'}")
     lines.append(f"  E[f'(x)^2] = {mq['d2'] or '(no closed form)'}")
     if mq["m2_small_q_series"]:
         lines.append(f"  E[f(x)^2]  = {mq['m2_small_q_series']}  (small q)")
     lines.append(
         "  E[f(x)^2] at q = "
-        + ", ".join(f"{row['q']:g}: {row['value']:.8g}" for row in mq["m2_table"])
+        + ", ".join(
+            f"{row['q']:g}: {'undecided' if row['value'] is None else format(row['value'], '.8g')}"
+            for row in mq["m2_table"]
+        )
     )
     gn = r["gains"]
+
+    def num(v: float | None, spec: str = ".8g") -> str:
+        return "undecided" if v is None else format(v, spec)
+
     lines += [
         "",
         "Gains n*gamma (weight variance gamma = gain / fan):",
-        f"  forward-preserving  n_in  gamma = 1/E[f(z)^2]  = {gn['forward']['value']}"
-        f" = {gn['forward']['numeric']:.8g}",
-        f"  backward-preserving n_out gamma = 1/E[f'(z)^2] = {gn['backward']['value']}"
-        f" = {gn['backward']['numeric']:.8g}",
-        f"  used for the variance map ({gn['used']['source']}): {gn['used']['numeric']:.8g}",
+        f"  forward-preserving  n_in  gamma = 1/E[f(z)^2]  = {gn['forward']['value'] or '?'}"
+        f" = {num(gn['forward']['numeric'])}",
+        f"  backward-preserving n_out gamma = 1/E[f'(z)^2] = {gn['backward']['value'] or '?'}"
+        f" = {num(gn['backward']['numeric'])}",
+        f"  used for the variance map ({gn['used']['source']}): {num(gn['used']['numeric'])}",
         "",
         "Fixed points of q -> n*gamma E[f(sqrt(q) z)^2]:",
     ]
@@ -666,12 +924,14 @@ def _activation_text(r: dict) -> str:
         lines.append("  every q > 0 (f is positively homogeneous and the gain preserves q)")
     for p in r["fixed_points"] if not r["every_q_fixed"] else []:
         lines.append(
-            f"  q* = {p['q']:.8g}: slope {p['slope']:.6g} "
+            f"  q* = {p['q']:.8g}: slope {num(p['slope'], '.6g')} "
             f"({'stable' if p['stable'] else 'unstable'}),"
-            f" backward factor n*gamma E[f'(sqrt(q*) z)^2] = {p['chi']:.6g}"
+            f" backward factor n*gamma E[f'(sqrt(q*) z)^2] = {num(p['chi'], '.6g')}"
         )
     if not r["fixed_points"] and not r["every_q_fixed"]:
-        lines.append("  none in [1e-3, 1e3]")
+        lines.append(
+            "  none in [1e-3, 1e3]" if r["fixed_points_decided"] else "  undecided (see notes)"
+        )
     if r["zero_fixed"]:
         lines.append("  q = 0 is also a fixed point (f(0) = 0)")
     t = r["torch"]
@@ -681,19 +941,22 @@ def _activation_text(r: dict) -> str:
         lines.append(
             f"PyTorch calculate_gain('{t['name']}'{param})"
             f" = {t['gain']}: gain^2 = {t['gain_squared']} = {t['gain_squared_numeric']:.6g} vs "
-            f"forward-preserving n*gamma = {t['forward_preserving_n_gamma']:.6g} (ratio "
-            f"{t['ratio']:.4g}; {t['reference']})"
+            f"forward-preserving n*gamma = {num(t['forward_preserving_n_gamma'], '.6g')} (ratio "
+            f"{num(t['ratio'], '.4g')}; {t['reference']})"
         )
     else:
         lines.append("PyTorch calculate_gain has no entry for this function (torch/nn/init.py).")
     net = r["network"]
-    lines += [
-        "",
-        f"Network: width {net['width']}, depth {net['depth']}, normal weights of variance "
-        f"{gn['used']['numeric']:.6g}/{net['width']}, input N(0, {net['input_std']:.6g}^2 I) "
-        f"so that the first pre-activation variance is q = {net['start_q']:.6g}.",
-    ]
+    lines.append("")
+    if "start_q" in net:
+        lines.append(
+            f"Network: width {net['width']}, depth {net['depth']}, normal weights of variance "
+            f"{gn['used']['numeric']:.6g}/{net['width']}, input N(0, {net['input_std']:.6g}^2 I) "
+            f"so that the first pre-activation variance is q = {net['start_q']:.6g}."
+        )
     lines += _checks_text(r)
+    lines += _derivations_text(r)
+    lines += _notes_text(r)
     return "\n".join(lines)
 
 
@@ -715,10 +978,14 @@ _SYMS = {
 
 def _init_text(r: dict) -> str:
     m = r["moments_q1"]
+
+    def num(v: float | None, spec: str) -> str:
+        return "undecided" if v is None else format(v, spec)
+
     lines = [
         *_law_text(r["law"]),
         f"Activation f(x) = {r['f']}: E[f(z)^2] = "
-        f"{m['m2']['numeric']:.8g}, E[f'(z)^2] = {m['d2']['numeric']:.8g}",
+        f"{num(m['m2']['numeric'], '.8g')}, E[f'(z)^2] = {num(m['d2']['numeric'], '.8g')}",
         "",
     ]
     lines.append(
@@ -727,11 +994,13 @@ def _init_text(r: dict) -> str:
     for row in r["layers"]:
         lines.append(
             f"{row['layer']:>5} {row['n_in']:>6} {row['n_out']:>6} {row['gamma_numeric']:>12.6g} "
-            f"{row['forward_gain']:>10.6g} {row['backward_gain']:>10.6g}"
+            f"{num(row['forward_gain'], '>10.6g')} {num(row['backward_gain'], '>10.6g')}"
         )
     lines.append("  fwd gain = n_in gamma E[f(z)^2], bwd gain = n_out gamma E[f'(z)^2]")
     lines.append("")
     lines += _checks_text(r)
+    lines += _derivations_text(r)
+    lines += _notes_text(r)
     return "\n".join(lines)
 
 
@@ -742,23 +1011,30 @@ def _claim_text(r: dict) -> str:
         f"({ob['direction']})"
     )
     d = r["derived"]
+    derived = (
+        f"{d['value']:.8g} ({'exact' if d['exact'] else 'approximate'}: {d['how']})"
+        if d["value"] is not None
+        else f"undecided ({d['how']})"
+    )
     lines = [
         *_law_text(r["law"]),
         f"Activation f(x) = {r['f']}; widths {r['scenario']['widths']}; input N(0, I)"
         + ("; upstream gradient N(0, 1)" if ob["direction"] == "backward" else ""),
         f"Claim: {where} = {r['expected']['expression']} (= {r['expected']['value']:.8g})",
-        f"Derived: {d['value']:.8g} ({'exact' if d['exact'] else 'approximate'}: {d['how']})",
+        f"Derived: {derived}",
         "",
     ]
     lines += _checks_text(r)
     lines.append("")
     answer = r["answer"]
     line = f"Answer: the claim {answer.upper()}"
-    if answer == "disagrees":
+    if answer == "disagrees" and d["value"] is not None:
         line += f"; the derived value is {d['value']:.8g}"
         if not d["exact"]:
             line += " (infinite-width approximation)"
     lines.append(line)
+    lines += _derivations_text(r)
+    lines += _notes_text(r)
     return "\n".join(lines)
 
 
@@ -829,6 +1105,16 @@ RENDER = {
 # --------------------------------------------------------------------------- argparse
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds; got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds; got {text!r}")
+    return value
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print plain data (evidence.json style)")
     p.add_argument("--no-simulate", action="store_true", help="derive only, no Monte Carlo")
@@ -840,6 +1126,22 @@ def _common(p: argparse.ArgumentParser) -> None:
         help=f"target relative half-width of the 99%% interval ({DEFAULT_PRECISION})",
     )
     p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="error budget (0.01)")
+    p.add_argument(
+        "--budget",
+        type=_seconds,
+        default=DEFAULT_BUDGET,
+        metavar="SECONDS",
+        help=f"seconds per symbolic or numeric operation; one that runs out is reported "
+        f"undecided ({DEFAULT_BUDGET:g})",
+    )
+    p.add_argument(
+        "--time-limit",
+        type=_seconds,
+        default=DEFAULT_TIME_LIMIT,
+        metavar="SECONDS",
+        help=f"wall-time limit of the whole command, derivation and simulation; past it the "
+        f"command stops with exit code 2 ({DEFAULT_TIME_LIMIT:g})",
+    )
 
 
 def _law_args(p: argparse.ArgumentParser, positional: bool) -> None:
@@ -855,12 +1157,19 @@ def _law_args(p: argparse.ArgumentParser, positional: bool) -> None:
     p.add_argument("--preset", metavar="NAME", help="torch-linear | keras-dense | flax-dense")
 
 
+_EXPR_HELP = (
+    "f(x) in SymPy syntax, e.g. 'x*sigmoid(x)', 'gelu(x)', 'leaky_relu(x, 0.2)', "
+    "'Piecewise((x, x > 0), (x/10, True))'. Named: relu, leaky_relu, elu, selu, gelu, "
+    "gelu_tanh, silu, swish, mish, hardtanh, softsign, sigmoid, softplus"
+)
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add ``activation``, ``init``, ``claim`` and ``step`` to the ``initproof`` parser."""
     act = sub.add_parser(
         "activation", help="moments, gains and fixed point of an activation of your own"
     )
-    act.add_argument("expr", metavar="EXPR", help="f(x) in SymPy syntax, e.g. 'x*sigmoid(x)'")
+    act.add_argument("expr", metavar="EXPR", help=_EXPR_HELP)
     act.add_argument("--gain", metavar="EXPR", help="n*gamma of the init (default: preserving)")
     act.add_argument("--width", type=int, default=128, help="simulated width (128)")
     act.add_argument("--depth", type=int, default=10, help="simulated depth (10)")
@@ -915,6 +1224,8 @@ def compute(args: argparse.Namespace) -> dict:
         "precision": args.precision,
         "alpha": args.alpha,
         "simulate": not args.no_simulate,
+        "budget": args.budget,
+        "time_limit": args.time_limit,
     }
     if args.command == "activation":
         return activation_command(
@@ -937,28 +1248,67 @@ def compute(args: argparse.Namespace) -> dict:
     )
 
 
+def _given(args: argparse.Namespace) -> str:
+    """The user's expression arguments, for a message about an internal failure."""
+    names = ("expr", "activation", "std", "var", "bound", "expect", "gain", "before", "after")
+    shown = [f"{n}={getattr(args, n)!r}" for n in names if getattr(args, n, None) is not None]
+    return ", ".join(shown) or "the arguments given"
+
+
 def run(args: argparse.Namespace) -> int:
-    """Compute, then print (text or JSON) in one piece; errors go to stderr with exit 2."""
+    """Compute, then print (text or JSON) in one piece; errors go to stderr with exit 2.
+
+    Exit 2 covers input initproof refuses (the message names the argument), a run past
+    ``--time-limit``, running out of memory and, as a last resort, an internal failure
+    (reported in one line that names the input, never as a traceback). Warnings raised
+    on the way (NumPy, SymPy, SciPy) are collected into the output's notes, not printed.
+    """
+    from derivations._gaussian import TimeLimitExceeded
     from derivations._user import InputError
     from montecarlo import MonteCarloError
 
+    def fail(message: str) -> int:
+        print(f"initproof {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
     try:
-        result = compute(args)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = compute(args)
+        if args.command != "step" and caught:
+            seen = dict.fromkeys(
+                f"{w.category.__name__}: {str(w.message).splitlines()[0][:160]}" for w in caught
+            )
+            result.setdefault("notes", []).extend(f"warning: {w}" for w in list(seen)[:5])
         text = (
             json.dumps(result, indent=2, allow_nan=False)
             if args.json
             else RENDER[args.command](result)
         )
     except (InputError, MonteCarloError) as exc:
-        print(f"initproof {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except MemoryError:
-        print(
-            f"initproof {args.command}: error: out of memory; use a smaller network.",
-            file=sys.stderr,
+        return fail(str(exc))
+    except TimeLimitExceeded as exc:
+        limit = getattr(args, "time_limit", None)
+        return fail(
+            f"{exc} (--time-limit {limit:g} s); nothing was printed. Raise --time-limit, lower "
+            "--budget, coarsen --precision or pass --no-simulate."
         )
-        return 2
-    print(text)
+    except MemoryError:
+        return fail("out of memory; use a smaller network.")
+    except RecursionError:
+        return fail(f"the expression is nested too deeply for SymPy ({_given(args)}).")
+    except Exception as exc:  # last resort: never a traceback for a user's input
+        first = str(exc).splitlines()[0][:300] if str(exc) else ""
+        return fail(
+            f"internal failure on {_given(args)}: {type(exc).__name__}: {first}. This is a "
+            "fault in initproof, not in your input; please report it with this line."
+        )
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader closed the pipe (``| head``): not an error here
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
     if args.command == "claim":
         return {"agrees": 0, "disagrees": 1}.get(result["answer"], 3)
     return 0

@@ -481,6 +481,10 @@ def test_cli_init_preset_and_activation_text():
     [
         ["activation", "exp(x**2)", "--no-simulate"],
         ["activation", "x", "--depth", "100000", "--no-simulate"],
+        ["activation", "Heaviside(x)", "--no-simulate"],
+        ["activation", "(x,)*10**8", "--no-simulate"],
+        ["activation", "tanh(x)", "--budget", "0", "--no-simulate"],
+        ["activation", "tanh(x)", "--time-limit", "nan", "--no-simulate"],
         ["init", "normal", "--var", "1/n_in", "--widths", "8,2.5", "--no-simulate"],
         ["init", "normal", "--var=-1/n_in", "--widths", "8,8", "--no-simulate"],
         [
