@@ -86,7 +86,8 @@ def predicted(check: Mapping) -> str:
     bias bound, marked ``(lecture)`` when it is the lecture's own number."""
     pred = check.get("prediction", {})
     y, kind, bias = num(check["predicted"]), pred.get("kind", "point"), pred.get("bias_bound", 0)
-    shown = {"lower_bound": f"≥ {y}", "upper_bound": f"≤ {y}"}.get(kind, y)
+    exact = f"{check['predicted']:.12g}"  # a bound is shown to the digit that bounds
+    shown = {"lower_bound": f"≥ {exact}", "upper_bound": f"≤ {exact}"}.get(kind, y)
     if kind == "point" and bias:
         shown = f"{y} ± {bias:.2g}"
     return shown + (" (lecture)" if pred.get("source") == "lecture" else "")
