@@ -9,6 +9,7 @@ inside :func:`time_budget`, and the caller turns :class:`BudgetExceeded` into an
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -59,8 +60,13 @@ def time_budget(seconds: float, what: str) -> Iterator[None]:
         state["repeats"] += 1
         raise BudgetExceeded(f"{what} took longer than {seconds:g} s")
 
+    def quiet(unraisable):  # an alarm that lands in a finaliser is repeated, not printed
+        if not isinstance(unraisable.exc_value, BudgetExceeded):
+            previous_hook(unraisable)
+
     outer_left, _ = signal.getitimer(signal.ITIMER_REAL)
     start = time.monotonic()
+    previous_hook, sys.unraisablehook = sys.unraisablehook, quiet
     previous = signal.signal(signal.SIGALRM, expire)
     limit = seconds if outer_left == 0 else min(seconds, outer_left)
     signal.setitimer(signal.ITIMER_REAL, limit, REPEAT_SECONDS)
@@ -70,6 +76,7 @@ def time_budget(seconds: float, what: str) -> Iterator[None]:
         state["done"] = True
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        sys.unraisablehook = previous_hook
         if outer_left:  # give the outer budget back what is left of it
             left = outer_left - (time.monotonic() - start)
             signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3), REPEAT_SECONDS)
