@@ -58,6 +58,7 @@ from ._user import (
     MAX_LENGTH,
     OPERATORS,
     InputError,
+    check_text,
     parse_expression,
 )
 
@@ -724,17 +725,7 @@ def parse_step(
     decls = {d.name: d for d in parse_given(given)}
     texts = {}
     for argument, text in (("BEFORE", before), ("AFTER", after)):
-        if not isinstance(text, str):
-            raise InputError(f"`{argument}` must be a string; got {argument}={text!r}.")
-        if not text.strip():
-            raise InputError(f"`{argument}` is empty; give an expression such as 'Max(0, x)'.")
-        if len(text) > MAX_LENGTH:
-            raise InputError(
-                f"`{argument}` is {len(text)} characters long; at most {MAX_LENGTH} are accepted."
-            )
-        if "\n" in text or "\r" in text:
-            raise InputError(f"`{argument}` must be one line; got {argument}={text!r}.")
-        texts[argument] = text.strip()
+        texts[argument] = check_text(text, argument, example="Max(0, x)").strip()
         for name in _names(texts[argument], argument):
             if name not in decls:
                 s = sp.Symbol(name, real=True)

@@ -620,6 +620,22 @@ def _check_exponents(expr: sp.Basic, argument: str, text: str) -> None:
                 )
 
 
+def check_text(text: object, argument: str, example: str) -> str:
+    """``text`` if it is a non-empty one-line string of at most :data:`MAX_LENGTH`
+    characters; otherwise an :class:`InputError` naming ``argument``."""
+    if not isinstance(text, str):
+        raise InputError(f"`{argument}` must be a string; got {argument}={text!r}.")
+    if not text.strip():
+        raise InputError(f"`{argument}` is empty; give an expression such as '{example}'.")
+    if len(text) > MAX_LENGTH:
+        raise InputError(
+            f"`{argument}` is {len(text)} characters long; at most {MAX_LENGTH} are accepted."
+        )
+    if "\n" in text or "\r" in text:
+        raise InputError(f"`{argument}` must be one line; got {argument}={text!r}.")
+    return text
+
+
 def parse_expression(
     text: object,
     *,
@@ -664,16 +680,7 @@ def parse_expression(
     ...
     derivations._user.InputError: `EXPR` may contain only ...
     """
-    if not isinstance(text, str):
-        raise InputError(f"`{argument}` must be a string; got {argument}={text!r}.")
-    if not text.strip():
-        raise InputError(f"`{argument}` is empty; give an expression such as 'tanh(x)'.")
-    if len(text) > MAX_LENGTH:
-        raise InputError(
-            f"`{argument}` is {len(text)} characters long; at most {MAX_LENGTH} are accepted."
-        )
-    if "\n" in text or "\r" in text:
-        raise InputError(f"`{argument}` must be one line; got {argument}={text!r}.")
+    check_text(text, argument, example="tanh(x)")
     _tokens(text, argument, symbols)
     _check_syntax(text, argument, symbols)
     local = {**symbols, **CONSTANTS, **FUNCTIONS}
