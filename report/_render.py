@@ -237,14 +237,23 @@ SECTIONS = (
     (5, "Forward and backward moments"),
     (7, "Xavier initialization"),
     (8, "Activation functions"),
+    (9, "Beyond the lecture"),
 )
 _LECTURE = re.compile(r"^L(\d+)\.")
+#: Items of claims the lecture does not make (mean field, SELU, framework gains): ``B1``, ...
+_BEYOND = re.compile(r"^B\d+")
 
 
 def section_of(claim: Mapping) -> str:
-    """The heading of the lecture section of a claim's first lecture item."""
-    numbers = [int(m.group(1)) for x in claim["lecture"] if (m := _LECTURE.match(x))]
-    first = min(numbers) if numbers else SECTIONS[-1][0]
+    """The heading of the lecture section of a claim's first lecture item.
+
+    A claim whose items are all ``B...`` goes to the last part, "Beyond the lecture".
+    """
+    items = claim["lecture"]
+    if items and all(_BEYOND.match(x) for x in items):
+        return SECTIONS[-1][1]
+    numbers = [int(m.group(1)) for x in items if (m := _LECTURE.match(x))]
+    first = min(numbers) if numbers else 8
     return [h for n, h in SECTIONS if n <= first][-1]
 
 
