@@ -17,6 +17,7 @@ network fits in :data:`STORE_BYTES`, one segment is stored and nothing is recomp
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -138,21 +139,54 @@ def _activation(
     return (extra or {}).get(name) or ACTIVATIONS[name]
 
 
+#: ``f'(z)`` written from the layer's output ``h = f(z)``, equal bit for bit to the
+#: :data:`ACTIVATIONS` form on ``z`` (``relu``: ``z > 0`` exactly when ``h > 0``,
+#: ``nan`` included; ``tanh``: ``1 - tanh(z)**2`` squares the same ``tanh(z)``;
+#: ``sigmoid``: ``s (1 - s)`` with the same ``s``). The backward pass then keeps the
+#: output it already has instead of recomputing ``f`` from ``z``; ``linear`` skips
+#: the product by one. The relu mask stays boolean: the product casts it in one pass.
+_FROM_OUTPUT: dict[str, Callable | None] = {
+    "linear": None,
+    "relu": lambda h: h > 0,
+    "tanh": lambda h: 1 - h**2,
+    "sigmoid": lambda h: h * (1 - h),
+}
+
+
+def _backward_factor(
+    name: str, residual: bool, extra: Mapping[str, tuple[Callable, Callable]] | None
+) -> tuple[bool, Callable | None]:
+    """``(from_output, factor)``: whether the backward pass reads ``f'`` from ``h``."""
+    if residual or name in (extra or {}) or name not in _FROM_OUTPUT:
+        return False, _activation(name, extra)[1]
+    return True, _FROM_OUTPUT[name]
+
+
 def choose_batch(widths: tuple[int, ...]) -> int:
     """Inputs per sampled network, balancing sampling cost against statistical spread.
 
     A replicate's spread has a part from its inputs, shrinking like ``1/B``, and a
-    part from its weights, growing with depth ``t`` (about ``2t/n`` relative: deep
-    layers align the inputs, so more of them add little). Its cost is about
-    ``t n^2 (B + c)`` with ``c`` of a few hundred (sampling a layer costs about as
-    much as multiplying it by ``c`` inputs). The batch minimizing cost times spread
-    scales like ``1/sqrt(t)``: 512 for one layer, bounded below by 128. Wide layers
-    (256 or more) keep 512 at any depth, so that the products rather than the sampling
-    of the weights (about 8 ns a draw here) dominate the time; the optimum is flat, so
-    this costs little precision.
+    part from its weights. Narrow networks: the weights' part grows with depth ``t``
+    (deep layers align the inputs, so more of them add little) and the batch that
+    minimizes cost times spread scales like ``1/sqrt(t)``: 512 for one layer, bounded
+    below by 128. Wide networks (256 or more): per layer, the inputs' part of the
+    relative variance is about ``n/B`` times the weights' (``2/(nB)`` against
+    ``2/n^2``), and a replicate costs about ``n^2 (B + c)``, with ``c`` the cost of
+    drawing one weight in multiply-adds of a single-threaded product (from about 64
+    to a few hundred, by machine and load), so cost times spread, ``(B + c)(1 + n/B)``,
+    is least near ``B = sqrt(c n)``. The rule takes ``c = 64``: 128 at width 256, 256 at
+    width 512 and 1024, rounded to a power of two and kept in ``[128, 512]``; the
+    optimum is flat, and end to end, on a loaded two-core machine, batch 128 reached a
+    1% target on every per-layer moment of a depth-10 tanh network of width 256 about
+    1.4 times sooner than batch 512. A smaller batch gives sampling a larger share of
+    the time, so the engine's FLOP/s against raw products (``initproof bench``) falls.
+
+    >>> choose_batch((512, 512)), choose_batch((256,) * 11), choose_batch((64, 64))
+    (256, 128, 512)
     """
-    if max(widths) >= 256:
-        return 512
+    n = max(widths)
+    if n >= 256:
+        return int(min(512, max(128, 2 ** round(math.log2(math.sqrt(64 * n))))))
     depth = len(widths) - 1
     return int(max(128, 2 ** round(math.log2(512 / math.sqrt(depth)))))
 
@@ -173,14 +207,23 @@ def chunk_layout(n_replicates: int, size: int) -> list[tuple[int, int]]:
     return [(lo, min(size, n_replicates - lo)) for lo in range(0, n_replicates, size)]
 
 
-def _run_chunks(run: Callable[[int, int, int], None], layout: list[tuple[int, int]]) -> None:
+#: Multiply-adds below which a run's chunks run one after the other: starting and
+#: joining worker threads costs more than such a run gains from a second core.
+SERIAL_MACS = 4e6
+
+
+def _run_chunks(
+    run: Callable[[int, int, int], None], layout: list[tuple[int, int]], macs: float = math.inf
+) -> None:
     """Call ``run(c, first, count)`` for every chunk, concurrently when there are several.
 
     NumPy releases the GIL in products, ufuncs and random fills, so chunks on worker
     threads use every core for sampling and elementwise passes too; BLAS is then held
-    to one thread per chunk so that the threads do not oversubscribe the cores.
+    to one thread per chunk so that the threads do not oversubscribe the cores. A run
+    of fewer than :data:`SERIAL_MACS` multiply-adds stays on the calling thread (the
+    chunks, and so the numbers, are the same either way).
     """
-    threads = min(len(layout), os.cpu_count() or 1)
+    threads = 1 if macs < SERIAL_MACS else min(len(layout), os.cpu_count() or 1)
     if threads < 2:
         for c, (lo, r) in enumerate(layout):
             run(c, lo, r)
@@ -221,7 +264,8 @@ def simulate_mlp(
         Also record the statistics of the pre-activations (``nan`` otherwise).
     """
     dtype = np.dtype(sc.dtype)
-    f, fprime = _activation(sc.activation, activations)
+    f, _ = _activation(sc.activation, activations)
+    from_output, factor = _backward_factor(sc.activation, sc.residual, activations)
     widths, depth = sc.widths, sc.depth
     item = max(dtype.itemsize, 4)
     per_rep = max(widths) * batch * (item * 4 + 8)
@@ -273,7 +317,7 @@ def simulate_mlp(
                 if preactivation:
                     pre[lo : lo + r, t] = site_stats(z, *extra)
                 if backward and store_all:
-                    stored[t] = (w, z)
+                    stored[t] = (w, h if from_output else z)
                 elif backward and t % segment == 0 and t < depth:
                     checkpoints[t] = h
                 del h_in
@@ -292,15 +336,16 @@ def simulate_mlp(
                     for t in range(start + 1, stop + 1):
                         w, b = _draw(layer_seed, sc, t, r, dtype)
                         hs, z = step(hs, w, b, t)
-                        stored[t] = (w, z)
+                        stored[t] = (w, hs if from_output else z)
                 for t in range(stop, start, -1):
-                    w, z = stored.pop(t)
-                    gz = g * fprime(z)
+                    w, site = stored.pop(t)
+                    gz = g if factor is None else g * factor(site)
                     back = matmul(w.transpose(0, 2, 1), gz)
                     g = g + back if sc.residual else back
                     bwd[lo : lo + r, t - 1] = site_stats(g, *extra)
 
-    _run_chunks(run_chunk, chunk_layout(n_replicates, chunk))
+    macs = n_replicates * batch * sum(a * b for a, b in itertools.pairwise(widths))
+    _run_chunks(run_chunk, chunk_layout(n_replicates, chunk), macs * (2 if backward else 1))
     return MLPStats(fwd, pre, bwd)
 
 

@@ -12,11 +12,28 @@ is the delete-one jackknife over replicates:
     \widehat{\mathrm{se}}^2 = \frac{R-1}{R} \sum_{r=1}^{R}
     \bigl(g(\bar y_{(-r)}) - \overline{g(\bar y_{(\cdot)})}\bigr)^2 ,
 
-with a Student-t interval on :math:`R - 1` degrees of freedom.
+with a Student-t interval on :math:`R - 1` degrees of freedom, bent towards the long
+tail by Hall's transformation when the replicates are skewed [5].
 
-The replicate count is fixed by a two-stage (Stein) procedure: an independent pilot
-run estimates the spread, and a fresh main run of the size that reaches the target
-precision gives the estimate, so the choice of :math:`R` does not bias the interval.
+The replicate count is set by a sequential fixed-width procedure (Chow and Robbins):
+a pilot run estimates the spread, the run is extended, in stages with seeds of their
+own, to the size that reaches the target precision, and it stops at the first stage
+whose interval, over every replicate so far (the pilot's included), is as narrow as
+the target. A heavy-tailed observable whose pilot understated its spread is thus
+extended again rather than stopped short. Coverage of the resulting interval is
+shown by tests over many seeds (``tests/test_coverage.py``).
+
+A fraction of entries (a statistic in :math:`[0, 1]`) near an edge has a skewed
+mean: its interval is the score (Wilson) interval with the spread scaled by the
+binomial variance function (a quasi-binomial score interval):
+
+.. math::
+
+    \{\mu : (\bar y - \mu)^2 \le t^2\, \widehat{\mathrm{se}}^2\,
+    \mu (1 - \mu) / (\bar y (1 - \bar y))\},
+
+the Student-t interval away from the edges, and longer towards the interior near
+them.
 
 All checks of one run share a family-wise error budget by Holm's step-down
 procedure: with ``m`` checks at overall level :math:`\alpha`, the p-values are sorted,
@@ -30,10 +47,14 @@ References
 ----------
 .. [1] B. Efron and C. Stein (1981), "The jackknife estimate of variance",
    Ann. Statist. 9(3).
-.. [2] C. Stein (1945), "A two-sample test for a linear hypothesis whose power is
-   independent of the variance", Ann. Math. Statist. 16(3).
-.. [3] S. Holm (1979), "A simple sequentially rejective multiple test procedure",
+.. [2] Y. S. Chow and H. Robbins (1965), "On the asymptotic theory of fixed-width
+   sequential confidence intervals for the mean", Ann. Math. Statist. 36(2).
+.. [3] E. B. Wilson (1927), "Probable inference, the law of succession, and
+   statistical inference", J. Amer. Statist. Assoc. 22(158).
+.. [4] S. Holm (1979), "A simple sequentially rejective multiple test procedure",
    Scand. J. Statist. 6(2), 65-70.
+.. [5] P. Hall (1992), "On the removal of skewness by transformation", J. R. Statist.
+   Soc. B 54(1), 221-228.
 """
 
 from __future__ import annotations
@@ -41,7 +62,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -70,6 +91,13 @@ SCALAR_BATCH = 4096
 WORK_CAP = 1.5e11
 #: Achieved precision worse than this many times the target makes a check inconclusive.
 INCONCLUSIVE_FACTOR = 5.0
+#: Sequential sizing: each extension aims at this fraction of the replicate count the
+#: current spread asks for and grows the run by at least :data:`MIN_GROWTH` (few, large
+#: stages: every look at the interval is a chance to stop on a spread that happens to
+#: be low, which costs coverage for heavy tails) and at most :data:`MAX_GROWTH` (a
+#: pilot that overstates a heavy-tailed spread is corrected by the next stage before
+#: the run commits to it); the run stops after :data:`MAX_STAGES` extensions.
+AIM, MIN_GROWTH, MAX_GROWTH, MAX_STAGES = 1.0, 1.25, 4.0, 12
 _COL = {name: k for k, name in enumerate(STATS)}
 
 
@@ -77,6 +105,10 @@ _COL = {name: k for k, name in enumerate(STATS)}
 class ConfidenceInterval:
     low: float
     high: float
+
+
+def _quantile(confidence: float, dof: int) -> float:
+    return float(stats.t.ppf(0.5 + confidence / 2, dof))
 
 
 @dataclass(frozen=True)
@@ -91,7 +123,8 @@ class Estimate:
     dof : int
         Degrees of freedom of the t interval (replicates - 1).
     n_replicates : int
-        Independent replicates (sampled networks, batches or chains) in the main run.
+        Independent replicates (sampled networks, batches or chains) in the run, the
+        pilot's included.
     n_samples : int
         Scalar samples averaged (replicates x entries x inputs).
     scale : float
@@ -102,6 +135,11 @@ class Estimate:
     seed : str
         The seed sequence that produced it.
     method : str
+    fraction : bool
+        A fraction of entries: every replicate's value lies in ``[0, 1]``.
+    skewness : float
+        Skewness of the jackknife pseudo-values; it bends the t interval (Hall's
+        transformation, see :meth:`confidence_interval`). 0 gives the plain t interval.
     """
 
     value: float
@@ -114,23 +152,51 @@ class Estimate:
     seed: str
     method: str
     fraction: bool = False
+    skewness: float = 0.0
+
+    def _edge(self) -> bool:
+        return self.fraction and self.se == 0 and self.value in (0.0, 1.0)
+
+    def _score(self) -> bool:
+        return self.fraction and self.se > 0 and 0.0 < self.value < 1.0
 
     def confidence_interval(self, confidence: float = DEFAULT_LEVEL) -> ConfidenceInterval:
-        r"""Student-t interval over replicates.
+        r"""Student-t interval over replicates; for a fraction, exact or score bounds.
 
         For a fraction (a statistic in [0, 1]) whose replicates all agree, the t
         interval would be a point. When every replicate is at an edge, say 1, the mean
         is at least :math:`P(X = 1)`, and with no replicate off the edge the exact
         (Clopper-Pearson) bound :math:`P(X < 1) \le 1 - \delta^{1/R}` holds with
         confidence :math:`1 - \delta`, so :math:`[\delta^{1/R}, 1]` is an interval
-        (likewise :math:`[0, 1 - \delta^{1/R}]` at 0). Elsewhere Hoeffding's bound
-        for the mean of ``R`` bounded replicates,
-        :math:`\sqrt{\log(2/\delta) / (2R)}`, is used.
+        (likewise :math:`[0, 1 - \delta^{1/R}]` at 0). When they all agree inside
+        ``(0, 1)``, Hoeffding's bound for the mean of ``R`` bounded replicates,
+        :math:`\sqrt{\log(2/\delta) / (2R)}`, is used. Otherwise a fraction gets the
+        quasi-binomial score interval of the module docstring: with
+        :math:`c = t^2 \widehat{\mathrm{se}}^2 / (\bar y (1 - \bar y))`,
+
+        .. math::
+
+            \mu_\pm = \frac{2 \bar y + c \pm \sqrt{c^2 + 4 c \bar y (1 - \bar y)}}
+                           {2 (1 + c)} .
+
+        Any other estimate gets the t interval corrected for the skewness
+        :math:`\gamma` of its replicates by Hall's (1992) monotone transformation of the
+        studentized statistic :math:`T = (\hat\theta - \theta)/\widehat{\mathrm{se}}`,
+
+        .. math::
+
+            g(T) = T + a T^2 + \tfrac13 a^2 T^3 + b, \quad
+            a = \frac{\gamma}{3 \sqrt R}, \; b = \frac{\gamma}{6 \sqrt R},
+
+        which removes the first-order skewness of :math:`T`; the interval is
+        :math:`[\hat\theta - \widehat{\mathrm{se}}\, g^{-1}(t),
+        \hat\theta - \widehat{\mathrm{se}}\, g^{-1}(-t)]`, longer on the side of the
+        long tail (for :math:`\gamma = 0` the t interval).
         """
-        half = stats.t.ppf(0.5 + confidence / 2, self.dof) * self.se
+        t = _quantile(confidence, self.dof)
         if self.fraction and self.se == 0:
             delta = 1 - confidence
-            if self.value in (0.0, 1.0):
+            if self._edge():
                 edge = delta ** (1 / self.n_replicates)
                 return (
                     ConfidenceInterval(edge, 1.0) if self.value else ConfidenceInterval(0, 1 - edge)
@@ -138,23 +204,55 @@ class Estimate:
             half = math.sqrt(math.log(2 / delta) / (2 * self.n_replicates))
             low, high = max(0.0, self.value - half), min(1.0, self.value + half)
             return ConfidenceInterval(float(low), float(high))
+        if self._score():
+            v = self.value
+            c = (t * self.se) ** 2 / (v * (1 - v))
+            root = math.sqrt(c * c + 4 * c * v * (1 - v))
+            return ConfidenceInterval(
+                float((2 * v + c - root) / (2 + 2 * c)), float((2 * v + c + root) / (2 + 2 * c))
+            )
+        if self.skewness and math.isfinite(self.skewness) and self.se > 0:
+            return ConfidenceInterval(
+                float(self.value - self.se * self._hall_inverse(t)),
+                float(self.value - self.se * self._hall_inverse(-t)),
+            )
+        half = t * self.se
         return ConfidenceInterval(float(self.value - half), float(self.value + half))
+
+    def _hall(self) -> tuple[float, float]:
+        root = math.sqrt(self.n_replicates)
+        return self.skewness / (3 * root), self.skewness / (6 * root)
+
+    def _hall_inverse(self, y: float) -> float:
+        a, b = self._hall()
+        return float((np.cbrt(1 + 3 * a * (y - b)) - 1) / a)
 
     def p_value(self, predicted: float) -> float:
         """The largest ``1 - confidence`` whose interval still contains ``predicted``.
 
-        Two-sided t test in general; for a fraction whose replicates all agree, the
-        level at which the exact edge bound or Hoeffding's bound reaches ``predicted``.
+        Two-sided t test in general (for a fraction, the score statistic, the spread
+        scaled to ``predicted`` by the binomial variance function); for a fraction whose
+        replicates all agree, the level at which the exact edge bound or Hoeffding's
+        bound reaches ``predicted``.
         """
         if self.fraction and self.se == 0:
-            if self.value in (0.0, 1.0):
+            if self._edge():
                 gap = min(max(abs(self.value - predicted), 0.0), 1.0)
                 return (1.0 - gap) ** self.n_replicates
             d = abs(self.value - predicted)
             return min(1.0, 2 * math.exp(-2 * self.n_replicates * d * d))
         if self.se == 0:
             return 1.0 if self.value == predicted else 0.0
-        t = (self.value - predicted) / self.se
+        se = self.se
+        if self._score():
+            if not 0.0 < predicted < 1.0:
+                return 0.0
+            v = self.value
+            se *= math.sqrt(predicted * (1 - predicted) / (v * (1 - v)))
+        t = (self.value - predicted) / se
+        if not self._score() and self.skewness and math.isfinite(self.skewness):
+            a, b = self._hall()
+            t = t + a * t * t + a * a * t**3 / 3 + b
         return float(2 * stats.t.sf(abs(t), self.dof))
 
     def precision(self, confidence: float = DEFAULT_LEVEL) -> float:
@@ -181,113 +279,128 @@ def jackknife(y: np.ndarray, g) -> tuple[float, float]:
     Rows are i.i.d. replicates; ``g`` maps a vector of means (or a stack of them)
     to the estimand. Valid for smooth ``g`` whatever the dependence inside a row.
     """
+    value, se, _ = _jackknife_skew(y, g)
+    return value, se
+
+
+def _jackknife_skew(y: np.ndarray, g) -> tuple[float, float, float]:
+    """:func:`jackknife` and the skewness of the pseudo-values ``R g(mean) - (R-1) g(loo)``."""
     r = y.shape[0]
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"):
         mu = y.mean(axis=0)
         loo = (r * mu - y) / (r - 1)
         vals = g(loo)
-        se = math.sqrt((r - 1) / r * float(((vals - vals.mean()) ** 2).sum()))
-    return float(g(mu)), se
+        d = vals - vals.mean()
+        m2 = float((d * d).mean())
+        se = math.sqrt((r - 1) * m2)
+        skew = -float((d**3).mean()) / m2**1.5 if m2 > 0 else 0.0
+    return float(g(mu)), se, skew
+
+
+@dataclass(frozen=True)
+class _Reducer:
+    """How one observable is read from a run's per-replicate statistics."""
+
+    columns: Callable[[object], np.ndarray]
+    g: Callable
+    scale: Callable
+    samples_per_replicate: int
+    nonfinite_cols: tuple[int, ...]
+    fraction: bool = False
 
 
 @dataclass(frozen=True)
 class _Plan:
-    """How one observable of one scenario is simulated and reduced."""
+    """How the observables of one scenario are simulated together and reduced."""
 
     kind: str
-    run: object
-    g: object
-    scale: object
-    samples_per_replicate: int
+    run: Callable[[int, np.random.SeedSequence], object]
+    reducers: tuple[_Reducer, ...]
     work_per_replicate: float
-    nonfinite_cols: tuple[int, ...]
     describe: str
-    fraction: bool = False
 
 
-def _plan(sc, ob, batch: int | None, activations) -> _Plan:
-    if isinstance(sc, MLPScenario):
-        if ob.direction == "forward":
-            # layers above the observed ones cannot change them: do not simulate them
-            top = max(ob.layer, ob.relative_to or 0, 1)
-            sc = dataclasses.replace(
-                sc,
-                widths=sc.widths[: top + 1],
-                weights=sc.weights[:top],
-                biases=None if sc.biases is None else sc.biases[:top],
-            )
-        b = batch or choose_batch(sc.widths)
-        backward = ob.direction == "backward"
-        fraction = ob.moment in FRACTION_MOMENTS
-        log = ob.moment == "log_m2"
+def _mlp_reducer(ob, widths, b) -> _Reducer:
+    backward = ob.direction == "backward"
+    fraction = ob.moment in FRACTION_MOMENTS
+    log = ob.moment == "log_m2"
 
-        def site(st, layer):
-            arr = (
-                st.backward
-                if backward
-                else (st.preactivation if ob.of == "preactivation" else st.forward)
-            )
-            return arr[:, layer]
+    def site(st, layer):
+        if backward:
+            return st.backward[:, layer]
+        return (st.preactivation if ob.of == "preactivation" else st.forward)[:, layer]
 
-        def run(n, seed):
-            st = simulate_mlp(
-                sc,
-                n,
-                b,
-                seed,
-                backward=backward,
-                fractions=ob.moment in FRACTIONS,
-                lognorm=log,
-                preactivation=ob.of == "preactivation",
-                activations=activations,
-            )
-            y = site(st, ob.layer)
-            return y if ob.relative_to is None else np.concatenate([y, site(st, ob.relative_to)], 1)
+    def columns(st):
+        y = site(st, ob.layer)
+        return y if ob.relative_to is None else np.concatenate([y, site(st, ob.relative_to)], 1)
 
-        g = _moment_fn(ob.moment)
-        k = len(STATS)
-        if ob.relative_to is not None:
-            top, bottom = g, _moment_fn(ob.moment, k)
-            # a log moment relative to another layer is the log of the ratio
-            g = (lambda mu: top(mu) - bottom(mu)) if log else (lambda mu: top(mu) / bottom(mu))
-        if ob.relative_to is None and ob.moment == "mean":
-            scale = lambda mu: math.sqrt(max(mu[_COL["m2"]], 0.0))  # noqa: E731
-        elif (ob.relative_to is None and fraction) or log:
-            # fractions: absolute; logs: an error e in a log is a relative error e
-            scale = lambda mu: 1.0  # noqa: E731
-        else:
-            scale = lambda mu: abs(float(g(mu)))  # noqa: E731
-        macs = sum(a * c for a, c in itertools.pairwise(sc.widths)) * (b + 64)
-        nonfinite = (_COL["nonfinite"],)
-        return _Plan(
-            "mlp",
-            run,
-            g,
-            scale,
-            sc.widths[ob.layer] * b,
-            macs * (2 if backward else 1),
-            ()
-            if fraction
-            else (*nonfinite, k + nonfinite[0])
-            if ob.relative_to is not None
-            else nonfinite,
-            f"{b} inputs through each independently sampled network",
-            fraction=fraction and ob.relative_to is None,
+    g = _moment_fn(ob.moment)
+    k = len(STATS)
+    if ob.relative_to is not None:
+        top, bottom = g, _moment_fn(ob.moment, k)
+        # a log moment relative to another layer is the log of the ratio
+        g = (lambda mu: top(mu) - bottom(mu)) if log else (lambda mu: top(mu) / bottom(mu))
+    if ob.relative_to is None and ob.moment == "mean":
+        scale = lambda mu: math.sqrt(max(mu[_COL["m2"]], 0.0))  # noqa: E731
+    elif (ob.relative_to is None and fraction) or log:
+        # fractions: absolute; logs: an error e in a log is a relative error e
+        scale = lambda mu: 1.0  # noqa: E731
+    else:
+        scale = lambda mu: abs(float(g(mu)))  # noqa: E731
+    nonfinite = (_COL["nonfinite"],)
+    if fraction:
+        cols = ()
+    elif ob.relative_to is not None:
+        cols = (*nonfinite, k + nonfinite[0])
+    else:
+        cols = nonfinite
+    return _Reducer(
+        columns, g, scale, widths[ob.layer] * b, cols, fraction and ob.relative_to is None
+    )
+
+
+def _mlp_plan(sc: MLPScenario, obs, batch: int | None, activations) -> _Plan:
+    if all(ob.direction == "forward" for ob in obs):
+        # layers above the observed ones cannot change them: do not simulate them
+        top = max(max(ob.layer, ob.relative_to or 0, 1) for ob in obs)
+        sc = dataclasses.replace(
+            sc,
+            widths=sc.widths[: top + 1],
+            weights=sc.weights[:top],
+            biases=None if sc.biases is None else sc.biases[:top],
         )
-    if isinstance(sc, ScalarScenario):
-        g = _moment_fn(ob.moment)
-        return _Plan(
-            "scalar",
-            lambda n, seed: simulate_scalar(sc, n, SCALAR_BATCH, seed, activations),
-            g,
-            (lambda mu: math.sqrt(max(mu[_COL["m2"]], 0.0)))
-            if ob.moment == "mean"
-            else (lambda mu: abs(float(g(mu)))),
-            SCALAR_BATCH,
-            float(SCALAR_BATCH),
-            (_COL["nonfinite"],),
-            f"{SCALAR_BATCH} independent draws per replicate",
-        )
+    b = batch or choose_batch(sc.widths)
+    backward = any(ob.direction == "backward" for ob in obs)
+    flags = {
+        "backward": backward,
+        "fractions": any(ob.moment in FRACTIONS for ob in obs),
+        "lognorm": any(ob.moment == "log_m2" for ob in obs),
+        "preactivation": any(ob.of == "preactivation" for ob in obs),
+    }
+
+    def run(n, seed):
+        return simulate_mlp(sc, n, b, seed, activations=activations, **flags)
+
+    macs = sum(a * c for a, c in itertools.pairwise(sc.widths)) * (b + 64)
+    return _Plan(
+        "mlp",
+        run,
+        tuple(_mlp_reducer(ob, sc.widths, b) for ob in obs),
+        macs * (2 if backward else 1),
+        f"{b} inputs through each independently sampled network",
+    )
+
+
+def _scalar_reducer(ob) -> _Reducer:
+    g = _moment_fn(ob.moment)
+    if ob.moment == "mean":
+        scale = lambda mu: math.sqrt(max(mu[_COL["m2"]], 0.0))  # noqa: E731
+    else:
+        scale = lambda mu: abs(float(g(mu)))  # noqa: E731
+    return _Reducer(lambda y: y, g, scale, SCALAR_BATCH, (_COL["nonfinite"],))
+
+
+def _product_reducer(ob) -> _Reducer:
     if ob.quantity == "m2_growth":
         g = lambda mu: mu[..., 2]  # noqa: E731
     elif ob.moment == "mean":
@@ -298,20 +411,110 @@ def _plan(sc, ob, batch: int | None, activations) -> _Plan:
         scale = lambda mu: max(abs(mu[0]), math.sqrt(max(mu[1] - mu[0] ** 2, 0.0)))  # noqa: E731
     else:
         scale = lambda mu: abs(float(g(mu)))  # noqa: E731
+    return _Reducer(lambda y: y, g, scale, 1, ())
+
+
+def _plan(sc, obs, batch: int | None, activations) -> _Plan:
+    """One simulation for every observable in ``obs``, and a reducer for each."""
+    if isinstance(sc, MLPScenario):
+        return _mlp_plan(sc, obs, batch, activations)
+    if isinstance(sc, ScalarScenario):
+        return _Plan(
+            "scalar",
+            lambda n, seed: simulate_scalar(sc, n, SCALAR_BATCH, seed, activations),
+            tuple(_scalar_reducer(ob) for ob in obs),
+            float(SCALAR_BATCH),
+            f"{SCALAR_BATCH} independent draws per replicate",
+        )
     return _Plan(
         "product",
         lambda n, seed: simulate_product(sc, n, seed),
-        g,
-        scale,
-        1,
+        tuple(_product_reducer(ob) for ob in obs),
         float(sc.depth * sc.n * (sc.n + 16)),
-        (),
         "one independent chain of matrices per replicate",
     )
 
 
 def _seed_text(seed: np.random.SeedSequence) -> str:
     return f"entropy={seed.entropy} spawn_key={list(seed.spawn_key)}"
+
+
+def _estimate(red: _Reducer, y: np.ndarray, seed_text: str, method: str) -> Estimate:
+    value, se, skew = _jackknife_skew(y, red.g)
+    n = y.shape[0]
+    nonfinite = (
+        float(np.mean([y[:, c].mean() for c in red.nonfinite_cols])) if red.nonfinite_cols else 0.0
+    )
+    return Estimate(
+        value=value,
+        se=se,
+        dof=n - 1,
+        n_replicates=n,
+        n_samples=n * red.samples_per_replicate,
+        scale=float(red.scale(y.mean(axis=0))),
+        nonfinite=nonfinite,
+        seed=seed_text,
+        fraction=red.fraction,
+        skewness=0.0 if red.fraction else skew,
+        method=method,
+    )
+
+
+def _needed(est: Estimate, precision: float) -> float:
+    """Replicates that would bring ``est`` to ``precision`` at its current spread."""
+    if est._edge():
+        # every replicate at an edge: enough replicates for the exact edge bound
+        return math.log(1 - DEFAULT_LEVEL) / math.log1p(-2 * precision)
+    achieved = est.precision()
+    if not math.isfinite(achieved) or not math.isfinite(est.value):
+        return 0.0  # non-finite entries: inconclusive at any size
+    return est.n_replicates * (achieved / precision) ** 2
+
+
+def _validate_precision(precision: object) -> None:
+    if isinstance(precision, bool) or not (
+        isinstance(precision, float | int) and 0 < precision < 1
+    ):
+        raise ValueError(f"`precision` must be in (0, 1); got precision={precision!r}.")
+
+
+def _sequential(
+    plan: _Plan, seed: np.random.SeedSequence, precision: float, max_replicates: int
+) -> tuple[Estimate, ...]:
+    """Pilot, then extensions until every observable reaches ``precision`` (or the cap).
+
+    Stage ``k`` runs on ``child(seed, k)`` (the pilot on ``child(seed, 0)``); each
+    extension aims at :data:`AIM` times the replicates the current spread asks
+    for, within :data:`MIN_GROWTH` and :data:`MAX_GROWTH` times the current count,
+    and at most the cap.
+    """
+    cap = int(
+        min(max_replicates, max(MIN_REPLICATES[plan.kind], WORK_CAP / plan.work_per_replicate))
+    )
+    n = PILOT_REPLICATES[plan.kind]
+    st = plan.run(n, child(seed, 0))
+    ys = [red.columns(st) for red in plan.reducers]
+    text = _seed_text(seed)
+    for stage in range(1, MAX_STAGES + 2):
+        method = (
+            f"sequential: a pilot of {PILOT_REPLICATES[plan.kind]} replicates and "
+            f"{stage - 1} extension(s) to the target precision; jackknife t interval "
+            f"(skew-corrected) over all R = {n} independent replicates ({plan.describe})"
+        )
+        ests = tuple(
+            _estimate(red, y, text, method) for red, y in zip(plan.reducers, ys, strict=True)
+        )
+        need = max(_needed(e, precision) for e in ests)
+        if need <= n or n >= cap or stage > MAX_STAGES:
+            return ests
+        aim = min(math.ceil(AIM * need), math.floor(MAX_GROWTH * n))
+        more = min(cap, max(aim, math.ceil(MIN_GROWTH * n))) - n
+        st = plan.run(more, child(seed, stage))
+        ys = [
+            np.concatenate([y, red.columns(st)]) for red, y in zip(plan.reducers, ys, strict=True)
+        ]
+        n += more
+    raise AssertionError("unreachable")
 
 
 def measure(
@@ -331,64 +534,56 @@ def measure(
     scenario_, observable_ : mapping
         Plain data, see :func:`montecarlo.scenario` and :func:`montecarlo.observable`.
     seed : numpy.random.SeedSequence
-        The probe's own stream; its first child seeds the pilot, the second the
-        main run.
+        The probe's own stream; its first child seeds the pilot, the next ones the
+        extensions of the sequential procedure.
     precision : float
         Target relative half-width of the 99% interval.
     batch : int, optional
         Inputs per sampled network (default: :func:`choose_batch`).
     max_replicates : int
-        Cap on the main run (also capped by :data:`WORK_CAP`); a precision worse than
+        Cap on the run (also capped by :data:`WORK_CAP`); a precision worse than
         the target by :data:`INCONCLUSIVE_FACTOR` then makes a check inconclusive.
     activations : mapping, optional
         Extra activations ``name -> (f, f')``.
     """
-    if isinstance(precision, bool) or not (
-        isinstance(precision, float | int) and 0 < precision < 1
-    ):
-        raise ValueError(f"`precision` must be in (0, 1); got precision={precision!r}.")
+    (est,) = measure_many(
+        scenario_,
+        [observable_],
+        seed=seed,
+        precision=precision,
+        batch=batch,
+        max_replicates=max_replicates,
+        activations=activations,
+    )
+    return est
+
+
+def measure_many(
+    scenario_: Mapping[str, object],
+    observables: Sequence[Mapping[str, object]],
+    *,
+    seed: np.random.SeedSequence,
+    precision: float = DEFAULT_PRECISION,
+    batch: int | None = None,
+    max_replicates: int = MAX_REPLICATES,
+    activations: Mapping | None = None,
+) -> tuple[Estimate, ...]:
+    """Estimate every observable of one scenario from one shared simulation.
+
+    The networks are sampled once, every observable is read from the same
+    replicates (one forward pass, and one backward pass if any observable is a
+    gradient), and the run is extended until the least precise of them reaches
+    ``precision``. The estimates are therefore dependent on each other; each
+    interval on its own keeps its level. Parameters as for :func:`measure`.
+    """
+    _validate_precision(precision)
+    if isinstance(observables, Mapping | str) or not len(observables):
+        raise ValueError(
+            f"`observables` must be a non-empty list of observables; got {observables!r}."
+        )
     sc = scenario(scenario_, activations)
-    ob = observable(observable_, sc)
-    plan = _plan(sc, ob, batch, activations)
-    pilot_seed, main_seed = child(seed, 0), child(seed, 1)
-    pilot_n = PILOT_REPLICATES[plan.kind]
-    y = plan.run(pilot_n, pilot_seed)
-    value, se = jackknife(y, plan.g)
-    scale = plan.scale(y.mean(axis=0))
-    z = stats.t.ppf(0.5 + DEFAULT_LEVEL / 2, pilot_n - 1)
-    cap = int(
-        min(max_replicates, max(MIN_REPLICATES[plan.kind], WORK_CAP / plan.work_per_replicate))
-    )
-    n_rep = MIN_REPLICATES[plan.kind]
-    if plan.fraction and se == 0 and value in (0.0, 1.0):
-        # every pilot replicate at an edge: enough replicates for the exact edge bound
-        need = math.log(1 - DEFAULT_LEVEL) / math.log1p(-2 * precision)
-        n_rep = int(min(max(math.ceil(need), n_rep), cap))
-    elif all(map(math.isfinite, (se, scale))) and scale > 0:
-        need = pilot_n * (z * se / (precision * scale)) ** 2
-        n_rep = int(min(max(math.ceil(need), n_rep), cap))
-    y = plan.run(n_rep, main_seed)
-    value, se = jackknife(y, plan.g)
-    nonfinite = (
-        float(np.mean([y[:, c].mean() for c in plan.nonfinite_cols]))
-        if plan.nonfinite_cols
-        else 0.0
-    )
-    return Estimate(
-        value=value,
-        se=se,
-        dof=n_rep - 1,
-        n_replicates=n_rep,
-        n_samples=n_rep * plan.samples_per_replicate,
-        scale=float(plan.scale(y.mean(axis=0))),
-        nonfinite=nonfinite,
-        seed=_seed_text(seed),
-        fraction=plan.fraction,
-        method=(
-            f"two-stage: a pilot of {pilot_n} replicates sets R; jackknife t interval over "
-            f"R = {n_rep} independent replicates ({plan.describe})"
-        ),
-    )
+    obs = [observable(ob, sc) for ob in observables]
+    return _sequential(_plan(sc, obs, batch, activations), seed, precision, max_replicates)
 
 
 class Outcome(StrEnum):

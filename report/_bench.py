@@ -1,39 +1,69 @@
-"""``initproof bench``: throughput ratios of the engine, measured in one run.
+"""``initproof bench``: the engine against baselines with its own layout, in one run.
 
-Every figure is a ratio of two timings taken in the same process, on the same
-machine, a few seconds apart, so a shared and noisy machine moves both sides. Each
-timing is the best of a few repeats.
+Every ratio compares two timings taken in the same process, a few seconds apart and
+interleaved, each the best of a few repeats, so that a shared machine moves both
+sides. The load average is printed first: on a loaded machine every number is a
+lower bound on what the engine does alone, and a baseline whose own repeats spread
+by more than :data:`SPREAD_LIMIT` prints a warning in place of its ratio.
 
-Printed lines (one each, in this order)::
+Printed lines (one each, in this order, each followed by a ``#`` line saying what
+it measured)::
 
-    gemm_ratio X             engine forward+backward FLOP/s / raw numpy GEMM FLOP/s
-    naive_speedup X          naive time to a CI half-width / engine time to the same
-    small_width_ratio X      FLOP/s at width 16 / FLOP/s at width 512 (same depth)
-    lecture_probes_seconds X wall time of every registered probe at default precision
+    load_average X               1-minute load average (os.getloadavg) and cores
+    gemm_ratio X                 engine forward+backward FLOP/s / the same GEMMs, same
+                                 threading layout (one single-thread GEMM per worker,
+                                 run concurrently)
+    user_loop_speedup_probe X    a competent batched loop's time / the engine's time,
+                                 one-step probe, same half-width
+    user_loop_speedup_family X   the same, every per-layer observable of a depth-10
+                                 tanh network at once
+    small_width_ratio X          engine FLOP/s at width 16 / at width 512 (same depth)
+    lecture_probes_seconds X     wall time of every registered probe (probes only)
+    figures_seconds X            wall time of the report's figures
 """
 
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy import stats
+from threadpoolctl import threadpool_limits
 
 import montecarlo as mc
 
 WIDTH, DEPTH = 512, 50
 SMALL = 16
+#: A baseline whose repeats spread by more than this (max/min - 1) is too disturbed
+#: to divide by.
+SPREAD_LIMIT = 0.20
+#: Target relative half-width (99%) of the user-loop comparisons: small enough that
+#: both sides need well over the engine's 32-replicate pilot.
+PROBE_TARGET, FAMILY_TARGET = 0.001, 0.01
+FAMILY_WIDTH, FAMILY_DEPTH = 256, 10
 
 
-def _best(fn: Callable[[], object], repeats: int = 3) -> float:
-    times = []
+def _time(fn: Callable[[], object]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def _interleaved(a: Callable, b: Callable, repeats: int) -> tuple[list[float], list[float]]:
+    """``repeats`` timings of each, alternating, so that a change of load hits both."""
+    ta, tb = [], []
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+        ta.append(_time(a))
+        tb.append(_time(b))
+    return ta, tb
+
+
+def _spread(times: list[float]) -> float:
+    return max(times) / min(times) - 1
 
 
 def _mlp(width: int, depth: int) -> mc.MLPScenario:
@@ -59,114 +89,219 @@ def _engine_run(width: int, depth: int, replicates: int) -> tuple[Callable[[], o
     return run, replicates * depth * 2 * (2 * width * width * batch)
 
 
-def _engine_flops(width: int, depth: int, replicates: int) -> tuple[float, int]:
-    """FLOP/s of the engine's forward+backward pass, sampling included."""
-    run, flops = _engine_run(width, depth, replicates)
-    return flops / _best(run), mc.choose_batch(_mlp(width, depth).widths)
+def load_average() -> tuple[float, str]:
+    one, five, fifteen = os.getloadavg()
+    cores = os.cpu_count() or 1
+    busy = "; the machine is busy: every timing below is disturbed" if one > 0.5 * cores else ""
+    return one, f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {cores} cores{busy}"
 
 
 def gemm_ratio(repeats: int = 5) -> tuple[float, str]:
-    """Engine and raw GEMM timed alternately, ``repeats`` times each; best of each."""
-    run, flops = _engine_run(WIDTH, DEPTH, 2)
+    """The engine's FLOP/s against the same GEMMs in the engine's own threading layout.
+
+    The engine runs one replicate per worker, each worker a single-threaded GEMM per
+    layer; the baseline runs, on as many concurrent threads with BLAS held to one
+    thread each, the same products (``2 x depth`` GEMMs of ``width x width`` by
+    ``width x batch`` per worker), without sampling or statistics.
+    """
+    workers = min(mc.WORKERS, os.cpu_count() or 1)
+    run, flops = _engine_run(WIDTH, DEPTH, mc.WORKERS)
     batch = mc.choose_batch(_mlp(WIDTH, DEPTH).widths)
     rng = np.random.default_rng(0)
     w = rng.standard_normal((WIDTH, WIDTH))
-    x = rng.standard_normal((WIDTH, batch))
-    reps = 2 * DEPTH
+    xs = [rng.standard_normal((WIDTH, batch)) for _ in range(mc.WORKERS)]
 
-    def raw():
-        for _ in range(reps):
+    def worker(x):
+        for _ in range(2 * DEPTH):
             w @ x
 
-    engine_s, raw_s = math.inf, math.inf
-    for _ in range(repeats):
-        engine_s = min(engine_s, _best(run, 1))
-        raw_s = min(raw_s, _best(raw, 1))
-    engine = flops / engine_s
-    gemm = reps * 2 * WIDTH * WIDTH * batch / raw_s
-    return (
-        engine / gemm,
-        f"engine {engine / 1e9:.3g} GFLOP/s, numpy GEMM {gemm / 1e9:.3g} GFLOP/s, batch {batch}",
+    def raw():
+        with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+            list(pool.map(worker, xs))
+
+    engine_t, raw_t = _interleaved(run, raw, repeats)
+    engine, gemm = flops / min(engine_t), flops / min(raw_t)
+    detail = (
+        f"engine {engine / 1e9:.3g} GFLOP/s, same-layout GEMM {gemm / 1e9:.3g} GFLOP/s "
+        f"({workers} threads x 1 BLAS thread), batch {batch}, best of {repeats}; "
+        f"baseline spread {_spread(raw_t):.0%}"
     )
+    if _spread(raw_t) > SPREAD_LIMIT:
+        return math.nan, f"WARNING: baseline disturbed, no ratio; {detail}"
+    return engine / gemm, detail
 
 
-def small_width_ratio() -> tuple[float, str]:
-    small, b_small = _engine_flops(SMALL, DEPTH, 512)
-    wide, b_wide = _engine_flops(WIDTH, DEPTH, 2)
+def small_width_ratio(repeats: int = 3) -> tuple[float, str]:
+    small_run, small_flops = _engine_run(SMALL, DEPTH, 512)
+    wide_run, wide_flops = _engine_run(WIDTH, DEPTH, mc.WORKERS)
+    small_t, wide_t = _interleaved(small_run, wide_run, repeats)
+    small, wide = small_flops / min(small_t), wide_flops / min(wide_t)
+    b_small, b_wide = (mc.choose_batch(_mlp(n, DEPTH).widths) for n in (SMALL, WIDTH))
     return small / wide, (
         f"width {SMALL}: {small / 1e9:.3g} GFLOP/s (batch {b_small}); "
         f"width {WIDTH}: {wide / 1e9:.3g} GFLOP/s (batch {b_wide})"
     )
 
 
-def naive_speedup() -> tuple[float, str]:
-    """Time to the same 99% half-width on ``Var[h^1_i]``, width 512, naive vs engine.
+def _half_width_met(values: np.ndarray, target: float) -> bool:
+    """The user's stopping rule: 99% t half-width of the replicate means <= target x |mean|."""
+    r = values.shape[0]
+    if r < 2:
+        return False
+    mean, sd = values.mean(axis=0), values.std(axis=0, ddof=1)
+    half = stats.t.ppf(0.995, r - 1) * sd / math.sqrt(r)
+    return bool(np.all(half <= target * np.abs(mean)))
 
-    The engine runs at default precision and reaches some half-width (its replicate
-    floor often takes it below the 1% target). The naive estimator draws a fresh
-    network for every input vector (one matvec per draw) and averages the per-draw
-    mean square; its time to the engine's half-width is its time per draw times the
-    draws that half-width needs, from the spread its timed draws showed.
+
+def user_loop_probe(n: int, target: float, seed: int) -> int:
+    """A competent user's estimate of ``Var[h^1]`` of a linear layer ``n x n``.
+
+    One fresh ``W`` per replicate, a batch of ``n`` inputs through it with one GEMM,
+    the variance of the entries as the replicate's value, and a stop as soon as the
+    99% half-width over replicates reaches ``target`` (checked after every replicate).
+    Returns the replicates used.
     """
+    rng = np.random.default_rng(seed)
+    values = []
+    while not _half_width_met(np.array(values), target):
+        w = rng.standard_normal((n, n)) / math.sqrt(n)
+        h = w @ rng.standard_normal((n, n))
+        values.append(h.var())
+    return len(values)
+
+
+def user_loop_family(n: int, depth: int, batch: int, target: float, seed: int) -> int:
+    """A competent user's estimate of every per-layer second moment of a tanh network.
+
+    Per replicate: fresh weights ``N(0, 1/n)``, one forward pass of ``batch`` inputs
+    (one GEMM per layer, pre-activations kept), one backward pass from a Gaussian
+    upstream gradient, and in the same pass every observable: the second moment of
+    ``h^t``, the variance of the pre-activation ``z^t`` and the second moment of the
+    gradient ``dl/dh^{t-1}`` at every layer. Stops when all of them reach ``target``.
+    Returns the replicates used.
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    while not _half_width_met(np.array(rows), target):
+        h = rng.standard_normal((n, batch))
+        ws, outs, row = [], [], []
+        for _ in range(depth):
+            w = rng.standard_normal((n, n)) / math.sqrt(n)
+            z = w @ h
+            h = np.tanh(z)
+            ws.append(w)
+            outs.append(h)
+            row += [np.mean(h * h), z.var()]
+        g = rng.standard_normal((n, batch))
+        for w, out in zip(reversed(ws), reversed(outs), strict=True):
+            g = w.T @ (g * (1 - out * out))
+            row.append(np.mean(g * g))
+        rows.append(row)
+    return len(rows)
+
+
+def _family_observables(depth: int) -> list[dict]:
+    obs = []
+    for t in range(1, depth + 1):
+        obs.append({"direction": "forward", "moment": "m2", "layer": t})
+        obs.append({"direction": "forward", "of": "preactivation", "moment": "var", "layer": t})
+        obs.append({"direction": "backward", "moment": "m2", "layer": t - 1})
+    return obs
+
+
+def _speedup(user: Callable[[], int], engine: Callable[[], object], repeats: int):
+    counts, ests = [], []
+    user_t, engine_t = _interleaved(
+        lambda: counts.append(user()), lambda: ests.append(engine()), repeats
+    )
+    ratio = min(user_t) / min(engine_t)
+    detail = (
+        f"user loop {min(user_t):.3g} s (R = {counts[0]}), engine {min(engine_t):.3g} s "
+        f"(R = {ests[0][0].n_replicates}), best of {repeats}; user-loop spread "
+        f"{_spread(user_t):.0%}"
+    )
+    if _spread(user_t) > SPREAD_LIMIT:
+        return math.nan, f"WARNING: baseline disturbed, no ratio; {detail}"
+    return ratio, detail
+
+
+def user_loop_speedup_probe(repeats: int = 3) -> tuple[float, str]:
+    """Engine against :func:`user_loop_probe`, to the same 99% half-width."""
+    n = WIDTH
     scenario = {
-        "widths": [WIDTH, WIDTH],
-        "weights": {"law": "normal", "std": 1 / math.sqrt(WIDTH)},
+        "widths": [n, n],
+        "weights": {"law": "normal", "std": 1 / math.sqrt(n)},
         "activation": "linear",
-        "input": {"law": "normal", "mean": 0.0, "std": 1.0},
     }
     observable = {"direction": "forward", "moment": "var", "layer": 1}
-    target = mc.DEFAULT_PRECISION
-    est = None
 
-    def engine_run():
-        nonlocal est
-        est = mc.measure(scenario, observable, seed=mc.seed_for(0, "bench-naive"))
+    def engine():
+        seed = mc.seed_for(0, "bench-user-probe")
+        return mc.measure_many(scenario, [observable], seed=seed, precision=PROBE_TARGET)
 
-    engine_time = _best(engine_run)
-    rng = np.random.default_rng(1)
-    draws = 200
-    values = np.empty(draws)
-    t = time.perf_counter()
-    for k in range(draws):
-        w = rng.standard_normal((WIDTH, WIDTH)) / math.sqrt(WIDTH)
-        h = w @ rng.standard_normal(WIDTH)
-        values[k] = np.mean(h * h)
-    per_draw = (time.perf_counter() - t) / draws
-    # the same half-width as the engine reached (at least the target precision)
-    reached = min(target, est.precision())
-    z = stats.norm.ppf(0.995)
-    need = (z * values.std(ddof=1) / (reached * values.mean())) ** 2
-    naive_time = need * per_draw
-    return naive_time / engine_time, (
-        f"to a 99% half-width of {reached:.3g} relative: naive {need:.0f} draws x "
-        f"{per_draw * 1e3:.3g} ms = {naive_time:.3g} s (from {draws} timed draws); "
-        f"engine {engine_time:.3g} s"
+    ratio, detail = _speedup(lambda: user_loop_probe(n, PROBE_TARGET, 1), engine, repeats)
+    return ratio, f"Var[h^1], width {n}, to {PROBE_TARGET:.2%}: {detail}"
+
+
+def user_loop_speedup_family(repeats: int = 2) -> tuple[float, str]:
+    """Engine (:func:`montecarlo.measure_many`) against :func:`user_loop_family`."""
+    n, depth = FAMILY_WIDTH, FAMILY_DEPTH
+    scenario = {
+        "widths": [n] * (depth + 1),
+        "weights": {"law": "normal", "std": 1 / math.sqrt(n)},
+        "activation": "tanh",
+    }
+    obs = _family_observables(depth)
+    batch = mc.choose_batch(tuple(scenario["widths"]))
+
+    def engine():
+        seed = mc.seed_for(0, "bench-user-family")
+        return mc.measure_many(scenario, obs, seed=seed, precision=FAMILY_TARGET)
+
+    ratio, detail = _speedup(
+        lambda: user_loop_family(n, depth, batch, FAMILY_TARGET, 1), engine, repeats
+    )
+    return ratio, (
+        f"{len(obs)} observables of a depth-{depth} tanh network, width {n}, batch {batch}, "
+        f"to {FAMILY_TARGET:.2%}: {detail}"
     )
 
 
 def lecture_probes_seconds() -> tuple[float, str]:
     import derivations
 
-    from ._evidence import evidence
-
     claims = derivations.claims()
+    probes = [(c.id, p) for c in claims for p in c.probes]
     t = time.perf_counter()
-    ev = evidence(0, claims=claims)
+    for cid, p in probes:
+        mc.measure(p.scenario, p.observable, seed=mc.seed_for(0, cid, p.label))
     seconds = time.perf_counter() - t
-    return seconds, f"{ev['n_checks']} probes of {len(claims)} claims"
+    return seconds, f"{len(probes)} probes of {len(claims)} claims (simulation only)"
+
+
+def figures_seconds() -> tuple[float, str]:
+    from ._figures import figure_data
+
+    t = time.perf_counter()
+    figs = figure_data(0)
+    return time.perf_counter() - t, f"{len(figs)} figures of the report"
 
 
 def run(print_=print) -> dict[str, float]:
     """Run every measurement and print one ``name value`` line each (details on ``#`` lines)."""
     out = {}
     for name, fn in (
+        ("load_average", load_average),
         ("gemm_ratio", gemm_ratio),
-        ("naive_speedup", naive_speedup),
+        ("user_loop_speedup_probe", user_loop_speedup_probe),
+        ("user_loop_speedup_family", user_loop_speedup_family),
         ("small_width_ratio", small_width_ratio),
         ("lecture_probes_seconds", lecture_probes_seconds),
+        ("figures_seconds", figures_seconds),
     ):
         value, detail = fn()
         out[name] = value
         print_(f"{name} {value:.3g}")
         print_(f"#   {detail}")
+    print_(f"#   {load_average()[1]} (at the end)")
     return out

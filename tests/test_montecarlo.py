@@ -434,3 +434,77 @@ def test_bounds_and_bias_bounds_are_decided_by_the_range_they_allow():
     # the family passes each check's range through Holm's procedure
     (d,) = mc.decide_family([0.9], [est], 0.01, allowed=[(0.9, math.inf)])
     assert d.outcome is Outcome.AGREES
+
+
+def test_one_shared_network_serves_every_observable_of_a_scenario():
+    """``measure_many`` runs one simulation: one replicate count, each target met, and the
+    same numbers as reading each observable from that one run."""
+    sc = {**SCENARIO, "widths": [32, 32, 32], "activation": "tanh"}
+    obs = [
+        {"direction": "forward", "moment": "m2", "layer": 2},
+        {"direction": "forward", "of": "preactivation", "moment": "var", "layer": 1},
+        {"direction": "backward", "moment": "m2", "layer": 0},
+        {"direction": "forward", "moment": "m2", "layer": 2, "relative_to": 1},
+        {"direction": "forward", "moment": "m2", "layer": 1},
+    ]
+    seed = mc.seed_for(0, "family")
+    ests = mc.measure_many(sc, obs, seed=seed, precision=0.02)
+    assert len({e.n_replicates for e in ests}) == 1
+    assert all(e.precision() <= 0.02 for e in ests)
+    assert mc.measure_many(sc, obs, seed=seed, precision=0.02) == ests
+    # the ratio is the ratio of the two second moments read from the same replicates
+    assert ests[3].value == pytest.approx(ests[0].value / ests[4].value, rel=1e-12)
+    with pytest.raises(ValueError, match="`observables` must be a non-empty list"):
+        mc.measure_many(sc, [], seed=seed)
+
+
+def test_the_pilot_is_kept_and_the_run_stops_at_the_target():
+    """Sequential sizing: the pilot's replicates count in the estimate, and the run
+    stops at the first stage that meets the target precision."""
+    est = mc.measure(SCENARIO, VAR1, seed=mc.seed_for(0, "seq"), precision=0.003)
+    assert est.n_replicates > 32 and est.precision() <= 0.003
+    assert "pilot of 32 replicates" in est.method and f"R = {est.n_replicates}" in est.method
+    floor = mc.measure(SCENARIO, VAR1, seed=mc.seed_for(0, "seq"), precision=0.5)
+    assert floor.n_replicates == 32 and floor.precision() <= 0.5
+
+
+def test_fraction_score_interval_leans_away_from_the_edge():
+    """Near 0 the fraction's interval reaches further up than down, stays in [0, 1],
+    is the t interval far from the edges, and agrees with its p-value."""
+    from montecarlo._estimate import Estimate
+
+    near = Estimate(0.004, 0.002, 99, 100, 100, 1.0, 0.0, "0", "test", fraction=True)
+    ci = near.confidence_interval(0.9)
+    assert 0 < ci.low < near.value < ci.high < 1
+    assert ci.high - near.value > near.value - ci.low
+    for confidence in (0.9, 0.99):
+        ci = near.confidence_interval(confidence)
+        for edge in (ci.low, ci.high):
+            assert near.p_value(edge) == pytest.approx(1 - confidence, rel=1e-6)
+    assert near.p_value(0.0) == 0.0
+    middle = Estimate(0.5, 1e-4, 99, 100, 100, 1.0, 0.0, "0", "test", fraction=True)
+    t = Estimate(0.5, 1e-4, 99, 100, 100, 1.0, 0.0, "0", "test")
+    assert middle.confidence_interval(0.99).high == pytest.approx(
+        t.confidence_interval(0.99).high, rel=1e-7
+    )
+
+
+@pytest.mark.parametrize("name", ["linear", "relu", "tanh", "sigmoid"])
+def test_derivatives_from_the_output_equal_those_from_the_input(name):
+    """The backward pass reads f' from h = f(z): bit for bit the same as f'(z)."""
+    import montecarlo._engine as engine
+
+    f, fprime = mc.ACTIVATIONS[name]
+    for dtype in (np.float64, np.float16):
+        z = np.random.default_rng(0).standard_normal(1000).astype(dtype) * dtype(4)
+        z[:4] = [np.nan, np.inf, -np.inf, 0.0]
+        from_output, factor = engine._backward_factor(name, False, None)
+        assert from_output
+        g = np.random.default_rng(1).standard_normal(1000).astype(dtype)
+        g[4:6] = [np.inf, np.nan]
+        with np.errstate(all="ignore"):
+            expected = g * fprime(z)
+            got = g if factor is None else g * factor(f(z))
+        assert got.dtype == expected.dtype
+        np.testing.assert_array_equal(got, expected)
+    assert not engine._backward_factor(name, True, None)[0]
