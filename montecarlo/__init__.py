@@ -3,7 +3,10 @@
 Imports NumPy and SciPy only; never :mod:`derivations`, :mod:`report` or SymPy.
 """
 
+from ._correlation import measure as measure
+from ._correlation import simulate_pair as simulate_pair
 from ._engine import STATS as STATS
+from ._engine import WORKERS as WORKERS
 from ._engine import MLPStats as MLPStats
 from ._engine import choose_batch as choose_batch
 from ._engine import sample_weights as sample_weights
@@ -23,7 +26,7 @@ from ._estimate import decide as decide
 from ._estimate import decide_family as decide_family
 from ._estimate import holm_levels as holm_levels
 from ._estimate import jackknife as jackknife
-from ._estimate import measure as measure
+from ._estimate import measure_many as measure_many
 from ._estimate import per_check_confidence as per_check_confidence
 from ._scenario import ACTIVATIONS as ACTIVATIONS
 from ._scenario import MLPScenario as MLPScenario

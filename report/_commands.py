@@ -1,4 +1,4 @@
-"""``initproof activation | init | claim | step``: check an activation, an init, a claim or a step.
+"""``initproof activation | init | claim | step | meanfield | selu``: the user-facing checks.
 
 Each command is a Python function returning plain data (what ``--json`` prints):
 
@@ -9,7 +9,12 @@ Each command is a Python function returning plain data (what ``--json`` prints):
 * :func:`claim_command` -- the user's expected value of one moment at one layer
   against the simulation and against the derived value;
 * :func:`step_command` -- one step ``BEFORE = AFTER`` of a derivation of one's own,
-  checked by the kernel over the declared domains (no simulation).
+  checked by the kernel over the declared domains (no simulation);
+* :func:`meanfield_command` -- :math:`q^*`, :math:`\\chi_1`, the phase, :math:`c^*`, the
+  depth scales and the critical :math:`\\sigma_w^2` of an activation, with a phase
+  diagram (no simulation);
+* :func:`selu_command` -- SELU's :math:`\\lambda`, :math:`\\alpha` for a chosen fixed
+  point of the (mean, variance) map, the map's Jacobian there and its spectral norm.
 
 Every simulated check carries the fields of ``evidence.json``'s checks (``predicted``,
 ``estimate``, ``ci_low``, ``ci_high``, ``confidence``, ``n_samples``, ``outcome``, ...)
@@ -40,13 +45,16 @@ from collections.abc import Callable, Mapping, Sequence
 import sympy as sp
 
 #: The subcommands this module adds.
-COMMANDS = ("activation", "init", "claim", "step")
+COMMANDS = ("activation", "init", "claim", "step", "meanfield", "selu")
 DEFAULT_ALPHA = 0.01
 #: Default target precision: coarser than the report's 1%, since a user activation runs
 #: through lambdify (slower than the engine's own) and deep ratios vary a lot.
 DEFAULT_PRECISION = 0.02
 #: Default seconds per symbolic or numeric operation (``--budget``).
 DEFAULT_BUDGET = 5.0
+#: Default seconds per operation of ``selu``: checking a closed form of the SELU moments
+#: against its integrals takes SymPy several seconds.
+SELU_BUDGET = 60.0
 #: Default wall-time limit of a whole ``activation``, ``init`` or ``claim`` command.
 DEFAULT_TIME_LIMIT = 300.0
 
@@ -444,6 +452,7 @@ def _activation_command(
         "zero_fixed": a.zero_fixed,
         "torch": torch,
         "network": {"width": width, "depth": depth},
+        "mean_field": _gain_mean_field(a, budget),
         **_derivation_fields(a),
         **_run_info(seed, precision, alpha, simulate, budget, time_limit),
         "checks": [],
@@ -536,6 +545,76 @@ def _activation_command(
         "activation", result, probes, a, simulate, seed=seed, precision=precision, alpha=alpha
     )
     return result
+
+
+def gains_evidence(budget: float = DEFAULT_BUDGET) -> list[dict]:
+    """``evidence.json``'s ``gains``: what each torch ``calculate_gain`` value preserves.
+
+    One row per activation torch names (:func:`derivations._meanfield.framework_gains`),
+    without bias: the gain, :math:`\\sigma_w^2 = g^2`, :math:`F(1) = g^2\\,\\mathbb{E}[
+    \\phi(z)^2]`, :math:`q^*`, the post-activation std, :math:`\\chi_1`, the phase, the
+    gains that keep :math:`q = 1` and that sit at the edge of chaos, and ``preserves``.
+    """
+    from derivations._meanfield import framework_gains
+
+    rows = []
+    for r in framework_gains(budget):
+        m = r.mean_field
+        rows.append(
+            {
+                "activation": r.activation,
+                "f": r.expression,
+                "gain": r.gain,
+                "gain_value": r.gain_value,
+                "sigma_w2": m.sigma_w2,
+                "ratio_at_1": _value_dict(r.ratio_at_1),
+                "q_star": _value_dict(m.q_star),
+                "post_std": _value_dict(m.post_std),
+                "chi1": _value_dict(m.chi1),
+                "phase": m.phase,
+                "variance_gain": _num(r.variance_gain),
+                "critical_gain": _value_dict(r.critical_gain),
+                "preserves": r.preserves,
+                "why": r.why,
+                "reference": "torch/nn/init.py, calculate_gain",
+            }
+        )
+    return rows
+
+
+def _gain_mean_field(a, budget: float) -> list[dict]:
+    """Mean field (no bias) at the gain used and at torch's ``calculate_gain``, if any.
+
+    For each: :math:`\\sigma_w^2 = n\\gamma`, :math:`q^*`, the post-activation standard
+    deviation, :math:`\\chi_1` and the phase (:func:`derivations._meanfield.mean_field`).
+    """
+    from derivations._gaussian import Budget
+    from derivations._meanfield import mean_field, prepare
+
+    gains = []
+    if a.gain is not None:
+        gains.append((f"used ({a.gain_source})", float(a.gain)))
+    if a.torch is not None:
+        param = "" if a.torch.param is None else f", {a.torch.param:g}"
+        gains.append((f"torch calculate_gain('{a.torch.name}'{param})", float(a.torch.squared)))
+    if not gains:
+        return []
+    b = Budget(float(budget))
+    act = prepare(a.f, budget=b)
+    out = []
+    for name, sw in gains:
+        m = mean_field(act, sw, 0.0, budget=b, correlations=False)
+        out.append(
+            {
+                "gain": name,
+                "sigma_w2": sw,
+                "q_star": _value_dict(m.q_star),
+                "post_std": _value_dict(m.post_std),
+                "chi1": _value_dict(m.chi1),
+                "phase": m.phase,
+            }
+        )
+    return out
 
 
 def _start(a) -> float:
@@ -946,6 +1025,17 @@ def _activation_text(r: dict) -> str:
         )
     else:
         lines.append("PyTorch calculate_gain has no entry for this function (torch/nn/init.py).")
+    if r.get("mean_field"):
+        lines += [
+            "",
+            "Mean field, no bias (q* reached from q = 1; chi1 = n*gamma E[f'(sqrt(q*) z)^2]):",
+        ]
+        for row in r["mean_field"]:
+            lines.append(
+                f"  {row['gain']:36} n*gamma = {row['sigma_w2']:.6g}: q* = "
+                f"{_vshort(row['q_star'])}, post-activation std {_vshort(row['post_std'])}, "
+                f"chi1 = {_vshort(row['chi1'])}, {row['phase']}"
+            )
     net = r["network"]
     lines.append("")
     if "start_q" in net:
@@ -1094,11 +1184,397 @@ def _step_text(r: dict) -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- meanfield
+
+
+#: Extensions ``--plot`` accepts.
+PLOT_FORMATS = ("png", "pdf", "svg")
+
+
+def _value_dict(v) -> dict:
+    """A mean-field :class:`~derivations._meanfield.Value` as plain data (``inf`` flagged)."""
+    infinite = v.value is not None and math.isinf(v.value)
+    return {
+        "value": None if infinite else _num(v.value),
+        "infinite": infinite,
+        "error": _num(v.error) if v.decided else None,
+        "status": v.status,
+        "method": v.method,
+        "reason": v.reason,
+    }
+
+
+def _presets(a, budget) -> list[dict]:
+    """Framework initializations as points :math:`(\\sigma_w^2, 0)`, each with its phase.
+
+    PyTorch's ``calculate_gain`` (std ``gain/sqrt(fan_in)``: :math:`\\sigma_w^2 =
+    \\mathrm{gain}^2`), He (:math:`2`), LeCun/Xavier at equal fans (:math:`1`),
+    ``nn.Linear``'s default ``kaiming_uniform_(a=sqrt(5))`` (:math:`1/3`), and the gain
+    that preserves the second moment at :math:`q = 1` (:math:`1/\\mathbb{E}[\\phi(z)^2]`).
+    Biases are 0 (``nn.Linear``'s bias variance :math:`1/(3 n)` vanishes with width).
+    """
+    from derivations._gaussian import checked_moment
+    from derivations._meanfield import mean_field
+    from derivations._user import torch_gain, x
+
+    rows = [
+        ("He", 2.0, "He et al. (2015): Var[w] = 2/fan_in"),
+        ("LeCun / Xavier", 1.0, "Var[w] = 1/fan_in (Xavier's 2/(fan_in + fan_out) at equal fans)"),
+        (
+            "torch nn.Linear",
+            1 / 3,
+            "kaiming_uniform_(a=sqrt(5)): U(-1/sqrt(fan_in), 1/sqrt(fan_in))",
+        ),
+    ]
+    torch = torch_gain(a.f)
+    if torch is not None:
+        param = "" if torch.param is None else f", {torch.param:g}"
+        rows.insert(
+            0,
+            (
+                f"torch calculate_gain('{torch.name}'{param})",
+                float(torch.squared),
+                f"gain = {sp.sstr(torch.gain)}, sigma_w2 = gain^2; torch/nn/init.py",
+            ),
+        )
+    m2 = checked_moment(a.f**2, x, 1.0, exact=False)
+    if m2.decided and float(m2.value) > 0:
+        rows.append(("second moment kept at q = 1", 1 / float(m2.value), "1/E[f(z)^2]"))
+    out = []
+    for name, sw, source in rows:
+        m = mean_field(a, sw, 0.0, budget=budget, correlations=False)
+        out.append(
+            {
+                "name": name,
+                "sigma_w2": sw,
+                "sigma_b2": 0.0,
+                "source": source,
+                "q_star": _value_dict(m.q_star),
+                "chi1": _value_dict(m.chi1),
+                "phase": m.phase,
+            }
+        )
+    return out
+
+
+def _plot_phase(path, a, result: dict, budget) -> None:
+    """The phase diagram: the critical line, the point (A, B) and the presets (Agg)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from derivations._meanfield import critical_line
+
+    top = max(0.5, 1.5 * result["sigma_b2"])
+    grid = [top * (k / 24) ** 2 for k in range(25)]  # dense near 0, where it bends
+    line = critical_line(a, grid, budget=budget)
+    pts = [(p.sigma_w2.value, p.sigma_b2) for p in line if p.sigma_w2.decided]
+    result["critical_line"] = [
+        {"sigma_b2": p.sigma_b2, "sigma_w2": _value_dict(p.sigma_w2), "q_star": p.q_star}
+        for p in line
+    ]
+    fig, ax = plt.subplots(figsize=(8.5, 4.2))
+    if pts:
+        ax.plot(
+            [w for w, _ in pts], [b for _, b in pts], "k-", lw=1.5, label="critical line (chi1 = 1)"
+        )
+    ax.plot(
+        [result["sigma_w2"]],
+        [result["sigma_b2"]],
+        "o",
+        ms=8,
+        color="tab:red",
+        label=f"({result['sigma_w2']:.4g}, {result['sigma_b2']:.4g}): {result['phase']}",
+    )
+    markers = "sDv^<>p"
+    for k, p in enumerate(result["presets"]):
+        ax.plot(
+            [p["sigma_w2"]],
+            [p["sigma_b2"]],
+            markers[k % len(markers)],
+            ms=7,
+            alpha=0.8,
+            label=f"{p['name']}: {p['sigma_w2']:.4g} ({p['phase']})",
+        )
+    ax.set_xlabel("sigma_w^2 (weight variance x fan-in)")
+    ax.set_ylabel("sigma_b^2 (bias variance)")
+    ax.set_title(f"Order and chaos for f(x) = {_short(result['f'], 50)}")
+    ax.text(0.02, 0.95, "ordered (chi1 < 1)", transform=ax.transAxes, va="top")
+    ax.text(0.98, 0.95, "chaotic (chi1 > 1)", transform=ax.transAxes, va="top", ha="right")
+    right = max(
+        [w for w, _ in pts] + [p["sigma_w2"] for p in result["presets"]] + [result["sigma_w2"]]
+    )
+    ax.set_xlim(0, 1.25 * right)
+    ax.set_ylim(-0.03 * top, top * 1.1)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    metadata = (
+        {"Software": None}
+        if str(path).endswith((".png", ".svg"))
+        else {"Creator": None, "Producer": None, "CreationDate": None}
+    )
+    if str(path).endswith(".svg"):
+        metadata = {"Creator": None, "Date": None}
+        plt.rcParams["svg.hashsalt"] = "initproof"
+    fig.savefig(path, dpi=120, metadata=metadata)
+    plt.close(fig)
+
+
+def meanfield_command(
+    expr: str,
+    *,
+    sigma_w2: str | None = None,
+    sigma_b2: str | None = None,
+    plot: str | None = None,
+    budget: float = DEFAULT_BUDGET,
+    time_limit: float = DEFAULT_TIME_LIMIT,
+) -> dict:
+    """Mean-field quantities of the activation ``expr`` at :math:`(\\sigma_w^2, \\sigma_b^2)`.
+
+    ``sigma_w2`` and ``sigma_b2`` are constant expressions (``"25/9"``, ``"pi/4"``);
+    :math:`\\sigma_b^2` defaults to 0 and :math:`\\sigma_w^2` to the critical value at
+    :math:`\\sigma_b^2` (or 1 when there is none). ``plot`` writes the phase diagram
+    (``.png``, ``.pdf`` or ``.svg``). Fields: ``q_star``, ``q_slope``, ``chi1``,
+    ``phase``, ``c_star``, ``chi_c``, ``xi_q``, ``xi_c``, ``critical``, ``presets``,
+    each number with ``status``, ``error`` (an estimate, not a bound) and ``method``.
+    """
+    _validate_run(0, DEFAULT_PRECISION, DEFAULT_ALPHA, budget, time_limit)
+    with _limited(time_limit):
+        return _meanfield_command(expr, sigma_w2, sigma_b2, plot, budget, time_limit)
+
+
+def _variance_arg(text: str | None, argument: str) -> float | None:
+    from derivations._user import InputError, parse_number
+
+    if text is None:
+        return None
+    value = float(sp.N(parse_number(text, argument=argument, positive=False), 30))
+    if value < 0 or (argument == "--sigma-w2" and value == 0):
+        bound = "> 0" if argument == "--sigma-w2" else ">= 0"
+        raise InputError(f"`{argument}` must be {bound}; got {argument}={text!r} = {value:g}.")
+    if value > 1e6:
+        raise InputError(f"`{argument}` must be at most 1e6; got {argument}={text!r}.")
+    return value
+
+
+def _meanfield_command(expr, sigma_w2, sigma_b2, plot, budget, time_limit) -> dict:
+    from pathlib import Path
+
+    from derivations._gaussian import Budget
+    from derivations._meanfield import critical_line, mean_field, prepare
+    from derivations._user import InputError
+
+    path = None
+    if plot is not None:
+        path = Path(str(plot))
+        if path.suffix.lower().lstrip(".") not in PLOT_FORMATS or not path.name:
+            raise InputError(
+                f"`--plot` must name a file ending in {', '.join('.' + f for f in PLOT_FORMATS)}; "
+                f"got --plot={plot!r}."
+            )
+        if not path.parent.is_dir():
+            raise InputError(f"`--plot`: the folder {str(path.parent)!r} does not exist.")
+    sw = _variance_arg(sigma_w2, "--sigma-w2")
+    sb = _variance_arg(sigma_b2, "--sigma-b2") or 0.0
+    b = Budget(float(budget))
+    a = prepare(expr, argument="EXPR", budget=b)
+    notes = []
+    source = "given"
+    if sw is None:
+        (crit,) = critical_line(a, [sb], budget=b)
+        sw, source = (
+            (crit.sigma_w2.value, "critical") if crit.sigma_w2.decided else (1.0, "default")
+        )
+        if source == "default":
+            notes.append(f"no critical sigma_w2 at sigma_b2 = {sb:g}; sigma_w2 = 1 is used")
+    m = mean_field(a, sw, sb, budget=b)
+    result = {
+        "command": "meanfield",
+        "expression": expr,
+        "f": _expr(a.f),
+        "derivative": _expr(a.derivative),
+        "sigma_w2": sw,
+        "sigma_w2_source": source,
+        "sigma_b2": sb,
+        "q_star": _value_dict(m.q_star),
+        "q_slope": _value_dict(m.q_slope),
+        "q_stable": m.q_stable,
+        "fixed_points": [
+            {"q": p.q, "slope": _num(p.slope), "stable": p.stable} for p in m.fixed_points
+        ],
+        "post_activation": {"mean": _value_dict(m.post_mean), "std": _value_dict(m.post_std)},
+        "chi1": _value_dict(m.chi1),
+        "phase": m.phase,
+        "tolerance": m.tolerance,
+        "c_star": _value_dict(m.c_star),
+        "chi_c": _value_dict(m.chi_c),
+        "xi_q": _value_dict(m.xi_q),
+        "xi_c": _value_dict(m.xi_c),
+        "critical": {
+            "sigma_b2": sb,
+            "sigma_w2": _value_dict(m.critical_sigma_w2),
+            "q_star": m.critical_q,
+            "all": [{"q_star": _num(v), "sigma_w2": _num(w)} for v, w in m.critical_all],
+        },
+        "presets": _presets(a, b),
+        "notes": [*m.notes, *notes],
+        "plot": None,
+        "limits": {"budget_seconds_per_operation": budget, "time_limit_seconds": time_limit},
+    }
+    if path is not None:
+        _plot_phase(path, a, result, b)
+        result["plot"] = str(path)
+    return result
+
+
+def _vshort(v: dict) -> str:
+    if v["infinite"]:
+        return "infinite"
+    return f"{v['value']:.6g}" if v["value"] is not None else v["status"]
+
+
+def _vtext(v: dict, spec: str = ".10g") -> str:
+    if v["infinite"]:
+        return f"infinite ({v['method']})"
+    if v["value"] is None:
+        return f"{v['status']} ({v['reason']})"
+    if v["status"] == "exact":
+        return f"{v['value']:{spec}} (exact: {v['method']})"
+    return f"{v['value']:{spec}} (error estimate {v['error']:.1e}, not a bound)"
+
+
+def _meanfield_text(r: dict) -> str:
+    lines = [
+        f"f(x) = {r['f']}",
+        f"sigma_w2 = {r['sigma_w2']:.10g} ({r['sigma_w2_source']}), "
+        f"sigma_b2 = {r['sigma_b2']:.10g}",
+        "",
+        "q-map  q -> sigma_w2 E[f(sqrt(q) z)^2] + sigma_b2:",
+        f"  q*          = {_vtext(r['q_star'])}",
+        f"  F'(q*)      = {_vtext(r['q_slope'])}"
+        + ("" if r["q_stable"] is None else f" ({'stable' if r['q_stable'] else 'unstable'})"),
+        f"  xi_q        = {_vtext(r['xi_q'], '.6g')}",
+        f"  post-activation mean {_vtext(r['post_activation']['mean'], '.6g')}",
+        f"  post-activation std  {_vtext(r['post_activation']['std'], '.6g')}",
+    ]
+    if len(r["fixed_points"]) > 1:
+        lines.append(
+            "  fixed points: "
+            + ", ".join(
+                f"{p['q']:.6g} ({'stable' if p['stable'] else 'unstable'})"
+                for p in r["fixed_points"]
+            )
+        )
+    lines += [
+        "",
+        f"chi1 = sigma_w2 E[f'(sqrt(q*) z)^2] = {_vtext(r['chi1'])}",
+        f"phase: {r['phase'].upper()} (critical when |chi1 - 1| <= {r['tolerance']:g} "
+        "or its error)",
+        "",
+        "c-map (two inputs):",
+        f"  c*          = {_vtext(r['c_star'])}",
+        f"  C'(c*)      = {_vtext(r['chi_c'])}",
+        f"  xi_c        = {_vtext(r['xi_c'], '.6g')}",
+        "",
+        f"critical sigma_w2 at sigma_b2 = {r['critical']['sigma_b2']:g}: "
+        f"{_vtext(r['critical']['sigma_w2'])}"
+        + ("" if r["critical"]["q_star"] is None else f", q* = {r['critical']['q_star']:.6g}"),
+        "",
+        "Framework presets (sigma_b2 = 0):",
+    ]
+    for p in r["presets"]:
+        chi = p["chi1"]["value"]
+        lines.append(
+            f"  {p['name']:40} sigma_w2 = {p['sigma_w2']:.6g}: chi1 = "
+            f"{'undecided' if chi is None else format(chi, '.6g')}, {p['phase']}"
+        )
+    if r["plot"]:
+        lines += ["", f"Phase diagram written to {r['plot']}"]
+    lines += _notes_text(r)
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- selu
+
+
+def selu_command(
+    mean: str = "0",
+    var: str = "1",
+    *,
+    omega: str = "0",
+    tau: str = "1",
+    budget: float = SELU_BUDGET,
+    time_limit: float = DEFAULT_TIME_LIMIT,
+) -> dict:
+    """SELU's :math:`\\lambda`, :math:`\\alpha` for the fixed point ``(mean, var)``; plain data.
+
+    Fields: ``lambda`` and ``alpha`` (30 digits, strings), ``residual``, ``jacobian``
+    (:math:`\\partial(\\tilde\\mu, \\tilde\\nu)/\\partial(\\mu, \\nu)` at the fixed point),
+    ``spectral_norm`` and ``stable`` (norm below 1), ``eigenvalues``, and the derivation
+    as checked steps (``derivations``, ``status``).
+    """
+    from derivations._selu import selu_parameters
+
+    _validate_run(0, DEFAULT_PRECISION, DEFAULT_ALPHA, budget, time_limit)
+    with _limited(time_limit):
+        p = selu_parameters(mean, var, omega_=omega, tau_=tau, budget=float(budget))
+    return {
+        "command": "selu",
+        "mean": p.mean,
+        "var": p.var,
+        "omega": p.omega,
+        "tau": p.tau,
+        "lambda": p.lam,
+        "alpha": p.alpha,
+        "lambda_float": p.lam_float,
+        "alpha_float": p.alpha_float,
+        "residual": p.residual,
+        "jacobian": [list(row) for row in p.jacobian],
+        "jacobian_check": p.jacobian_check,
+        "spectral_norm": p.spectral_norm,
+        "stable": p.stable,
+        "eigenvalues": [{"real": e.real, "imag": e.imag} for e in p.eigenvalues],
+        "method": p.method,
+        "status": str(p.status),
+        "derivations": [_derivation_dict(d) for d in p.derivations],
+        "notes": [],
+        "limits": {"budget_seconds_per_operation": budget, "time_limit_seconds": time_limit},
+    }
+
+
+def _selu_text(r: dict) -> str:
+    j = r["jacobian"]
+    lines = [
+        f"SELU fixed point (mean, var) = ({r['mean']:g}, {r['var']:g}) with omega = "
+        f"{r['omega']:g}, tau = {r['tau']:g} (z ~ N(mean*omega, var*tau))",
+        f"  lambda = {r['lambda']}",
+        f"  alpha  = {r['alpha']}",
+        f"  residual of the fixed-point equations: {r['residual']:.1e} ({r['method']})",
+        "",
+        "Jacobian d(mean~, var~)/d(mean, var) at the fixed point:",
+        f"  [[{j[0][0]: .10f}, {j[0][1]: .10f}],",
+        f"   [{j[1][0]: .10f}, {j[1][1]: .10f}]]",
+        f"  ({r['jacobian_check']})",
+        f"  spectral norm {r['spectral_norm']:.10f}: "
+        + ("< 1, the map is a contraction there (stable)" if r["stable"] else ">= 1: not stable"),
+        "  eigenvalues "
+        + ", ".join(
+            f"{e['real']:.10g}" + (f"{e['imag']:+.3g}i" if e["imag"] else "")
+            for e in r["eigenvalues"]
+        ),
+    ]
+    lines += _derivations_text(r)
+    return "\n".join(lines)
+
+
 RENDER = {
     "activation": _activation_text,
     "init": _init_text,
     "claim": _claim_text,
     "step": _step_text,
+    "meanfield": _meanfield_text,
+    "selu": _selu_text,
 }
 
 
@@ -1113,6 +1589,25 @@ def _seconds(text: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds; got {text!r}")
     return value
+
+
+def _limits(p: argparse.ArgumentParser, budget: float = DEFAULT_BUDGET) -> None:
+    """``--json``, ``--budget`` and ``--time-limit`` of a command that simulates nothing."""
+    p.add_argument("--json", action="store_true", help="print plain data")
+    p.add_argument(
+        "--budget",
+        type=_seconds,
+        default=budget,
+        metavar="SECONDS",
+        help=f"seconds per symbolic or numeric operation ({budget:g})",
+    )
+    p.add_argument(
+        "--time-limit",
+        type=_seconds,
+        default=DEFAULT_TIME_LIMIT,
+        metavar="SECONDS",
+        help=f"wall-time limit of the whole command; past it, exit code 2 ({DEFAULT_TIME_LIMIT:g})",
+    )
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -1213,12 +1708,61 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "'x >= 0', 'n integer', 'n integer > 0'",
     )
     st.add_argument("--json", action="store_true", help="print plain data")
+    mf = sub.add_parser(
+        "meanfield",
+        help="q*, chi1, the phase (ordered, critical, chaotic), depth scales, critical sigma_w2",
+        description="Mean-field signal propagation (Poole et al. 2016, Schoenholz et al. "
+        "2017) for weights N(0, sigma_w2/fan_in) and biases N(0, sigma_b2): the fixed point q* "
+        "of the variance map, chi1, the phase, the correlation fixed point c*, the depth "
+        "scales xi_q and xi_c, and the sigma_w2 at which chi1 = 1. Exit 2 on bad input.",
+    )
+    mf.add_argument("expr", metavar="EXPR", help=_EXPR_HELP)
+    mf.add_argument(
+        "--sigma-w2",
+        metavar="A",
+        help="weight variance x fan_in, e.g. 2 or '25/9' (default: critical)",
+    )
+    mf.add_argument("--sigma-b2", metavar="B", help="bias variance (default 0)")
+    mf.add_argument("--plot", metavar="FILE", help="write the phase diagram (.png, .pdf or .svg)")
+    _limits(mf)
+    se = sub.add_parser(
+        "selu",
+        help="lambda and alpha of SELU for a fixed point (mean, variance), and its stability",
+        description="Derive SELU's lambda and alpha so that (mean, var) is a fixed point of "
+        "the map of a layer's (mean, variance) (Klambauer et al. 2017), solve to 30 digits, "
+        "and give the Jacobian of the map there and its spectral norm. Exit 2 on bad input.",
+    )
+    se.add_argument("--mean", metavar="M", default="0", help="fixed-point mean (default 0)")
+    se.add_argument("--var", metavar="V", default="1", help="fixed-point variance > 0 (default 1)")
+    se.add_argument("--omega", metavar="W", default="0", help="sum of a unit's weights (default 0)")
+    se.add_argument(
+        "--tau", metavar="T", default="1", help="sum of its squared weights (default 1)"
+    )
+    _limits(se, budget=SELU_BUDGET)
 
 
 def compute(args: argparse.Namespace) -> dict:
     """Run the command that ``args`` names; return its plain data."""
     if args.command == "step":
         return step_command(args.before, args.after, given=args.given)
+    if args.command == "meanfield":
+        return meanfield_command(
+            args.expr,
+            sigma_w2=args.sigma_w2,
+            sigma_b2=args.sigma_b2,
+            plot=args.plot,
+            budget=args.budget,
+            time_limit=args.time_limit,
+        )
+    if args.command == "selu":
+        return selu_command(
+            args.mean,
+            args.var,
+            omega=args.omega,
+            tau=args.tau,
+            budget=args.budget,
+            time_limit=args.time_limit,
+        )
     run = {
         "seed": args.seed,
         "precision": args.precision,
@@ -1250,7 +1794,20 @@ def compute(args: argparse.Namespace) -> dict:
 
 def _given(args: argparse.Namespace) -> str:
     """The user's expression arguments, for a message about an internal failure."""
-    names = ("expr", "activation", "std", "var", "bound", "expect", "gain", "before", "after")
+    names = (
+        "expr",
+        "activation",
+        "std",
+        "var",
+        "bound",
+        "expect",
+        "gain",
+        "before",
+        "after",
+        "sigma_w2",
+        "sigma_b2",
+        "mean",
+    )
     shown = [f"{n}={getattr(args, n)!r}" for n in names if getattr(args, n, None) is not None]
     return ", ".join(shown) or "the arguments given"
 
@@ -1289,9 +1846,10 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(exc))
     except TimeLimitExceeded as exc:
         limit = getattr(args, "time_limit", None)
+        simulates = args.command in ("activation", "init", "claim")
         return fail(
-            f"{exc} (--time-limit {limit:g} s); nothing was printed. Raise --time-limit, lower "
-            "--budget, coarsen --precision or pass --no-simulate."
+            f"{exc} (--time-limit {limit:g} s); nothing was printed. Raise --time-limit"
+            + (", lower --budget, coarsen --precision or pass --no-simulate." if simulates else ".")
         )
     except MemoryError:
         return fail("out of memory; use a smaller network.")
@@ -1320,7 +1878,10 @@ __all__ = [
     "add_commands",
     "claim_command",
     "compute",
+    "gains_evidence",
     "init_command",
+    "meanfield_command",
     "run",
+    "selu_command",
     "step_command",
 ]

@@ -59,7 +59,16 @@ from scipy import stats
 from sympy import stats as sps
 
 import montecarlo
-from derivations import _activations, _forward, _gaussian, _gradients, _log_norm, _xavier
+from derivations import (
+    _activations,
+    _forward,
+    _gaussian,
+    _gradients,
+    _log_norm,
+    _mean_field_claims,
+    _meanfield,
+    _xavier,
+)
 
 #: Width and depth of the simulated networks of the depth figure.
 WIDTH, DEPTH = 128, 20
@@ -610,6 +619,243 @@ def _tanh_variance(seed: int, quick: bool) -> dict:
     }
 
 
+# --------------------------------------------------------------------------------------
+# beyond the lecture: two inputs through a deep network
+# --------------------------------------------------------------------------------------
+
+#: erf network of the width figure (chaotic: the two inputs decorrelate), its depth and
+#: the starting correlation; widths and replicates (independent networks), full and quick.
+WIDTHS_POINT, WIDTHS_DEPTH, WIDTHS_C0 = (3.0, 0.1), 16, 0.9
+CORRELATION_WIDTHS = {32: (400, 60), 128: (120, 20), 512: (24, 6)}
+#: erf networks of the phase figure at sigma_b^2 = 0.05: ordered, critical (from the
+#: critical line), chaotic; two starting correlations; width, depth and replicates.
+PHASES_SB2, PHASES_SW2, PHASES_C0 = 0.05, (0.7, 3.0), (0.9, 0.1)
+PHASES_WIDTH, PHASES_DEPTH, PHASES_REPLICATES = 256, 30, (32, 8)
+#: The difference of correlations below which the memory of the inputs counts as lost.
+GAP_LEVEL = 0.05
+#: Bias variances at which the critical lines of the phase diagram are computed.
+DIAGRAM_SB2 = (0.0, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0)
+
+
+@cache
+def _erf_kernel() -> Callable[[float, float, float], float]:
+    """The arcsine kernel derived in claim mean-field-chi1, lambdified."""
+    k = _mean_field_claims.mean_field_chi1().derivation("arcsine kernel").result
+    m = _mean_field_claims
+    return sp.lambdify((m.q1, m.q2, m.q12), k, "math")
+
+
+def erf_correlations(sigma_w2: float, sigma_b2: float, c0: float, depth: int) -> list[float]:
+    """Mean-field correlation of layers ``1..depth`` for erf, inputs with ``q0 = 1``.
+
+    Layer 1 is exact; above it :math:`q \\leftarrow \\sigma_w^2 K(q, q, q) + \\sigma_b^2` and
+    :math:`q_{12} \\leftarrow \\sigma_w^2 K(q, q, q_{12}) + \\sigma_b^2` with the derived kernel.
+    """
+    kernel = _erf_kernel()
+    var, cov = sigma_w2 + sigma_b2, sigma_w2 * c0 + sigma_b2
+    out = [cov / var]
+    for _ in range(depth - 1):
+        var, cov = (sigma_w2 * kernel(var, var, v) + sigma_b2 for v in (var, cov))
+        out.append(cov / var)
+    return out
+
+
+def _pair_correlations(scenario: dict, replicates: int, seed) -> list[tuple[float, float, float]]:
+    """Simulated correlation of each layer ``1..depth``: value, jackknife s.e., dof."""
+    y = montecarlo.simulate_pair(scenario, replicates, seed)
+    g = lambda mu: mu[..., 2] / np.sqrt(mu[..., 0] * mu[..., 1])  # noqa: E731
+    return [(*montecarlo.jackknife(y[:, t, :], g), replicates - 1) for t in range(1, y.shape[1])]
+
+
+def _interval(value: float, se: float, dof: int) -> tuple[float, float, float]:
+    half = float(stats.t.ppf(0.5 + LEVEL / 2, dof)) * se
+    return value, value - half, value + half
+
+
+def _pair_scenario(width: int, depth: int, sw: float, sb: float, c0: float) -> dict:
+    return {
+        "kind": "pair",
+        "width": width,
+        "depth": depth,
+        "activation": "erf",
+        "sigma_w2": sw,
+        "sigma_b2": sb,
+        "q0": 1.0,
+        "c0": c0,
+    }
+
+
+def _correlation_widths(seed: int, quick: bool) -> dict:
+    fid = "correlation-widths"
+    sw, sb = WIDTHS_POINT
+    layers = list(range(1, WIDTHS_DEPTH + 1))
+    theory = erf_correlations(sw, sb, WIDTHS_C0, WIDTHS_DEPTH)
+    series = [_theory("mean-field c-map (arcsine kernel)", layers, theory)]
+    deviations = []
+    for n, (full, fast) in CORRELATION_WIDTHS.items():
+        reps = fast if quick else full
+        sim = _pair_correlations(
+            _pair_scenario(n, WIDTHS_DEPTH, sw, sb, WIDTHS_C0),
+            reps,
+            montecarlo.seed_for(seed, "figure", fid, str(n)),
+        )
+        series.append(_simulation(f"width {n}", layers, [_interval(*s) for s in sim]))
+        last, (value, se, dof) = theory[-1], sim[-1]
+        half = float(stats.t.ppf(0.5 + LEVEL / 2, dof)) * se
+        deviations.append(f"{value - last:+.4f} ± {half:.4f} at width {n}")
+    return {
+        "id": fid,
+        "title": "Correlation of two inputs through depth: finite width against the c-map",
+        "caption": (
+            f"Correlation of the pre-activations of two inputs (starting correlation "
+            f"{WIDTHS_C0:g}, squared norm per entry 1) through erf networks with "
+            f"$\\sigma_w^2 = {sw:g}$, $\\sigma_b^2 = {sb:g}$ (chaotic phase: the inputs "
+            "decorrelate). Line: the mean-field c-map with the arcsine kernel derived in "
+            "claim mean-field-chi1, exact at layers 1 and 2. Points: simulation at three widths, "
+            f"the ratio of mean inner product to mean squared norms over independent networks "
+            f"(8 input pairs each), with {LEVEL:.0%} jackknife t intervals over networks. "
+            f"Finite-width deviation from the map at layer {WIDTHS_DEPTH} (simulation minus map, "
+            f"{LEVEL:.0%} half-width): " + "; ".join(deviations) + "."
+        ),
+        "xlabel": "layer t",
+        "ylabel": "correlation of the two inputs",
+        "xscale": "linear",
+        "yscale": "linear",
+        "panels": [""],
+        "series": series,
+    }
+
+
+@cache
+def _critical_erf(sigma_b2: float) -> float:
+    (point,) = _meanfield.critical_line(sp.erf(x), [sigma_b2])
+    return float(point.sigma_w2)
+
+
+def _correlation_phases(seed: int, quick: bool) -> dict:
+    fid = "correlation-phases"
+    crit = _critical_erf(PHASES_SB2)
+    phases = (("ordered", PHASES_SW2[0]), ("critical", crit), ("chaotic", PHASES_SW2[1]))
+    layers = list(range(1, PHASES_DEPTH + 1))
+    reps = PHASES_REPLICATES[1 if quick else 0]
+    series, reached = [], []
+    for name, sw in phases:
+        a, b = (erf_correlations(sw, PHASES_SB2, c, PHASES_DEPTH) for c in PHASES_C0)
+        gap = [u - w for u, w in zip(a, b, strict=True)]
+        label = f"{name}, σ_w² = {sw:.4g}"
+        series.append(_theory(f"{label} (c-map)", layers, gap, group=label))
+        sims = [
+            _pair_correlations(
+                _pair_scenario(PHASES_WIDTH, PHASES_DEPTH, sw, PHASES_SB2, c),
+                reps,
+                montecarlo.seed_for(seed, "figure", fid, name, str(c)),
+            )
+            for c in PHASES_C0
+        ]
+        points = [
+            (t, _interval(u[0] - w[0], math.hypot(u[1], w[1]), min(u[2], w[2])))
+            for t, u, w in zip(layers, *sims, strict=True)
+        ]
+        shown = [(t, p) for t, p in points if p[0] > 0]  # a log axis shows positive values
+        series.append(
+            _simulation(
+                f"{label} (simulation)",
+                [t for t, _ in shown],
+                [p for _, p in shown],
+                group=label,
+            )
+        )
+        below = next((t for t, g in zip(layers, gap, strict=True) if abs(g) < GAP_LEVEL), None)
+        reached.append(
+            f"{name}: layer {below}" if below else f"{name}: not within {PHASES_DEPTH} layers"
+        )
+    return {
+        "id": fid,
+        "title": "The critical point keeps the memory of the input correlation",
+        "caption": (
+            "Difference between the correlations of two pairs of inputs that start at "
+            f"{PHASES_C0[0]:g} and {PHASES_C0[1]:g}, through erf networks with "
+            f"$\\sigma_b^2 = {PHASES_SB2:g}$ on both sides of the critical line and on it "
+            f"($\\sigma_w^2 = {crit:.6g}$, where $\\chi_1 = 1$, by quadrature). Lines: the "
+            "mean-field c-map (arcsine kernel); points: simulation at width "
+            f"{PHASES_WIDTH}, {reps} independent networks per pair and phase, {LEVEL:.0%} "
+            "t intervals (an interval reaching 0 is drawn to the bottom; an estimate that is "
+            "not positive, within the noise of the deepest layers, is not drawn). The "
+            f"difference falls below {GAP_LEVEL:g} in the mean-field map at "
+            + "; ".join(reached)
+            + ": off the critical line it decays exponentially (depth scale $\\xi_c$), on "
+            "it only like a power of the depth."
+        ),
+        "xlabel": "layer t",
+        "ylabel": "difference of correlations",
+        "xscale": "linear",
+        "yscale": "log",
+        "ylim": [1e-4, 1.5],
+        "panels": [""],
+        "series": series,
+    }
+
+
+def _phase_diagram() -> dict:
+    series = []
+    for name, f in (("erf", sp.erf(x)), ("tanh", sp.tanh(x))):
+        line = _meanfield.critical_line(f, list(DIAGRAM_SB2))
+        keep = [p for p in line if p.sigma_w2.decided]
+        series.append(
+            _theory(
+                f"{name}: χ1 = 1 (quadrature)",
+                [float(p.sigma_w2) for p in keep],
+                [p.sigma_b2 for p in keep],
+            )
+        )
+    m = _mean_field_claims
+    chi1 = m.mean_field_chi1().derivation("relu chi1").result
+    (relu_line,) = sp.solve(sp.Eq(chi1, 1), m.sw2)  # chi1 does not depend on sigma_b^2
+    coefficient = sp.sstr(sp.simplify(chi1 / m.sw2))
+    series.append(_theory(f"relu: χ1 = {coefficient} σ_w² = 1", [float(relu_line)] * 2, [0.0, 1.0]))
+    marks = [
+        ("He initialization (relu)", [(2.0, 0.0)]),
+        (
+            "erf networks simulated",
+            [
+                *((float(p[2]), float(p[3])) for p in m.PAIR_PROBES),
+                WIDTHS_POINT,
+                *((sw, PHASES_SB2) for sw in PHASES_SW2),
+            ],
+        ),
+        ("tanh networks simulated", [(sw, m.TANH_SB2) for sw in m.TANH_SW2]),
+    ]
+    for label, pts in marks:
+        series.append(
+            {
+                "label": label,
+                "kind": "point",
+                "panel": 0,
+                "group": label,
+                "x": [float(p[0]) for p in pts],
+                "y": [float(p[1]) for p in pts],
+            }
+        )
+    return {
+        "id": "phase-diagram",
+        "title": "Phase diagram: the critical line χ1 = 1",
+        "caption": (
+            "The critical line $\\chi_1 = \\sigma_w^2\\,\\mathbb{E}[\\phi'(\\sqrt{q^*}z)^2] = 1$ "
+            "in the plane of the weight variance (times fan-in) and the bias variance: "
+            "ordered phase to its left, chaotic to its right. erf and tanh by quadrature at "
+            f"{len(DIAGRAM_SB2)} bias variances (derivations._meanfield); relu's line is "
+            "$\\sigma_w^2 = 2$ at every bias variance (claim mean-field-chi1). Stars: the "
+            "networks simulated in this part."
+        ),
+        "xlabel": "σ_w²",
+        "ylabel": "σ_b²",
+        "xscale": "linear",
+        "yscale": "linear",
+        "panels": [""],
+        "series": series,
+    }
+
+
 def figure_data(seed: int, *, quick: bool = False) -> list[dict]:
     """Every figure of the report as plain, JSON-serializable data.
 
@@ -633,6 +879,9 @@ def figure_data(seed: int, *, quick: bool = False) -> list[dict]:
         _products(seed, quick),
         _tanh_variance(seed, quick),
         _log_norm_depth(seed, quick),
+        _phase_diagram(),
+        _correlation_widths(seed, quick),
+        _correlation_phases(seed, quick),
     ]
 
 

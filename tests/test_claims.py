@@ -1,5 +1,7 @@
 """Every registered claim: its derivation is fully checked and its probes are derived."""
 
+import re
+
 import pytest
 import sympy as sp
 
@@ -21,7 +23,7 @@ def test_every_step_is_checked(claim):
 
 @pytest.mark.parametrize("claim", CLAIMS, ids=[c.id for c in CLAIMS])
 def test_claim_has_probes_and_lecture_ids(claim):
-    assert claim.lecture and all(x[0] in "LS" for x in claim.lecture)
+    assert claim.lecture and all(re.fullmatch(r"L\d+\.\d+|S\d+|B\d+", x) for x in claim.lecture)
     assert len({p.label for p in claim.probes}) == len(claim.probes)
     assert len(claim.probes) >= 2
 

@@ -20,6 +20,9 @@ IDS = {
     "products",
     "tanh-variance",
     "log-norm-depth",
+    "phase-diagram",
+    "correlation-widths",
+    "correlation-phases",
 }
 #: Configurations of the depth figure whose theory is exact at any width: relu is
 #: positively homogeneous and the pre-activation Gaussian given the layer below;
