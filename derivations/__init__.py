@@ -19,8 +19,10 @@ from ._claim import Probe as Probe
 from ._claim import Status as Status
 from ._claim import Step as Step
 from ._claim import combine as combine
+from ._exercises import Exercise as Exercise
 from ._registry import claim as claim
 from ._registry import claims as claims
+from ._registry import exercises as exercises
 
 __all__ = [
     "Assumption",
@@ -29,6 +31,7 @@ __all__ = [
     "Claim",
     "Derivation",
     "Ex",
+    "Exercise",
     "Model",
     "OffDiagonalSum",
     "Probe",
@@ -41,4 +44,5 @@ __all__ = [
     "claim",
     "claims",
     "combine",
+    "exercises",
 ]

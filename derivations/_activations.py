@@ -625,6 +625,7 @@ def sigmoid_derivative() -> Claim:
         .done()
     )
 
+    tails, tail_probes, tail_check = _sigmoid_tails(first)
     grid = np.linspace(-8.0, 8.0, 16001)
     values = sp.lambdify(x, first, "numpy")(grid)
     top = int(np.argmax(values))
@@ -653,6 +654,7 @@ def sigmoid_derivative() -> Claim:
             f"on 16001 points of [-8, 8] (NumPy, float64) the largest sigma' is "
             f"{values[top]!r} at x = {grid[top]}",
         ),
+        tail_check,
     )
 
     # Scalar probes: E[sigma'(x)] and E[sigma'(x)^2] by quadrature of the derived sigma'.
@@ -682,6 +684,7 @@ def sigmoid_derivative() -> Claim:
     # n*gamma*E[sigma'(z^t)^2] per layer; probed at the top layer, where the finite-width
     # factor is exact (see _sigmoid_backward_probes).
     probes += _sigmoid_backward_probes(slope)
+    probes += tail_probes
 
     return Claim(
         id="sigmoid-derivative",
@@ -694,10 +697,12 @@ def sigmoid_derivative() -> Claim:
             rf"${sp.latex(product.result)}$. In a deep sigmoid network with Xavier weights "
             r"the gradient's second moment shrinks by the factor "
             rf"$n_t\gamma_t\,\mathbb{{E}}[\sigma'(z^t)^2] \le {sp.latex(factor.result)}$ "
-            "per layer."
+            "per layer. Away from 0 it falls like $e^{-|x|}$ (at the edge $x = 8$ of the "
+            rf"D2L plot it is ${_scientific(float(tails[1].result))}$), and for a wide input "
+            r"$x \sim N(0, q)$ its mean is at most $1/\sqrt{2\pi q}$."
         ),
         assumptions=assumptions,
-        derivations=(derivative, curvature, maximum, product, factor),
+        derivations=(derivative, curvature, maximum, product, factor, *tails),
         conditions=(
             sp.Le(sp.Derivative(sigma(x), x), peak),
             sp.Le(
@@ -708,6 +713,67 @@ def sigmoid_derivative() -> Claim:
         confirmations=confirmations,
         probes=tuple(probes),
     )
+
+
+#: The edge of the range D2L plots the sigmoid gradient on, and a wide input variance.
+D2L_EDGE, WIDE_Q = 8, 100
+
+
+def _scientific(value: float) -> str:
+    """``3.35\\times 10^{-4}``: a number in LaTeX with three significant digits."""
+    mantissa, exponent = f"{value:.2e}".split("e")
+    return rf"{mantissa}\times 10^{{{int(exponent)}}}"
+
+
+def _sigmoid_tails(first: sp.Expr) -> tuple[tuple[Derivation, ...], list[Probe], Check]:
+    r"""The tails of :math:`\sigma'` and its typical size under a wide Gaussian input.
+
+    :math:`\sigma'(x)\,e^{x} \to 1` as :math:`x \to \infty` (and :math:`\sigma'` is
+    even), so :math:`\sigma'(x) \approx e^{-|x|}`; at the edge :math:`x = 8` of the D2L
+    plot it is about :math:`3.4\times 10^{-4}`. Since :math:`\int\sigma' = 1` and the
+    :math:`N(0, q)` density is at most :math:`1/\sqrt{2\pi q}`,
+    :math:`\mathbb{E}[\sigma'(x)] \le 1/\sqrt{2\pi q}`, checked against the exact
+    mean by quadrature at :math:`q = 100`, which the simulation probes.
+    """
+    tail = (
+        Chain("tail", sp.Limit(first * sp.exp(x), x, sp.oo))
+        .step(sp.limit(first * sp.exp(x), x, sp.oo), "sympy.limit", r"$\sigma'(x) \sim e^{-x}$")
+        .done()
+    )
+    edge = (
+        Chain("value at the edge of the D2L plot", sp.Subs(first, x, D2L_EDGE))
+        .step(sp.simplify(first.subs(x, D2L_EDGE)), "evaluate", "")
+        .done()
+    )
+    area = sp.Integral(first, (x, -sp.oo, sp.oo))
+    wide = (
+        Chain(
+            "mean slope bound, wide input", sp.Mul(1 / sp.sqrt(2 * sp.pi * q), area, evaluate=False)
+        )
+        .step(
+            1 / sp.sqrt(2 * sp.pi * q),
+            "sympy.integrate",
+            r"$\mathbb{E}[\sigma'(x)] = \int \sigma'(x)\,\varphi_q(x)\,dx \le "
+            r"\varphi_q(0) \int \sigma'(x)\,dx$ with $\varphi_q(0) = 1/\sqrt{2\pi q}$",
+        )
+        .done()
+    )
+    probe = _scalar_probe(
+        f"mean-derivative-q{WIDE_Q}",
+        "sigmoid",
+        sp.Integer(WIDE_Q),
+        gaussian_integral(first, x, q),
+        function="derivative",
+        moment="mean",
+    )
+    bound = float(wide.result.subs(q, WIDE_Q))
+    within = Check(
+        "bound against quadrature",
+        _status(probe.predicted <= bound, Status.TESTED),
+        f"at q = {WIDE_Q}: E[sigma'(x)] = {probe.predicted:.6g} by quadrature, at most the "
+        f"bound 1/sqrt(2 pi q) = {bound:.6g} (ratio {probe.predicted / bound:.4f})",
+    )
+    return (tail, edge, wide), [probe], within
 
 
 def _finite_width_note(value: float, infinite: float, error: float, what: str) -> str:

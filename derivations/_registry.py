@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import _activations, _gradients, _log_norm, _relu_products, _summary, _xavier
+from . import (
+    _activations,
+    _gradients,
+    _log_norm,
+    _mean_field_claims,
+    _relu_products,
+    _summary,
+    _xavier,
+)
 from ._claim import Claim
+from ._exercises import BUILDERS as EXERCISE_BUILDERS
+from ._exercises import Exercise
 from ._forward import forward_variance
 
 #: Builders of every claim, in the lecture's order.
@@ -20,6 +30,7 @@ BUILDERS: tuple[Callable[[], Claim], ...] = (
     *_xavier.BUILDERS,
     *_activations.BUILDERS,
     *_summary.BUILDERS,
+    *_mean_field_claims.BUILDERS,
 )
 
 
@@ -35,3 +46,8 @@ def claim(claim_id: str) -> Claim:
         if c.id == claim_id:
             return c
     raise KeyError(f"unknown claim_id={claim_id!r}; valid ids are {ids}")
+
+
+def exercises() -> tuple[Exercise, ...]:
+    """The book's exercises, worked and checked (built once), in the book's order."""
+    return tuple(build() for build in EXERCISE_BUILDERS)

@@ -5,6 +5,7 @@ The only package that knows both :mod:`derivations` and :mod:`montecarlo`.
 
 from ._evidence import evidence as evidence
 from ._evidence import verdict as verdict
+from ._render import render_handout as render_handout
 from ._render import render_json as render_json
 from ._render import render_latex as render_latex
 from ._render import render_markdown as render_markdown
@@ -14,6 +15,7 @@ from ._render import write_report as write_report
 
 __all__ = [
     "evidence",
+    "render_handout",
     "render_json",
     "render_latex",
     "render_markdown",

@@ -23,6 +23,7 @@ from derivations import Claim, Status
 from derivations._claim import STATUSES
 
 from ._figures import figure_data
+from ._latex import display, latex
 
 #: The report section each figure illustrates.
 FIGURE_SECTIONS = {
@@ -32,6 +33,9 @@ FIGURE_SECTIONS = {
     "products": "Exploding and vanishing gradients",
     "tanh-variance": "Activation functions",
     "log-norm-depth": "Constant variance in every layer",
+    "phase-diagram": "Beyond the lecture",
+    "correlation-widths": "Beyond the lecture",
+    "correlation-phases": "Beyond the lecture",
 }
 
 #: Version of the evidence contract (``evidence.schema.json``). 2: five statuses,
@@ -173,8 +177,9 @@ def _symbolic(claim: Claim) -> dict:
                 {
                     "derivation": d.name,
                     "number": number,
-                    "before": sp.latex(s.before),
-                    "after": sp.latex(s.after),
+                    "before": latex(s.before),
+                    "after": latex(s.after),
+                    "display": display(s.after),
                     "rule": s.rule,
                     "why": s.why,
                     "uses": list(s.uses),
@@ -189,15 +194,23 @@ def _symbolic(claim: Claim) -> dict:
                 "name": d.name,
                 "status": str(d.status),
                 "origin": d.origin,
-                "start": sp.latex(d.start),
-                "result": sp.latex(d.result),
+                "start": latex(d.start),
+                "start_display": display(d.start),
+                "result": latex(d.result),
             }
             for d in claim.derivations
         ],
         "steps": steps,
-        "conditions": [sp.latex(c) for c in claim.conditions],
+        "conditions": [latex(c) for c in claim.conditions],
         "confirmations": _checks(claim.confirmations),
     }
+
+
+def _gains() -> list[dict]:
+    """What each of torch's ``calculate_gain`` values preserves (mean field, derived)."""
+    from ._commands import gains_evidence
+
+    return gains_evidence()
 
 
 def evidence(
@@ -268,7 +281,7 @@ def evidence(
                     "scenario": dict(probe.scenario),
                     "observable": dict(probe.observable),
                     "predicted": probe.predicted,
-                    "predicted_expression": sp.latex(probe.expression),
+                    "predicted_expression": latex(probe.expression),
                     "prediction": {
                         "kind": probe.kind,
                         "source": probe.source,
@@ -311,6 +324,10 @@ def evidence(
             }
         )
     figures = [{**f, "section": FIGURE_SECTIONS[f["id"]]} for f in figure_data(seed, quick=quick)]
+    worked = [
+        {"id": e.id, "status": str(e.status), "symbolic": _symbolic(e), "values": dict(e.values)}
+        for e in derivations.exercises()
+    ]
     return {
         "schema_version": SCHEMA_VERSION,
         "seed": seed,
@@ -330,4 +347,6 @@ def evidence(
         "totals": totals(c["trust"] for c in out_claims),
         "claims": out_claims,
         "figures": figures,
+        "exercises": worked,
+        "gains": _gains(),
     }

@@ -14,12 +14,14 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import jinja2
 
 from ._evidence import status_line
+from ._latex import mathtext, psi_text
 
 _TEX_SPECIAL = {
     "\\": r"\textbackslash{}",
@@ -45,7 +47,7 @@ _TEX_UNICODE = {
     "≠": r"$\neq$",
     "≤": r"$\leq$",
     "≥": r"$\geq$",
-    "→": r"$\to$",
+    "→": r"$\to$\allowbreak{}",
     "×": r"$\times$",
     "±": r"$\pm$",
     "∼": r"$\sim$",
@@ -67,11 +69,24 @@ def tex_escape(text: object) -> str:
 
 
 def tex_prose(text: str) -> str:
-    """Escape prose for LaTeX, keeping its ``$...$`` math segments as they are."""
-    parts = str(text).split("$")
+    """Escape prose for LaTeX, keeping its ``$...$`` math segments (with psi for polygamma)."""
+    parts = psi_text(str(text)).split("$")
     if len(parts) % 2 == 0:
         raise ValueError(f"unbalanced $ in prose: {text!r}")
-    return "".join(f"${p}$" if k % 2 else tex_escape(p) for k, p in enumerate(parts))
+    return "".join(f"${p}$" if k % 2 else _breakable(tex_escape(p)) for k, p in enumerate(parts))
+
+
+def _breakable(text: str) -> str:
+    """Long unbreakable words (exact rationals, SymPy expressions printed as text) with
+    break points: every 20 digits, and after each operator, comma or parenthesis."""
+    text = re.sub(
+        r"\d{25,}", lambda m: r"\allowbreak{}".join(re.findall(r"\d{1,20}", m.group())), text
+    )
+    return re.sub(
+        r"\S{30,}",
+        lambda m: re.sub(r"([*+/,(=])(?!\\allowbreak)", r"\1\\allowbreak{}", m.group()),
+        text,
+    )
 
 
 def num(x: float | None) -> str:
@@ -120,6 +135,13 @@ def describe_scenario(sc: Mapping) -> str:
         return f"{f}(x), f = {sc['activation']}, x ∼ N(0, {num(sc['q'])})"
     if kind == "product":
         return f"{sc['depth']} products of {sc['n']}×{sc['n']} N(0, {num(sc['std'])}²) matrices"
+    if "widths" not in sc:  # another kind: its fields as they are
+        fields = ", ".join(
+            f"{k} {num(v) if isinstance(v, float) else v}"
+            for k, v in sc.items()
+            if k != "kind" and not isinstance(v, Mapping | list)
+        )
+        return f"{kind}: {fields}"
     widths = "→".join(map(str, sc["widths"]))
     if len(sc["widths"]) > 6:
         widths = f"{sc['widths'][0]}→…→{sc['widths'][-1]} ({len(sc['widths']) - 1} layers)"
@@ -144,7 +166,8 @@ def describe_scenario(sc: Mapping) -> str:
 
 def describe_observable(ob: Mapping) -> str:
     if "quantity" in ob:
-        return f"{ob['quantity'].replace('_', ' ')} {ob['moment']}"
+        text = f"{ob['quantity'].replace('_', ' ')} {ob.get('moment', '')}".strip()
+        return text + (f", layer {ob['layer']}" if "layer" in ob else "")
     if "direction" not in ob:
         return f"{ob['moment']}"
     site = "pre-activation " if ob.get("of") == "preactivation" else ""
@@ -213,7 +236,7 @@ def _environment(latex: bool) -> jinja2.Environment:
     env = jinja2.Environment(**options)
     env.filters.update(
         tex=tex_escape,
-        prose=tex_prose if latex else str,
+        prose=tex_prose if latex else psi_text,
         num=num,
         predicted=predicted,
         pct=pct,
@@ -224,6 +247,9 @@ def _environment(latex: bool) -> jinja2.Environment:
         outcome=outcome,
         status_counts=status_counts,
         counterexamples=counterexamples,
+        mathtext=mathtext if latex else str,
+        label=(lambda t: tex_escape(t).replace(r"\_", r"\_\allowbreak{}")) if latex else str,
+        psi=psi_text,
     )
     return env
 
@@ -292,19 +318,198 @@ def render_markdown(ev: Mapping, handout: bool = False) -> str:
 
 
 def render_latex(ev: Mapping, handout: bool = False) -> str:
+    """The evidence report in LaTeX (the handout is :func:`render_handout`)."""
     template = _environment(latex=True).get_template("report.tex.j2")
     return template.render(**context(ev, handout))
+
+
+def render_handout(ev: Mapping, key: bool = False) -> str:
+    """The printable handout in LaTeX: the student's version, or with ``key`` its key."""
+    template = _environment(latex=True).get_template("handout.tex.j2")
+    return template.render(**handout_context(ev, key=key))
+
+
+@dataclass(frozen=True)
+class HandoutSection:
+    """One slide group of the handout: what it derives, shows and corrects.
+
+    ``key`` names the section's prose in ``handout.tex.j2``; ``blanks`` are the
+    derivations (claim id, derivation name) whose results the student fills in;
+    ``figure`` is the id of the figure shown; ``loose`` the claims whose corrected
+    claim or condition goes into the section's box; ``numbers`` the claims whose
+    derived probes give the box its numbers when they have no probe of the slide's
+    own version.
+    """
+
+    key: str
+    lecture: tuple[str, ...]
+    blanks: tuple[tuple[str, str], ...]
+    figure: str
+    loose: tuple[str, ...]
+    numbers: tuple[tuple[str, str], ...] = ()
+
+
+#: The handout, in the lecture's order: one section per slide group.
+HANDOUT: tuple[HandoutSection, ...] = (
+    HandoutSection(
+        "gradients",
+        ("L1.1", "L1.2", "L2.1", "L2.2", "L2.3", "S6"),
+        (
+            ("mlp-jacobian", "layer Jacobian (3 -> 2)"),
+            ("float-range", "1.5^100: decade"),
+            ("gaussian-products", "mean log growth"),
+            ("gaussian-products", "top Lyapunov exponent, D2L demo"),
+        ),
+        "products",
+        ("mlp-jacobian", "gaussian-products"),
+        (("gaussian-products", "n4-std1-d100-log-growth-mean"),),
+    ),
+    HandoutSection(
+        "sigmoid",
+        ("L2.4", "L2.5"),
+        (
+            ("sigmoid-derivative", "second derivative"),
+            ("sigmoid-derivative", "maximum"),
+            ("sigmoid-derivative", "tail"),
+            ("sigmoid-derivative", "mean slope bound, wide input"),
+        ),
+        "sigmoid-derivative",
+        (),
+        (("sigmoid-derivative", "mean-derivative-q100"),),
+    ),
+    HandoutSection(
+        "stable",
+        ("L3.1", "L3.2", "L4.1", "L4.2"),
+        (
+            ("residual-and-clipping", "norm of a scaled gradient"),
+            ("relu-log-norm", "mean log-norm increment of a relu layer"),
+        ),
+        "log-norm-depth",
+        ("relu-log-norm", "small-init-depth"),
+    ),
+    HandoutSection(
+        "moments",
+        ("L5.1", "L5.2", "L6.1", "L6.2", "L7.1", "L7.2", "S1", "S5"),
+        (
+            ("forward-variance", "second moment"),
+            ("xavier", "fan average"),
+            ("xavier", "uniform variance"),
+        ),
+        "variance-depth",
+        ("second-moment-recursion", "backward-independence"),
+    ),
+    HandoutSection(
+        "activations",
+        ("L8.1", "L8.2", "L8.3", "L8.4", "L8.5", "S2", "S3", "S4"),
+        (
+            ("linear-activation", "forward mean"),
+            ("taylor-identity-near-zero", "sigmoid: series at 0"),
+            ("relu-halves-variance", "second moment"),
+            ("taylor-range-of-validity", "tanh: variance ratio"),
+        ),
+        "tanh-variance",
+        ("linear-activation", "relu-halves-variance", "taylor-range-of-validity"),
+    ),
+)
+#: Labels of the derivations within a section: a, b, c, ...
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def report_sections(ev: Mapping) -> dict[str, str]:
+    """Each claim's section number in the evidence report (``"3.2"``), and the number
+    of the report's section "Where the lecture is loose" under the key ``"loose"``."""
+    refs = {}
+    sections = context(ev)["sections"]
+    for i, section in enumerate(sections, start=1):
+        for j, c in enumerate(section["claims"], start=1):
+            refs[c["id"]] = f"{i}.{j}"
+    refs["loose"] = str(len(sections) + 1)
+    return refs
+
+
+def _claim(ev: Mapping, claim_id: str) -> Mapping:
+    for c in ev["claims"]:
+        if c["id"] == claim_id:
+            return c
+    raise KeyError(f"the evidence has no claim {claim_id!r}")
+
+
+def _blank(ev: Mapping, claim_id: str, name: str, label: str, refs: Mapping) -> dict:
+    """A derivation with its steps labelled for the student: ``1a.1``, ``1a.2``, ..."""
+    c = _claim(ev, claim_id)
+    (d,) = [d for d in c["symbolic"]["derivations"] if d["name"] == name] or [None]
+    if d is None:
+        raise KeyError(f"claim {claim_id!r} has no derivation {name!r}")
+    steps = [s for s in c["symbolic"]["steps"] if s["derivation"] == name]
+    return {
+        "claim": c,
+        "name": name,
+        "label": label,
+        "ref": refs[claim_id],
+        "start": d.get("start_display") or [d["start"]],
+        "status": d["status"],
+        "steps": [
+            {**s, "label": f"{label}.{s['number']}", "lines": s.get("display") or [s["after"]]}
+            for s in steps
+        ],
+    }
+
+
+def _box(ev: Mapping, section: HandoutSection, refs: Mapping) -> dict:
+    """The "where the slide is loose" box: corrected claims and their numbers."""
+    items = []
+    for claim_id in section.loose:
+        c = _claim(ev, claim_id)
+        items.append(
+            {
+                "claim": c,
+                "ref": refs[claim_id],
+                "text": c.get("corrected") or c.get("qualification") or "",
+                "checks": [k for k in c["checks"] if k["expected"] == "disagrees"][:2],
+            }
+        )
+    numbers = []
+    for claim_id, probe in section.numbers:
+        c = _claim(ev, claim_id)
+        numbers += [{**k, "ref": refs[claim_id]} for k in c["checks"] if k["probe"] == probe]
+    return {"items": items, "numbers": numbers}
+
+
+def handout_context(ev: Mapping, key: bool = False) -> dict:
+    """What ``handout.tex.j2`` renders: the sections of :data:`HANDOUT` with their
+    blanks, figure and box, the worked exercises, and the report's section numbers."""
+    refs = report_sections(ev)
+    figures = {f["id"]: f for f in ev.get("figures", [])}
+    sections = []
+    for number, section in enumerate(HANDOUT, start=1):
+        blanks = [
+            _blank(ev, cid, name, f"{number}{_LETTERS[k]}", refs)
+            for k, (cid, name) in enumerate(section.blanks)
+        ]
+        sections.append(
+            {
+                "key": section.key,
+                "number": number,
+                "lecture": section.lecture,
+                "blanks": blanks,
+                "figure": figures.get(section.figure),
+                "box": _box(ev, section, refs),
+            }
+        )
+    exercises = {e["id"]: e for e in ev.get("exercises", [])}
+    return {"ev": ev, "sections": sections, "exercises": exercises, "key": key, "refs": refs}
 
 
 def render_json(ev: Mapping) -> str:
     return json.dumps(ev, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def compile_pdf(tex: Path) -> Path | None:
+def compile_pdf(tex: Path, *, clean: bool = True) -> Path | None:
     """Compile ``tex`` with latexmk/pdflatex; ``None`` when no TeX engine is installed.
 
     Dates come from ``SOURCE_DATE_EPOCH`` (0 unless set) and the PDF trailer ID is
-    suppressed, so the same source gives the same bytes.
+    suppressed, so the same source gives the same bytes. With ``clean`` the auxiliary
+    files and the log are removed afterwards; without, the ``.log`` stays for reading.
     """
     if shutil.which("latexmk") is None or shutil.which("pdflatex") is None:
         return None
@@ -319,7 +524,8 @@ def compile_pdf(tex: Path) -> Path | None:
     undefined = re.findall(r"^(?:LaTeX|Package \w+) Warning: .*undefined.*$", text, re.M)
     if undefined:
         raise RuntimeError(f"{tex.name} has undefined references: {undefined[:5]}")
-    subprocess.run(["latexmk", "-c", tex.name], cwd=tex.parent, env=env, capture_output=True)
+    if clean:
+        subprocess.run(["latexmk", "-c", tex.name], cwd=tex.parent, env=env, capture_output=True)
     return tex.with_suffix(".pdf")
 
 
@@ -328,9 +534,10 @@ def write_report(ev: Mapping, out: Path, *, pdf: bool = True, handout: bool = Fa
 
     The report is ``report.md``, ``report.tex``, ``report.pdf`` (when a TeX engine is
     installed), ``evidence.json`` and ``figures/*.png``; the handout is
-    ``handout.md``, ``handout.tex``, ``handout.pdf`` and its figures. Everything is
-    built in a temporary sibling folder and moved into place at the end, so the
-    previous contents of ``out`` stay whole until the new build is complete.
+    ``handout.tex``/``handout.pdf`` (the student's version: no results, no verdicts),
+    ``handout-key.tex``/``handout-key.pdf`` (its answer key) and its figures.
+    Everything is built in a temporary sibling folder and moved into place at the end,
+    so the previous contents of ``out`` stay whole until the new build is complete.
     """
     out = Path(out)
     name = "handout" if handout else "report"
@@ -342,13 +549,20 @@ def write_report(ev: Mapping, out: Path, *, pdf: bool = True, handout: bool = Fa
             from ._figures import render_figures
 
             render_figures(ev["figures"], tmp / "figures")
-        if not handout:
+        if handout:
+            sources = {
+                "handout": render_handout(ev),
+                "handout-key": render_handout(ev, key=True),
+            }
+        else:
             (tmp / "evidence.json").write_text(render_json(ev), encoding="utf-8")
-        (tmp / f"{name}.md").write_text(render_markdown(ev, handout), encoding="utf-8")
-        tex = tmp / f"{name}.tex"
-        tex.write_text(render_latex(ev, handout), encoding="utf-8")
-        if pdf and compile_pdf(tex) is None:
-            print(f"{name}.pdf skipped: no TeX engine (install latexmk and TeX Live to build it)")
+            (tmp / f"{name}.md").write_text(render_markdown(ev), encoding="utf-8")
+            sources = {name: render_latex(ev)}
+        for stem, text in sources.items():
+            tex = tmp / f"{stem}.tex"
+            tex.write_text(text, encoding="utf-8")
+            if pdf and compile_pdf(tex) is None:
+                print(f"{stem}.pdf skipped: no TeX engine (install latexmk and TeX Live)")
         old = out.parent / f".{out.name}.old"
         if old.exists():
             shutil.rmtree(old)

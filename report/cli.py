@@ -103,7 +103,8 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--quick", action="store_true", help="fast draft at 5%% precision")
     rep.add_argument("--no-pdf", action="store_true", help="skip compiling the PDF")
     hand = sub.add_parser(
-        "handout", help="the report with every step's result blank, and an answer key"
+        "handout",
+        help="a printable handout (at most 12 pages, results blank) and its answer key",
     )
     hand.add_argument("--seed", type=_seed, default=0, help="root seed of the run (default 0)")
     hand.add_argument("--out", type=Path, default=Path("build/handout"), help="output folder")
