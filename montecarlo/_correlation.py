@@ -41,7 +41,7 @@ from scipy import stats
 from ._errors import InvalidScenario
 from ._estimate import DEFAULT_LEVEL, DEFAULT_PRECISION, Estimate, jackknife
 from ._estimate import measure as measure_network
-from ._scenario import ACTIVATIONS
+from ._scenario import ACTIVATIONS, _integer
 from ._seeding import child
 
 #: Activations of a pair scenario: the engine's, and erf (Williams 1997).
@@ -78,14 +78,6 @@ def _number(name: str, value: object, low: float, high: float, *, open_low: bool
             f"`{name}` must be in {side}{low:g}, {high:g}]; got {name}={value!r}."
         )
     return float(value)
-
-
-def _integer(name: str, value: object, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InvalidScenario(
-            f"`{name}` must be an integer in [{low}, {high}]; got {name}={value!r}."
-        )
-    return value
 
 
 def pair_scenario(data: Mapping[str, object]) -> PairScenario:

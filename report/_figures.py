@@ -916,10 +916,12 @@ def _draw_panel(ax, fig: dict, series: list[dict], groups: list[str]) -> None:
             if log_y:  # an interval reaching 0 or below runs off the bottom of a log axis
                 bottom = floor if floor is not None else np.nanmin(ys[ys > 0]) / 10
                 low = np.where(low > 0, low, bottom)
+            # A skew-corrected interval from few replicates can lie wholly on one side of
+            # its estimate; its bar is then drawn from the estimate to the far end (a superset).
             h = ax.errorbar(
                 xs,
                 ys,
-                yerr=np.vstack([ys - low, high - ys]),
+                yerr=np.clip(np.vstack([ys - low, high - ys]), 0, None),
                 linestyle="none",
                 marker=_MARKERS[k],
                 markersize=4,
