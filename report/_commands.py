@@ -589,7 +589,8 @@ def _gain_mean_field(a, budget: float) -> list[dict]:
     deviation, :math:`\\chi_1` and the phase (:func:`derivations._meanfield.mean_field`).
     """
     from derivations._gaussian import Budget
-    from derivations._meanfield import mean_field, prepare
+    from derivations._meanfield import _undecided, mean_field, prepare
+    from derivations._user import InputError
 
     gains = []
     if a.gain is not None:
@@ -600,7 +601,22 @@ def _gain_mean_field(a, budget: float) -> list[dict]:
     if not gains:
         return []
     b = Budget(float(budget))
-    act = prepare(a.f, budget=b)
+    try:
+        act = prepare(a.f, budget=b)
+    except InputError as error:
+        # The activation itself was accepted; only the mean-field block is undecided.
+        none = _value_dict(_undecided(str(error)))
+        return [
+            {
+                "gain": name,
+                "sigma_w2": sw,
+                "q_star": none,
+                "post_std": none,
+                "chi1": none,
+                "phase": "undecided",
+            }
+            for name, sw in gains
+        ]
     out = []
     for name, sw in gains:
         m = mean_field(act, sw, 0.0, budget=b, correlations=False)
@@ -1036,6 +1052,8 @@ def _activation_text(r: dict) -> str:
                 f"{_vshort(row['q_star'])}, post-activation std {_vshort(row['post_std'])}, "
                 f"chi1 = {_vshort(row['chi1'])}, {row['phase']}"
             )
+        reasons = {row["q_star"]["reason"] for row in r["mean_field"] if row["q_star"]["reason"]}
+        lines += [f"  ({reason})" for reason in sorted(reasons) if reason]
     net = r["network"]
     lines.append("")
     if "start_q" in net:
