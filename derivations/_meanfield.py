@@ -137,6 +137,19 @@ class Value:
             raise ValueError(f"the value is {self.status}: {self.reason}")
         return float(self.value)
 
+    def as_data(self) -> dict:
+        """Plain data for JSON: an infinite value is ``None`` with ``infinite`` set."""
+        infinite = self.value is not None and math.isinf(self.value)
+        finite = self.decided and math.isfinite(self.error)
+        return {
+            "value": None if infinite or self.value is None else float(self.value),
+            "infinite": infinite,
+            "error": float(self.error) if finite else None,
+            "status": self.status,
+            "method": self.method,
+            "reason": self.reason,
+        }
+
 
 def _undecided(reason: str, status: str = "undecided") -> Value:
     return Value(None, math.inf, status, "none", reason)

@@ -208,7 +208,6 @@ def _symbolic(claim: Claim) -> dict:
 
 def _gains() -> list[dict]:
     """What each of torch's ``calculate_gain`` values preserves (mean field, derived)."""
-    from ._commands import gains_evidence
 
     return gains_evidence()
 
@@ -350,3 +349,50 @@ def evidence(
         "exercises": worked,
         "gains": _gains(),
     }
+
+
+#: Seconds per symbolic or numeric operation of the gains table.
+GAINS_BUDGET = 5.0
+
+
+def _as_data(v) -> dict:
+    return v.as_data()
+
+
+def _finite(v: float | None) -> float | None:
+    return None if v is None or not math.isfinite(float(v)) else float(v)
+
+
+def gains_evidence(budget: float = GAINS_BUDGET) -> list[dict]:
+    """``evidence.json``'s ``gains``: what each torch ``calculate_gain`` value preserves.
+
+    One row per activation torch names (:func:`derivations._meanfield.framework_gains`),
+    without bias: the gain, :math:`\\sigma_w^2 = g^2`, :math:`F(1) = g^2\\,\\mathbb{E}[
+    \\phi(z)^2]`, :math:`q^*`, the post-activation std, :math:`\\chi_1`, the phase, the
+    gains that keep :math:`q = 1` and that sit at the edge of chaos, and ``preserves``.
+    """
+    from derivations._meanfield import framework_gains
+
+    rows = []
+    for r in framework_gains(budget):
+        m = r.mean_field
+        rows.append(
+            {
+                "activation": r.activation,
+                "f": r.expression,
+                "gain": r.gain,
+                "gain_value": r.gain_value,
+                "sigma_w2": m.sigma_w2,
+                "ratio_at_1": _as_data(r.ratio_at_1),
+                "q_star": _as_data(m.q_star),
+                "post_std": _as_data(m.post_std),
+                "chi1": _as_data(m.chi1),
+                "phase": m.phase,
+                "variance_gain": _finite(r.variance_gain),
+                "critical_gain": _as_data(r.critical_gain),
+                "preserves": r.preserves,
+                "why": r.why,
+                "reference": "torch/nn/init.py, calculate_gain",
+            }
+        )
+    return rows

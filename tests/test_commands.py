@@ -18,6 +18,7 @@ import pytest
 import sympy as sp
 from scipy import integrate, optimize, special, stats
 
+from cli._commands import activation_command, claim_command, init_command
 from derivations._user import (
     InputError,
     analyze_activation,
@@ -31,7 +32,6 @@ from derivations._user import (
     truncation_constant,
     weight_init,
 )
-from report._commands import activation_command, claim_command, init_command
 
 INITPROOF = str(Path(sys.executable).parent / "initproof")
 

@@ -23,10 +23,10 @@ import time
 import pytest
 from scipy import integrate, optimize
 
+from cli import parser
+from cli._commands import meanfield_command, run
 from derivations._meanfield import critical_line, mean_field, pair_mean, prepare
 from derivations._user import InputError
-from report._commands import meanfield_command, run
-from report.cli import parser
 
 
 def cli(*argv: str, capsys) -> tuple[int, str, str, float]:
@@ -223,7 +223,7 @@ def _gauss(f) -> float:
 
 
 def test_activation_command_reports_mean_field_at_torch_gain():
-    from report._commands import activation_command
+    from cli._commands import activation_command
 
     r = activation_command("tanh(x)", simulate=False)
     rows = {row["gain"]: row for row in r["mean_field"]}
@@ -242,7 +242,7 @@ def test_activation_command_reports_mean_field_at_torch_gain():
 
 
 def test_gains_table():
-    from report._commands import gains_evidence
+    from report._evidence import gains_evidence
 
     rows = {r["activation"]: r for r in gains_evidence()}
     assert set(rows) == {

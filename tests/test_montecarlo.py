@@ -215,7 +215,7 @@ def test_numbers_do_not_depend_on_the_cores_that_run_them(monkeypatch):
 def test_the_command_line_tunes_the_allocator_only_where_it_can():
     import platform
 
-    from report.cli import tune_allocator
+    from cli import tune_allocator
 
     assert tune_allocator() is (platform.libc_ver()[0] == "glibc")
 

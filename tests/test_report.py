@@ -184,7 +184,7 @@ def test_killed_build_leaves_the_previous_report_whole(quick_evidence, tmp_path)
     report.write_report(quick_evidence, out, pdf=False)
     before = _contents(out)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "report.cli", "report", "--quick", "--seed", "5", "--out", str(out)],
+        [sys.executable, "-m", "cli", "report", "--quick", "--seed", "5", "--out", str(out)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -200,14 +200,14 @@ def test_killed_build_leaves_the_previous_report_whole(quick_evidence, tmp_path)
 
 def test_cli_help_lists_the_commands():
     run = subprocess.run(
-        [sys.executable, "-m", "report.cli", "--help"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "cli", "--help"], capture_output=True, text=True, check=True
     )
     assert "report" in run.stdout and "list" in run.stdout
 
 
 def test_cli_rejects_a_bad_seed():
     run = subprocess.run(
-        [sys.executable, "-m", "report.cli", "report", "--seed", "-3"],
+        [sys.executable, "-m", "cli", "report", "--seed", "-3"],
         capture_output=True,
         text=True,
     )

@@ -18,12 +18,12 @@ import json
 import pytest
 import sympy as sp
 
+from cli import parser
+from cli._commands import run
 from derivations._claim import Status
 from derivations._gaussian import Budget
 from derivations._selu import _halves, _moment_step, alpha, closed_forms, lam, m, s, selu_parameters
 from derivations._user import InputError
-from report._commands import run
-from report.cli import parser
 
 PUBLISHED_ALPHA = "1.6732632423543772848170429916717"
 PUBLISHED_LAMBDA = "1.0507009873554804934193349852946"

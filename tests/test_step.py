@@ -3,7 +3,7 @@
 For every kind of step (plain algebra, relu, Heaviside, Abs, sqrt, integers, Gaussian
 expectations, series) one wrong step must be refuted (or undecided, with a reason; never
 proved, computed or tested) and one true step must not be refuted. The command line is
-run in-process through :func:`report.cli.main`.
+run in-process through :func:`cli.main`.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ import pytest
 import sympy as sp
 
 import derivations._step as step_module
+from cli import main
 from derivations._budget import BudgetExceeded
 from derivations._claim import Check, Status
 from derivations._gaussian import gaussian_integral
 from derivations._step import check_step, parse_given, parse_step
 from derivations._user import InputError
-from report.cli import main
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 PASSING = {Status.PROVED, Status.COMPUTED, Status.TESTED}

@@ -12,10 +12,11 @@ import jsonschema
 import pytest
 import sympy as sp
 
+import cli
 import derivations
 import report
 from derivations._claim import STATUSES, Assumption, Check, Claim, Derivation, Status, Step
-from report import _evidence, cli
+from report import _evidence
 
 x = sp.Symbol("x")
 PROVED, COMPUTED, TESTED = STATUSES[0], Status.COMPUTED, Status.TESTED

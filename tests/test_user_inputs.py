@@ -29,6 +29,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import integrate, special, stats
 
+from cli import parser
+from cli._commands import run
 from derivations._budget import BudgetExceeded
 from derivations._claim import STATUSES, Status
 from derivations._gaussian import (
@@ -46,8 +48,6 @@ from derivations._user import (
     analyze_activation,
     parse_expression,
 )
-from report._commands import run
-from report.cli import parser
 
 x = sp.Symbol("x", real=True)
 

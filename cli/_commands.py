@@ -547,41 +547,6 @@ def _activation_command(
     return result
 
 
-def gains_evidence(budget: float = DEFAULT_BUDGET) -> list[dict]:
-    """``evidence.json``'s ``gains``: what each torch ``calculate_gain`` value preserves.
-
-    One row per activation torch names (:func:`derivations._meanfield.framework_gains`),
-    without bias: the gain, :math:`\\sigma_w^2 = g^2`, :math:`F(1) = g^2\\,\\mathbb{E}[
-    \\phi(z)^2]`, :math:`q^*`, the post-activation std, :math:`\\chi_1`, the phase, the
-    gains that keep :math:`q = 1` and that sit at the edge of chaos, and ``preserves``.
-    """
-    from derivations._meanfield import framework_gains
-
-    rows = []
-    for r in framework_gains(budget):
-        m = r.mean_field
-        rows.append(
-            {
-                "activation": r.activation,
-                "f": r.expression,
-                "gain": r.gain,
-                "gain_value": r.gain_value,
-                "sigma_w2": m.sigma_w2,
-                "ratio_at_1": _value_dict(r.ratio_at_1),
-                "q_star": _value_dict(m.q_star),
-                "post_std": _value_dict(m.post_std),
-                "chi1": _value_dict(m.chi1),
-                "phase": m.phase,
-                "variance_gain": _num(r.variance_gain),
-                "critical_gain": _value_dict(r.critical_gain),
-                "preserves": r.preserves,
-                "why": r.why,
-                "reference": "torch/nn/init.py, calculate_gain",
-            }
-        )
-    return rows
-
-
 def _gain_mean_field(a, budget: float) -> list[dict]:
     """Mean field (no bias) at the gain used and at torch's ``calculate_gain``, if any.
 
@@ -1211,15 +1176,7 @@ PLOT_FORMATS = ("png", "pdf", "svg")
 
 def _value_dict(v) -> dict:
     """A mean-field :class:`~derivations._meanfield.Value` as plain data (``inf`` flagged)."""
-    infinite = v.value is not None and math.isinf(v.value)
-    return {
-        "value": None if infinite else _num(v.value),
-        "infinite": infinite,
-        "error": _num(v.error) if v.decided else None,
-        "status": v.status,
-        "method": v.method,
-        "reason": v.reason,
-    }
+    return v.as_data()
 
 
 def _presets(a, budget) -> list[dict]:
@@ -1896,7 +1853,6 @@ __all__ = [
     "add_commands",
     "claim_command",
     "compute",
-    "gains_evidence",
     "init_command",
     "meanfield_command",
     "run",

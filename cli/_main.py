@@ -8,7 +8,7 @@ import platform
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._evidence import DEFAULT_ALPHA
+from report._evidence import DEFAULT_ALPHA
 
 #: ``mallopt`` parameters of glibc's allocator (``<malloc.h>``).
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
@@ -62,8 +62,7 @@ def list_claims(claims) -> str:
     status and, last, the steps by status over all claims.
     """
     from derivations._claim import STATUSES
-
-    from ._evidence import status_line, totals, trust
+    from report._evidence import status_line, totals, trust
 
     claims = list(claims)
     trusts = [trust(c) for c in claims]
@@ -147,8 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(list_claims(derivations.claims()), end="")
         return 0
 
-    from ._evidence import evidence
-    from ._render import write_report
+    from report._evidence import evidence
+    from report._render import write_report
 
     ev = evidence(args.seed, alpha=args.alpha, quick=args.quick, progress=True)
     paths = write_report(ev, args.out, pdf=not args.no_pdf, handout=args.command == "handout")
@@ -157,7 +156,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     verdicts = {c["id"]: c["verdict"] for c in ev["claims"]}
     print(", ".join(f"{k}: {v}" for k, v in verdicts.items()))
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -280,7 +280,7 @@ def lecture_probes_seconds() -> tuple[float, str]:
 
 
 def figures_seconds() -> tuple[float, str]:
-    from ._figures import figure_data
+    from report._figures import figure_data
 
     t = time.perf_counter()
     figs = figure_data(0)
