@@ -23,8 +23,15 @@ from ._exercises import Exercise as Exercise
 from ._registry import claim as claim
 from ._registry import claims as claims
 from ._registry import exercises as exercises
+from ._table import TABLE as ACTIVATION_TABLE
+from ._table import ActivationEntry as ActivationEntry
+from ._table import activation as activation
+from ._table import family as family
+from ._table import simulation_activations as simulation_activations
 
 __all__ = [
+    "ACTIVATION_TABLE",
+    "ActivationEntry",
     "Assumption",
     "Chain",
     "Check",
@@ -39,10 +46,13 @@ __all__ = [
     "Status",
     "Step",
     "Var",
+    "activation",
     "check_algebraic",
     "check_instance",
     "claim",
     "claims",
     "combine",
     "exercises",
+    "family",
+    "simulation_activations",
 ]

@@ -80,58 +80,19 @@ from ._gaussian import (
     moment_function,
     standard_normal_density,
 )
+from ._symbols import Q, gamma, i, n_prev, n_t, q, s2, v_prev, x
+from ._table import TABLE, ActivationEntry, activation, family, names, relu, sigma
 
-x = sp.Symbol("x", real=True)
-q = sp.Symbol("q", positive=True)
 u = sp.Symbol("u", real=True)
 h = sp.Symbol("h", real=True)
-n_prev = sp.Symbol("n_{t-1}", integer=True, positive=True)
-n_t = sp.Symbol("n_t", integer=True, positive=True)
-gamma = sp.Symbol("gamma_t", positive=True)
-v_prev = sp.Symbol("v_{t-1}", positive=True)
 d, t = sp.symbols("d t", integer=True, positive=True)
-i = sp.Symbol("i", integer=True, positive=True)
 zi = sp.IndexedBase("z")
-#: The variance of a layer's pre-activations, and of the network's input.
-Q = sp.Symbol("Q", positive=True)
-s2 = sp.Symbol("s^2", positive=True)
 
-
-class sigma(sp.Function):
-    """The logistic sigmoid, displayed as :math:`\\sigma`; ``doit`` writes it out."""
-
-    nargs = 1
-
-    def doit(self, deep: bool = True, **hints) -> sp.Expr:
-        arg = self.args[0].doit(deep=deep, **hints) if deep else self.args[0]
-        return 1 / (1 + sp.exp(-arg))
-
-
-class relu(sp.Function):
-    """The rectifier, displayed as :math:`\\operatorname{relu}`; ``doit`` gives ``Max(0, x)``."""
-
-    nargs = 1
-
-    def doit(self, deep: bool = True, **hints) -> sp.Expr:
-        arg = self.args[0].doit(deep=deep, **hints) if deep else self.args[0]
-        return sp.Max(0, arg)
-
-
-#: The lecture's activations as SymPy expressions of ``x``; the keys are the
-#: scenario names the simulation understands.
-ACTIVATIONS: dict[str, sp.Expr] = {
-    "sigmoid": 1 / (1 + sp.exp(-x)),
-    "tanh": sp.tanh(x),
-    "relu": sp.Max(0, x),
-    "scaled_sigmoid": 4 / (1 + sp.exp(-x)) - 2,
-}
+#: The activations as SymPy expressions of ``x`` (:data:`derivations._table.TABLE`);
+#: the keys are the scenario names the simulation understands.
+ACTIVATIONS: dict[str, sp.Expr] = {e.name: e.expression for e in TABLE}
 #: The same, written with the named functions the report shows.
-DISPLAY: dict[str, sp.Expr] = {
-    "sigmoid": sigma(x),
-    "tanh": sp.tanh(x),
-    "relu": relu(x),
-    "scaled_sigmoid": 4 * sigma(x) - 2,
-}
+DISPLAY: dict[str, sp.Expr] = {e.name: e.display for e in TABLE}
 
 #: Glorot & Bengio (2010), Eq. (12).
 XAVIER = 2 / (n_prev + n_t)
@@ -888,6 +849,131 @@ def _value_and_slope(name: str, assumptions: tuple[Assumption, ...]) -> list[Der
     return [at_zero, slope]
 
 
+def _uses(f: sp.Expr) -> tuple[str, ...]:
+    """The definitions a display form relies on."""
+    named = (("sigmoid-definition", sigma), ("relu-definition", relu))
+    return tuple(name for name, fn in named if f.has(fn))
+
+
+#: The variable on each side of 0, for one-sided series and limits.
+X_SIDES = {"x >= 0": sp.Symbol("x", nonnegative=True), "x < 0": sp.Symbol("x", negative=True)}
+
+
+def _side_series(e: ActivationEntry) -> dict[str, sp.Expr]:
+    """``sympy.series`` of ``e`` at 0 from each side, in the side's own variable."""
+    out = {}
+    for label, var in X_SIDES.items():
+        out[label] = sp.series(
+            e.expression.subs(x, var), var, 0, SERIES_ORDER, dir="+" if label == "x >= 0" else "-"
+        )
+    return out
+
+
+def _two_sided(e: ActivationEntry) -> bool:
+    """Whether the two one-sided series at 0 agree (``sympy.series`` then holds on both)."""
+    plus, minus = _side_series(e).values()
+    return (
+        sp.simplify(plus.removeO() - minus.removeO().subs(X_SIDES["x < 0"], X_SIDES["x >= 0"])) == 0
+    )
+
+
+def _series_at_zero(e: ActivationEntry, assumptions: tuple[Assumption, ...]) -> Derivation:
+    """The Taylor series at 0, of the simplified form when the entry says so."""
+    chain = Chain(f"{e.name}: series at 0", e.display, assumptions=assumptions)
+    if e.simplify:
+        chain = chain.step(
+            e.form, "sympy.simplify", "", uses=("sigmoid-definition", "tanh-definition")
+        ).step(sp.series(e.form, x, 0, SERIES_ORDER), "sympy.series", "Taylor series at 0")
+    else:
+        chain = chain.step(
+            sp.series(e.expression, x, 0, SERIES_ORDER), "sympy.series", "", uses=_uses(e.display)
+        )
+    return chain.done()
+
+
+def _one_sided(
+    e: ActivationEntry, assumptions: tuple[Assumption, ...]
+) -> tuple[list[Derivation], tuple[sp.Expr, ...]]:
+    """Series on each side of 0, the one-sided derivatives and the value at 0.
+
+    Returns the chains and ``(f(0), right derivative, left derivative, series on
+    x >= 0, series on x < 0)``.
+    """
+    uses = _uses(e.display)
+    chains = [
+        Chain(
+            f"{e.name}: series on {label}",
+            e.display.subs(x, X_SIDES[label]),
+            assumptions=assumptions,
+        )
+        .step(s, "sympy.series (one-sided)", "", uses=uses)
+        .done()
+        for label, s in _side_series(e).items()
+    ]
+    one_sided = {}
+    for direction in ("+", "-"):
+        quotient = sp.Limit((e.display.subs(x, h) - e.display.subs(x, 0)) / h, h, 0, direction)
+        chain = (
+            Chain(f"{e.name}: {direction} derivative at 0", quotient, assumptions=assumptions)
+            .step(_explicit(quotient).doit(), "sympy.limit", "", uses=uses)
+            .done()
+        )
+        one_sided[direction] = chain.result
+        chains.append(chain)
+    at_zero = e.expression.subs(x, 0)
+    start = e.display.subs(x, 0)  # relu(0); a form that evaluates at once stays a Subs
+    value = (
+        Chain(
+            f"{e.name}: value at 0",
+            sp.Subs(e.display, x, 0) if start == at_zero else start,
+            assumptions=assumptions,
+        )
+        .step(at_zero, "evaluate", "", uses=uses)
+        .done()
+    )
+    chains.append(value)
+    facts = (value.result, one_sided["+"], one_sided["-"], chains[0].result, chains[1].result)
+    return chains, facts
+
+
+def _identity_check(e: ActivationEntry, f0: sp.Expr, f1: sp.Expr) -> Check:
+    """Is ``e`` the identity to first order at 0, as its family (the lecture's) says?"""
+    identity = f0 == 0 and f1 == 1
+    says = "taylor" in e.families
+    source = "the lecture" if "lecture" in e.families else "its family"
+    return Check(
+        f"{e.name}: f(0), f'(0)",
+        _status(identity == says),
+        f"f(0) = {f0}, f'(0) = {f1}: "
+        + ("the identity to first order at 0" if identity else "not the identity at 0")
+        + (f", as {source} says" if identity == says else f", unlike {source}"),
+    )
+
+
+def _one_sided_check(
+    e: ActivationEntry, f0: sp.Expr, right: sp.Expr, left: sp.Expr, plus: sp.Expr, minus: sp.Expr
+) -> Check:
+    """The one-sided derivatives at 0 against the entry's declared kinks."""
+    kink = right != left
+    text = f"{e.name}(0) = {f0}; right derivative {right}, left derivative {left}: "
+    if kink:
+        text += "f'(0) does not exist"
+        if f0 == 0 and right == 1:
+            text += f", {e.name} is the identity on x >= 0 only"
+    else:
+        text += (
+            f"f'(0) = {right}, but the series on the two sides differ "
+            f"({sp.sstr(plus.removeO())} on x >= 0, {sp.sstr(minus.removeO())} on x < 0): "
+            "not analytic at 0, so sympy.series at 0, which expands one side, holds on "
+            "that side only"
+        )
+    return Check(
+        f"{e.name}: one-sided derivatives",
+        _status((sp.Integer(0) in e.kinks) == kink),
+        text,
+    )
+
+
 @cache
 def taylor_identity_near_zero() -> Claim:
     """L8.3/L8.4: near 0, tanh and :math:`4\\sigma - 2` are the identity; sigmoid is not.
@@ -895,11 +981,12 @@ def taylor_identity_near_zero() -> Claim:
     Returns
     -------
     Claim
-        Series at 0 (``sympy.series``) of sigmoid, tanh, :math:`4\\sigma - 2` and of
-        relu on each side of 0; the identity :math:`4\\sigma(x) - 2 = 2\\tanh(x/2)`
-        by simplification; :math:`f(0)` and :math:`f'(0)` for each, with relu's
-        one-sided derivatives; scalar probes of :math:`\\mathbb{E}[f(x)^2]` at a small
-        variance.
+        For every activation of the table's ``near-zero`` family: the series at 0
+        (``sympy.series``) where the series from the two sides agree (sigmoid, tanh,
+        :math:`4\\sigma - 2`, the last by simplification to :math:`2\\tanh(x/2)`), with
+        :math:`f(0)` and :math:`f'(0)`; otherwise (relu, softsign) the series on each
+        side of 0, the one-sided derivatives and :math:`f(0)`, checked against the
+        declared kinks; scalar probes of :math:`\\mathbb{E}[f(x)^2]` at a small variance.
 
     Notes
     -----
@@ -914,128 +1001,65 @@ def taylor_identity_near_zero() -> Claim:
     :math:`\\alpha = 1`). relu has :math:`f(0) = 0` but no derivative at 0: its
     one-sided derivatives are 1 (right) and 0 (left), so it is the identity on
     :math:`x \\ge 0` only. (SymPy's ``diff(Max(0, x), x)`` is ``Heaviside(x)``, whose
-    value 1/2 at 0 is a convention, not a derivative.)
+    value 1/2 at 0 is a convention, not a derivative.) Softsign :math:`x/(1 + |x|)` has
+    :math:`f(0) = 0` and :math:`f'(0) = 1` but is not analytic at 0: its series are
+    :math:`x - x^2 + \\dots` on :math:`x \\ge 0` and :math:`x + x^2 + \\dots` on
+    :math:`x < 0` (``sympy.series`` at 0 returns the first for both sides), so it is
+    not in the ``taylor`` family.
     """
     assumptions = (*DEFINITIONS, GAUSSIAN)
-    derivations: list[Derivation] = []
-    for name in ("sigmoid", "tanh"):
-        f = DISPLAY[name]
-        uses = ("sigmoid-definition",) if f.has(sigma) else ()
-        derivations.append(
-            Chain(f"{name}: series at 0", f, assumptions=assumptions)
-            .step(
-                sp.series(ACTIVATIONS[name], x, 0, SERIES_ORDER),
-                "sympy.series",
-                "",
-                uses=uses,
-            )
-            .done()
-        )
-    # the adjusted sigmoid: simplification gives 2 tanh(x/2), then its series
-    scaled = DISPLAY["scaled_sigmoid"]
-    as_tanh = sp.simplify(ACTIVATIONS["scaled_sigmoid"])
-    derivations.append(
-        Chain("scaled_sigmoid: series at 0", scaled, assumptions=assumptions)
-        .step(as_tanh, "sympy.simplify", "", uses=("sigmoid-definition", "tanh-definition"))
-        .step(sp.series(as_tanh, x, 0, SERIES_ORDER), "sympy.series", "Taylor series at 0")
-        .done()
-    )
-    # relu on each side of 0
-    x_pos = sp.Symbol("x", nonnegative=True)
-    x_neg = sp.Symbol("x", negative=True)
-    for label, var in (("x >= 0", x_pos), ("x < 0", x_neg)):
-        branch = ACTIVATIONS["relu"].subs(x, var)
-        derivations.append(
-            Chain(f"relu: series on {label}", relu(var), assumptions=assumptions)
-            .step(
-                sp.series(branch, var, 0, SERIES_ORDER, dir="+" if var is x_pos else "-"),
-                "sympy.series (one-sided)",
-                "",
-                uses=("relu-definition",),
-            )
-            .done()
-        )
-    one_sided = {}
-    for direction in ("+", "-"):
-        quotient = sp.Limit((relu(h) - relu(0)) / h, h, 0, direction)
-        chain = (
-            Chain(f"relu: {direction} derivative at 0", quotient, assumptions=assumptions)
-            .step(_explicit(quotient).doit(), "sympy.limit", "", uses=("relu-definition",))
-            .done()
-        )
-        one_sided[direction] = chain.result
-        derivations.append(chain)
-    relu_at_zero = (
-        Chain("relu: value at 0", relu(0), assumptions=assumptions)
-        .step(ACTIVATIONS["relu"].subs(x, 0), "evaluate", "", uses=("relu-definition",))
-        .done()
-    )
-    derivations.append(relu_at_zero)
+    entries = family("near-zero")
+    smooth = [e for e in entries if _two_sided(e)]
+    derivations = [_series_at_zero(e, assumptions) for e in smooth]
+    series = {e.name: d.result for e, d in zip(smooth, derivations, strict=True)}
+    sides: dict[str, tuple[sp.Expr, ...]] = {}
+    for e in entries:
+        if e not in smooth:
+            chains, sides[e.name] = _one_sided(e, assumptions)
+            derivations += chains
     at_zero: dict[str, tuple[sp.Expr, sp.Expr]] = {}
-    for name in ("sigmoid", "tanh", "scaled_sigmoid"):
-        value, slope = _value_and_slope(name, assumptions)
+    for e in smooth:
+        value, slope = _value_and_slope(e.name, assumptions)
         derivations += [value, slope]
-        at_zero[name] = (value.result, slope.result)
-
-    # which activations are the identity to first order at 0, against the lecture
-    lecture_says = {"sigmoid": False, "tanh": True, "scaled_sigmoid": True}
-    confirmations = []
-    for name, (f0, f1) in at_zero.items():
-        identity = f0 == 0 and f1 == 1
-        confirmations.append(
-            Check(
-                f"{name}: f(0), f'(0)",
-                _status(identity == lecture_says[name]),
-                f"f(0) = {f0}, f'(0) = {f1}: "
-                + ("the identity to first order at 0" if identity else "not the identity at 0")
-                + (
-                    ", as the lecture says"
-                    if identity == lecture_says[name]
-                    else ", unlike the lecture"
-                ),
-            )
-        )
-    right, left = one_sided["+"], one_sided["-"]
-    confirmations.append(
-        Check(
-            "relu: one-sided derivatives",
-            _status(relu_at_zero.result == 0 and right == 1 and left != right),
-            f"relu(0) = {relu_at_zero.result}; right derivative {right}, left derivative "
-            f"{left}: f'(0) does not exist, relu is the identity on x >= 0 only",
-        )
-    )
-    confirmations.append(
-        check_algebraic(scaled, 2 * sp.tanh(x / 2), _subs("sigmoid-definition", "tanh-definition"))
-    )
-
+        at_zero[e.name] = (value.result, slope.result)
+    confirmations = [_identity_check(activation(n), *v) for n, v in at_zero.items()]
+    confirmations += [_one_sided_check(activation(n), *v) for n, v in sides.items()]
+    rewritten = [e for e in smooth if e.simplify]
+    confirmations += [
+        check_algebraic(e.display, e.form, _subs("sigmoid-definition", "tanh-definition"))
+        for e in rewritten
+    ]
     f = sp.Function("f")
     conditions = (
         sp.Eq(f(0), 0),
         sp.Eq(sp.Subs(sp.Derivative(f(x), x), x, 0), 1),
-        sp.Eq(scaled, as_tanh),
+        *(sp.Eq(e.display, e.form) for e in rewritten),
     )
     probes = [
         _scalar_probe(
-            f"{name}-m2-q{float(NEAR_ZERO_Q)}",
-            name,
+            f"{e.name}-m2-q{float(NEAR_ZERO_Q)}",
+            e.name,
             NEAR_ZERO_Q,
-            gaussian_integral(DISPLAY[name] ** 2, x, q),
+            gaussian_integral(e.display**2, x, q),
         )
-        for name in ("tanh", "scaled_sigmoid", "sigmoid", "relu")
+        for e in sorted(entries, key=lambda e: "taylor" not in e.families)
     ]
+    scaled = DISPLAY["scaled_sigmoid"]
+    relu_at_zero, right, left = sides["relu"][:3]
     return Claim(
         id="taylor-identity-near-zero",
         lecture=("L8.3", "L8.4"),
         title="Near zero tanh and the adjusted sigmoid are the identity, sigmoid is not",
         summary=(
-            rf"At $0$: ${sp.latex(sigma(x))} = {sp.latex(derivations[0].result)}$, "
-            rf"$\tanh x = {sp.latex(derivations[1].result)}$ and "
-            rf"${sp.latex(scaled)} = {sp.latex(as_tanh)} = {sp.latex(derivations[2].result)}$. "
+            rf"At $0$: ${sp.latex(sigma(x))} = {sp.latex(series['sigmoid'])}$, "
+            rf"$\tanh x = {sp.latex(series['tanh'])}$ and "
+            rf"${sp.latex(scaled)} = {sp.latex(activation('scaled_sigmoid').form)} = "
+            rf"{sp.latex(series['scaled_sigmoid'])}$. "
             r"The identity to first order needs $f(0) = 0$ and $f'(0) = 1$: tanh and "
             r"$4\sigma - 2$ meet both, $\sigma$ meets neither "
             rf"($\sigma(0) = {sp.latex(at_zero['sigmoid'][0])}$, "
             rf"$\sigma'(0) = {sp.latex(at_zero['sigmoid'][1])}$). "
-            rf"$\operatorname{{relu}}(0) = {sp.latex(relu_at_zero.result)}$ but its one-sided "
+            rf"$\operatorname{{relu}}(0) = {sp.latex(relu_at_zero)}$ but its one-sided "
             rf"derivatives are ${sp.latex(right)}$ (right) and ${sp.latex(left)}$ (left): it is "
             r"the identity on $x \ge 0$ and zero on $x < 0$."
         ),
@@ -1144,7 +1168,7 @@ def validity_bounds() -> dict[str, dict[str, float]]:
     (``"1% series"``).
     """
     out: dict[str, dict[str, float]] = {}
-    for name in ("tanh", "scaled_sigmoid"):
+    for name in names("taylor"):
         series = gaussian_square_series(ACTIVATIONS[name], x, q, EXPANSION_ORDER).value
         row: dict[str, float] = {}
         for eps in TOLERANCES:
@@ -1194,8 +1218,8 @@ def taylor_range_of_validity() -> Claim:
         .step(as_tanh, "sympy.simplify", "", uses=("sigmoid-definition", "tanh-definition"))
         .done()
     )
-    forms = {"tanh": ACTIVATIONS["tanh"], "scaled_sigmoid": as_tanh}
-    for name in ("tanh", "scaled_sigmoid"):
+    forms = {e.name: e.form for e in family("taylor")}
+    for name in names("taylor"):
         expansion = gaussian_square_series(ACTIVATIONS[name], x, q, EXPANSION_ORDER)
         series[name] = expansion.value
         chain = Chain(
@@ -1242,14 +1266,14 @@ def taylor_range_of_validity() -> Claim:
 
     bounds = validity_bounds()
     confirmations = []
-    for name in ("tanh", "scaled_sigmoid"):
+    for name in names("taylor"):
         for eps in TOLERANCES:
             confirmations.append(_enclosure_check(name, eps, bounds[name][f"{float(eps):.0%}"]))
     confirmations.append(_residual_scaling("tanh", series["tanh"], 0.01))
     confirmations.append(_residual_scaling("scaled_sigmoid", series["scaled_sigmoid"], 0.04))
 
     conditions = []
-    for name in ("tanh", "scaled_sigmoid"):
+    for name in names("taylor"):
         for eps in TOLERANCES:
             key = f"{float(eps):.0%}"
             label = name.replace("_", " ")

@@ -36,15 +36,7 @@ from ._calculus import (
 )
 from ._check import Chain
 from ._claim import Assumption, Check, Claim, Derivation, Probe, Status
-
-i, j = sp.symbols("i j", integer=True, positive=True)
-n_prev = sp.Symbol("n_{t-1}", integer=True, positive=True)
-gamma = sp.Symbol("gamma_t", positive=True)
-mu_prev = sp.Symbol("mu_t-1", real=True)
-v_prev = sp.Symbol("v_{t-1}", positive=True)
-w = sp.IndexedBase("w^{t}")
-h_prev = sp.IndexedBase("h^{t-1}")
-h = sp.IndexedBase("h^{t}")
+from ._symbols import gamma, h, h_prev, i, j, mu_prev, n_prev, v_prev, w
 
 HALF = sp.Rational(1, 2)
 

@@ -74,6 +74,7 @@ from scipy import integrate, optimize
 from sympy import stats
 
 from ._budget import BudgetExceeded, time_budget
+from ._symbols import z as _z
 
 T = TypeVar("T")
 
@@ -83,7 +84,6 @@ QUAD_EPSREL = 1e-12
 #: Functions of ``x`` that keep a Gaussian integral in closed form.
 _PIECEWISE_HEADS = (sp.Max, sp.Min, sp.Abs, sp.Heaviside, sp.sign, sp.Piecewise)
 
-_z = sp.Symbol("z", real=True)
 _Q = sp.Dummy("q", positive=True)
 
 

@@ -51,6 +51,12 @@ from ._check import Chain, check_algebraic
 from ._claim import Assumption, Check, Claim, Derivation, Probe, Status
 from ._forward import layer_moments, linear_model, weight_variance
 from ._kernel import disproof, sign
+from ._symbols import g as G
+from ._symbols import g_prev as G_PREV
+from ._symbols import gamma as GAMMA
+from ._symbols import n_prev as N_PREV
+from ._symbols import n_t as N_T
+from ._symbols import w as W_B
 
 HALF, QUARTER = sp.Rational(1, 2), sp.Rational(1, 4)
 
@@ -202,14 +208,8 @@ def _rejects(check: Check, what: str) -> Check:
 
 
 I_IDX, J_IDX = sp.symbols("i j", integer=True, positive=True)
-N_T = sp.Symbol("n_t", integer=True, positive=True)
-N_PREV = sp.Symbol("n_{t-1}", integer=True, positive=True)
-GAMMA = sp.Symbol("gamma_t", positive=True)
 MU_G = sp.Symbol("mu_g", real=True)
 V_G = sp.Symbol("v_g", positive=True)
-W_B = sp.IndexedBase("w^{t}")
-G = sp.IndexedBase("g^{t}")
-G_PREV = sp.IndexedBase("g^{t-1}")
 GRAD_SUM = sp.Sum(W_B[I_IDX, J_IDX] * G[I_IDX], (I_IDX, 1, N_T))
 
 BACKWARD_ASSUMPTIONS = (

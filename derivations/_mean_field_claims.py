@@ -67,18 +67,18 @@ from ._check import Chain
 from ._claim import Assumption, Check, Claim, Derivation, Probe, Status
 from ._gaussian import checked_moment, gaussian_integral
 from ._meanfield import critical_line, mean_field, pair_mean
+from ._symbols import i, j, q
+from ._table import family
 from ._user import x
 
 # --------------------------------------------------------------------------- symbols
 
-i, j = sp.symbols("i j", integer=True, positive=True)
 n = sp.Symbol("n", integer=True, positive=True)
 gamma = sp.Symbol("gamma", positive=True)
 mu = sp.Symbol("mu", real=True)
 v = sp.Symbol("v", positive=True)
 sw2 = sp.Symbol("sigma_w^2", positive=True)
 sb2 = sp.Symbol("sigma_b^2", nonnegative=True)
-q = sp.Symbol("q", positive=True)
 q1, q2 = sp.symbols("q_1 q_2", positive=True)
 q12, s, c = sp.symbols("q_12 s c", real=True)
 u_, v_ = sp.symbols("u v", real=True)
@@ -843,7 +843,7 @@ def _line_check() -> Check:
     """The critical line :math:`\\chi_1 = 1` by quadrature (:mod:`derivations._meanfield`)
     for erf and tanh, with erf's :math:`\\pi/4` at :math:`\\sigma_b^2 = 0` as a cross-check."""
     rows = []
-    for name, f in (("erf", sp.erf(x)), ("tanh", sp.tanh(x))):
+    for name, f in ((e.name, e.expression) for e in family("mean-field")):
         for p in critical_line(f, [0.0, *LINE_SB2]):
             if not p.sigma_w2.decided:
                 return _numeric_check("quadrature", None, f"{name}: {p.sigma_w2.reason}")

@@ -81,6 +81,7 @@ from ._gaussian import (
     quadpack_moment,
     special_points,
 )
+from ._table import TABLE
 from ._user import (
     InputError,
     _check_real,
@@ -877,12 +878,14 @@ def mean_field(
     )
 
 
-#: The activations PyTorch's ``calculate_gain`` names (``torch/nn/init.py``), as f(x).
+#: The activations PyTorch's ``calculate_gain`` names (``torch/nn/init.py``), as f(x):
+#: the table's entries with a torch gain, then the two with parameters.
 TORCH_ACTIVATIONS = (
-    ("linear / identity", "x"),
-    ("sigmoid", "sigmoid(x)"),
-    ("tanh", "tanh(x)"),
-    ("relu", "Max(0, x)"),
+    *(
+        ("linear / identity" if e.torch_gain == "linear" else e.torch_gain, sp.sstr(e.expression))
+        for e in TABLE
+        if e.torch_gain
+    ),
     ("leaky_relu (slope 0.01)", "leaky_relu(x)"),
     ("selu", "selu(x)"),
 )

@@ -94,17 +94,18 @@ from sympy import stats
 from ._activations import ACTIVATIONS, DEFINITIONS, DISPLAY
 from ._check import Chain, check_algebraic
 from ._claim import Assumption, Check, Claim, Derivation, Probe, Status
-from ._forward import forward_variance, gamma, mu_prev, n_prev, v_prev, weight_variance
+from ._forward import forward_variance, weight_variance
 from ._gaussian import evaluate, gaussian_integral, gaussian_moment, gaussian_square_series
 from ._gradients import float_format
-from ._xavier import b_t, backward_variance, n_t, q, second_moment_recursion, x, xavier
+from ._symbols import gamma, mu_prev, n_prev, n_t, q, s2, v_prev, x
+from ._table import activation, family, names
+from ._xavier import b_t, backward_variance, second_moment_recursion, xavier
 
 d = sp.Symbol("d", integer=True, positive=True)
 t = sp.Symbol("t", integer=True, positive=True)
 m_prev = sp.Symbol("m_{t-1}", positive=True)
 eps = sp.Symbol("epsilon", positive=True)
 u = sp.Symbol("u", positive=True)
-s2 = sp.Symbol("s^2", positive=True)
 
 #: The two readings of the slide's N(0, 0.01), in native parameters (a std).
 STD_READING = sp.Rational(1, 100)  # D2L: normal(0, 0.01) is a standard deviation
@@ -118,8 +119,10 @@ TABLE_WIDTHS = (64, 256, 1024)
 TABLE_FORMATS = ("float16", "float32")
 #: Depths of the small-initialization probes (cheap: relative spread about sqrt(2d/n)).
 PROBE_DEPTHS = (3, 5)
-#: Activations of the summary, and the variance of the first pre-activation probed.
-SUMMARY_ACTIVATIONS = ("tanh", "relu", "scaled_sigmoid")
+#: Activations of the summary slide, and the variance of the first pre-activation probed.
+SUMMARY_ACTIVATIONS = names("summary")
+#: Those of them the Taylor argument applies to: their factor chi(q) is expanded in q.
+SERIES_ACTIVATIONS = tuple(e.name for e in family("summary") if "taylor" in e.families)
 PROBE_Q = sp.Integer(1)
 
 
@@ -579,7 +582,7 @@ def xavier_equal_widths() -> sp.Expr:
 
 def _form(name: str) -> sp.Expr:
     """The activation in the form whose series SymPy expands correctly (tanh for 4 sigma - 2)."""
-    return sp.simplify(ACTIVATIONS[name]) if name == "scaled_sigmoid" else ACTIVATIONS[name]
+    return activation(name).form
 
 
 def chi_expression(name: str) -> sp.Expr:
@@ -689,7 +692,7 @@ def _series_chains(name: str) -> tuple[list[Derivation], sp.Expr]:
     """Small-q expansion of :math:`\\chi(q)` under Xavier; returns chains and the series."""
     chains = []
     form = _form(name)
-    if name == "scaled_sigmoid":
+    if activation(name).simplify:
         chains.append(
             Chain("scaled_sigmoid: as tanh", DISPLAY[name], assumptions=SUMMARY_ASSUMPTIONS)
             .step(
@@ -792,7 +795,7 @@ def summary_values() -> dict[str, dict[str, float]]:
     """Per-layer factors at :math:`q = 1`: infinite width and exact at width 256."""
     g_value = xavier_equal_widths().subs(n_prev, WIDTH)
     out = {}
-    for name in ("tanh", "scaled_sigmoid"):
+    for name in SERIES_ACTIVATIONS:
         chi = chi_expression(name).subs({n_prev: WIDTH, gamma: g_value, q: PROBE_Q})
         moment = gaussian_moment(ACTIVATIONS[name] ** 2, x, PROBE_Q)
         infinite = evaluate(chi)
@@ -830,7 +833,7 @@ def lecture_summary() -> Claim:
     """
     derivations: list[Derivation] = []
     series = {}
-    for name in ("tanh", "scaled_sigmoid"):
+    for name in SERIES_ACTIVATIONS:
         chains, expansion = _series_chains(name)
         derivations += chains
         series[name] = expansion
@@ -839,8 +842,7 @@ def lecture_summary() -> Claim:
 
     values = summary_values()
     confirmations = [
-        _confirm_gauss_hermite(name, values[name]["infinite"])
-        for name in ("tanh", "scaled_sigmoid")
+        _confirm_gauss_hermite(name, values[name]["infinite"]) for name in SERIES_ACTIVATIONS
     ]
     confirmations.append(
         check_algebraic(relu_factor, second_moment_recursion().conditions[0].lhs, {}).named(
@@ -848,7 +850,7 @@ def lecture_summary() -> Claim:
             f"relu factor {relu_factor} equals the second-moment-recursion claim's ratio",
         )
     )
-    for name in ("tanh", "scaled_sigmoid"):
+    for name in SERIES_ACTIVATIONS:
         below = values[name]["infinite"] < 1 and values[name]["finite"] < 1
         confirmations.append(
             Check(
@@ -869,14 +871,12 @@ def lecture_summary() -> Claim:
         sp.Eq(sp.Symbol(r"\chi_{\mathrm{relu}}"), relu_xavier),
         sp.Eq(gamma, gamma_he),
     ]
-    for name in ("tanh", "scaled_sigmoid"):
+    for name in SERIES_ACTIVATIONS:
         conditions.append(sp.Eq(chi_symbol[name], sp.Float(values[name]["infinite"], 6)))
 
     probes = _summary_probes(relu_factor)
     tv, sv = values["tanh"]["infinite"], values["scaled_sigmoid"]["infinite"]
-    gap = max(
-        abs(values[n]["finite"] / values[n]["infinite"] - 1) for n in ("tanh", "scaled_sigmoid")
-    )
+    gap = max(abs(values[n]["finite"] / values[n]["infinite"] - 1) for n in SERIES_ACTIVATIONS)
     return Claim(
         id="lecture-summary",
         lecture=("L8.5",),
@@ -934,7 +934,7 @@ def _summary_probes(relu_factor: sp.Expr) -> tuple[Probe, ...]:
             "input": {"law": "normal", "mean": 0.0, "std": float(sp.sqrt(PROBE_Q))},
             "dtype": "float64",
         }
-        if name == "relu":
+        if "homogeneous" in activation(name).families:
             probe = Probe.derived(
                 f"{name}-xavier-factor-q1",
                 scenario,

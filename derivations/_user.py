@@ -122,6 +122,8 @@ from ._gaussian import (
     singularities,
     special_points,
 )
+from ._symbols import x
+from ._table import RELU, SIGMOID, TABLE, activation
 from ._xavier import tau, truncated_variance
 
 
@@ -135,7 +137,6 @@ class InputError(ValueError):
 
 # --------------------------------------------------------------------------- symbols
 
-x = sp.Symbol("x", real=True)
 n_in = sp.Symbol("n_in", integer=True, positive=True)
 n_out = sp.Symbol("n_out", integer=True, positive=True)
 q = sp.Symbol("q", positive=True)
@@ -156,23 +157,23 @@ def _parameter(name: str, what: str, value: sp.Expr) -> sp.Expr:
 
 
 class sigmoid(sp.Function):
-    """The logistic sigmoid; evaluates at once to :math:`1/(1 + e^{-u})`."""
+    """The logistic sigmoid; evaluates at once to :math:`1/(1 + e^{-u})` (the table's)."""
 
     nargs = 1
 
     @classmethod
     def eval(cls, arg: sp.Expr) -> sp.Expr:
-        return 1 / (1 + sp.exp(-arg))
+        return SIGMOID.subs(x, arg)
 
 
 class relu(sp.Function):
-    """The rectifier; evaluates at once to ``Max(0, u)``."""
+    """The rectifier; evaluates at once to ``Max(0, u)`` (the table's)."""
 
     nargs = 1
 
     @classmethod
     def eval(cls, arg: sp.Expr) -> sp.Expr:
-        return sp.Max(0, arg)
+        return RELU.subs(x, arg)
 
 
 class softplus(sp.Function):
@@ -298,13 +299,13 @@ class hardtanh(sp.Function):
 
 
 class softsign(sp.Function):
-    """Softsign, :math:`u/(1 + |u|)`."""
+    """Softsign, :math:`u/(1 + |u|)` (the table's)."""
 
     nargs = 1
 
     @classmethod
     def eval(cls, arg: sp.Expr) -> sp.Expr:
-        return arg / (1 + sp.Abs(arg))
+        return activation("softsign").expression.subs(x, arg)
 
 
 #: Activations by name: what each one means (the function of ``x`` it evaluates to).
@@ -1180,11 +1181,8 @@ def torch_gain(f: sp.Expr) -> TorchGain | None:
     """
     slope = sp.Symbol("slope", positive=True)
     leaky = sp.Max(0, x) + slope * sp.Min(0, x)
-    table = [
-        ("linear", x, sp.Integer(1), None),
-        ("sigmoid", 1 / (1 + sp.exp(-x)), sp.Integer(1), None),
-        ("tanh", sp.tanh(x), sp.Rational(5, 3), None),
-        ("relu", sp.Max(0, x), sp.sqrt(2), None),
+    table = [(e.torch_gain, e.expression, e.gain, None) for e in TABLE if e.torch_gain]
+    table += [
         (
             "selu",
             SELU_SCALE * (sp.Max(0, x) + sp.Min(0, SELU_ALPHA * (sp.exp(x) - 1))),

@@ -53,35 +53,19 @@ from ._calculus import (
 )
 from ._check import Chain
 from ._claim import Assumption, Check, Claim, Derivation, Probe, Status
-from ._forward import (
-    forward_variance,
-    gamma,
-    h,
-    h_prev,
-    layer_moments,
-    linear_model,
-    mu_prev,
-    n_prev,
-    v_prev,
-    w,
-    weight_variance,
-)
+from ._forward import forward_variance, layer_moments, linear_model, weight_variance
+from ._symbols import g, g_prev, gamma, h, h_prev, i, j, mu_prev, n_prev, n_t, q, v_prev, w, x, z
 
 HALF = sp.Rational(1, 2)
 
 # --------------------------------------------------------------------------- symbols
 
-i, j, m = sp.symbols("i j m", integer=True, positive=True)
-x = sp.Symbol("x", real=True)
-n_t = sp.Symbol("n_t", integer=True, positive=True)
+m = sp.Symbol("m", integer=True, positive=True)
 m_t = sp.Symbol("m_t", real=True)
 b_t = sp.Symbol("b_t", positive=True)
-g = sp.IndexedBase("g^{t}")
-g_prev = sp.IndexedBase("g^{t-1}")
 
 alpha = sp.Symbol("alpha", real=True)
 beta = sp.Symbol("beta", real=True)
-q = sp.Symbol("q", positive=True)
 a = sp.Symbol("a", positive=True)
 tau = sp.Symbol("tau", positive=True)
 s = sp.Symbol("s", positive=True)
@@ -571,8 +555,6 @@ def backward_independence() -> Claim:
 
 
 # =========================================================================== S1
-
-z = sp.Symbol("z", real=True)
 
 
 def _gaussian_density(var: sp.Expr, at: sp.Symbol) -> sp.Expr:

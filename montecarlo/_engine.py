@@ -134,8 +134,9 @@ class MLPStats:
 
 
 def _activation(
-    name: str, extra: Mapping[str, tuple[Callable, Callable]] | None
-) -> tuple[Callable, Callable]:
+    name: str, extra: Mapping[str, tuple[Callable, ...]] | None
+) -> tuple[Callable, ...]:
+    """``(f, f')``, or ``(f, f', f' from the output)``: the caller's, else the built-in."""
     return (extra or {}).get(name) or ACTIVATIONS[name]
 
 
@@ -154,12 +155,21 @@ _FROM_OUTPUT: dict[str, Callable | None] = {
 
 
 def _backward_factor(
-    name: str, residual: bool, extra: Mapping[str, tuple[Callable, Callable]] | None
+    name: str, residual: bool, extra: Mapping[str, tuple[Callable, ...]] | None
 ) -> tuple[bool, Callable | None]:
-    """``(from_output, factor)``: whether the backward pass reads ``f'`` from ``h``."""
-    if residual or name in (extra or {}) or name not in _FROM_OUTPUT:
+    """``(from_output, factor)``: whether the backward pass reads ``f'`` from ``h``.
+
+    A caller's activation ``(f, f', g)`` gives ``g``, ``f'`` written from the output,
+    which must equal ``f'(z)`` bit for bit; ``(f, f')`` has none.
+    """
+    given = (extra or {}).get(name)
+    if residual or (given is None and name not in _FROM_OUTPUT):
         return False, _activation(name, extra)[1]
-    return True, _FROM_OUTPUT[name]
+    if given is None:
+        return True, _FROM_OUTPUT[name]
+    if len(given) > 2 and given[2] is not None:
+        return True, given[2]
+    return False, given[1]
 
 
 def choose_batch(widths: tuple[int, ...]) -> int:
@@ -243,7 +253,7 @@ def simulate_mlp(
     fractions: bool = False,
     lognorm: bool = False,
     preactivation: bool = True,
-    activations: Mapping[str, tuple[Callable, Callable]] | None = None,
+    activations: Mapping[str, tuple[Callable, ...]] | None = None,
 ) -> MLPStats:
     """Propagate ``batch`` inputs through each of ``n_replicates`` sampled networks.
 
@@ -264,7 +274,7 @@ def simulate_mlp(
         Also record the statistics of the pre-activations (``nan`` otherwise).
     """
     dtype = np.dtype(sc.dtype)
-    f, _ = _activation(sc.activation, activations)
+    f = _activation(sc.activation, activations)[0]
     from_output, factor = _backward_factor(sc.activation, sc.residual, activations)
     widths, depth = sc.widths, sc.depth
     item = max(dtype.itemsize, 4)
@@ -354,10 +364,10 @@ def simulate_scalar(
     n_replicates: int,
     batch: int,
     seed: np.random.SeedSequence,
-    activations: Mapping[str, tuple[Callable, Callable]] | None = None,
+    activations: Mapping[str, tuple[Callable, ...]] | None = None,
 ) -> np.ndarray:
     """``f(x)`` or ``f'(x)`` for ``x ~ N(0, q)``: per-replicate ``STATS`` of ``batch`` draws."""
-    f, fprime = _activation(sc.activation, activations)
+    f, fprime = _activation(sc.activation, activations)[:2]
     g = fprime if sc.function == "derivative" else f
     gen = rng(child(seed, 0))
     out = np.empty((n_replicates, len(STATS)))

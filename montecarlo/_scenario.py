@@ -44,9 +44,10 @@ def _sigmoid_prime(x):
     return s * (1 - s)
 
 
-#: Independent NumPy implementations of the lecture's activations and their
-#: derivatives (``name -> (f, f')``). They are written from the definitions, not
-#: generated from the SymPy forms, so a test can hold the two equal.
+#: The activations a scenario may name without passing its functions
+#: (``name -> (f, f')``), for callers that give names only. The activations the claims
+#: use come from the table of :mod:`derivations` with their functions (``activations=``),
+#: and ``tests/test_activation_table.py`` holds these equal to the table's, bit for bit.
 ACTIVATIONS: dict[str, tuple[Callable, Callable]] = {
     "linear": (lambda x: x, lambda x: np.ones_like(x)),
     "relu": (lambda x: np.maximum(x, 0), lambda x: (x > 0).astype(x.dtype)),
@@ -187,12 +188,12 @@ def _laws(name: str, raw: object, n: int) -> tuple[WeightLaw, ...]:
     return tuple(weight_law(f"{name}[{t}]", law) for t, law in enumerate(laws))
 
 
-def _activation(value: object, extra: Mapping[str, tuple[Callable, Callable]] | None) -> str:
+def _activation(value: object, extra: Mapping[str, tuple[Callable, ...]] | None) -> str:
     return _choice("activation", value, (*ACTIVATIONS, *(extra or {})))
 
 
 def mlp_scenario(
-    data: Mapping[str, object], activations: Mapping[str, tuple[Callable, Callable]] | None = None
+    data: Mapping[str, object], activations: Mapping[str, tuple[Callable, ...]] | None = None
 ) -> MLPScenario:
     """Validate plain data into an :class:`MLPScenario`.
 
@@ -205,7 +206,10 @@ def mlp_scenario(
         ``{"law": "normal", "mean": 0, "std": 1}``), ``upstream``
         (``{"law": "normal", "std"}`` or ``{"loss": "half_squared"}``), ``dtype``.
     activations : mapping, optional
-        Extra activations ``name -> (f, f')`` as NumPy callables.
+        Extra activations ``name -> (f, f')`` as NumPy callables, or ``(f, f', g)``
+        with ``g(h)`` the derivative written from the output ``h = f(z)``, equal bit
+        for bit to ``f'(z)`` (the backward pass then keeps ``h``). A name given here
+        takes precedence over a built-in one.
     """
     data = _mapping("scenario", data)
     _keys(
@@ -262,7 +266,7 @@ def mlp_scenario(
 
 
 def scenario(
-    data: Mapping[str, object], activations: Mapping[str, tuple[Callable, Callable]] | None = None
+    data: Mapping[str, object], activations: Mapping[str, tuple[Callable, ...]] | None = None
 ) -> Scenario:
     """Validate a scenario of any kind (``mlp``, ``scalar`` or ``product``)."""
     data = _mapping("scenario", data)

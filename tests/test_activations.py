@@ -13,7 +13,7 @@ import pytest
 import sympy as sp
 from scipy import integrate, special
 
-from derivations import Status, check_algebraic
+from derivations import ACTIVATION_TABLE, Status, check_algebraic
 from derivations import _activations as act
 from derivations._gaussian import (
     evaluate,
@@ -28,11 +28,14 @@ CLAIMS = [build() for build in act.BUILDERS]
 BY_ID = {c.id: c for c in CLAIMS}
 
 #: Independent NumPy forms of the activations and their derivatives.
+#: The simulation's NumPy side, from the activation table (held equal to the SymPy side
+#: in tests/test_activation_table.py), on scalars and arrays.
 NUMPY = {
-    "sigmoid": (special.expit, lambda v: special.expit(v) * (1 - special.expit(v))),
-    "tanh": (np.tanh, lambda v: 1 - np.tanh(v) ** 2),
-    "relu": (lambda v: np.maximum(v, 0.0), lambda v: float(v > 0)),
-    "scaled_sigmoid": (lambda v: 4 * special.expit(v) - 2, None),
+    e.name: (
+        lambda v, f=e.function: f(np.asarray(v, dtype=float)),
+        lambda v, d=e.derivative: d(np.asarray(v, dtype=float)),
+    )
+    for e in ACTIVATION_TABLE
 }
 
 
