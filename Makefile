@@ -6,6 +6,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SEED   ?= 2026
 OUT    ?= build/report
+# Editions of the report and the handout: English and Chinese.
+LANGS  ?= en,zh
 
 .PHONY: test report handout quick bench lint clean
 
@@ -18,10 +20,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 report: $(STAMP)
-	$(BIN)/initproof report --seed $(SEED) --out $(OUT)
+	$(BIN)/initproof report --seed $(SEED) --out $(OUT) --lang $(LANGS) --html
 
 handout: $(STAMP)
-	$(BIN)/initproof handout --seed $(SEED) --out build/handout
+	$(BIN)/initproof handout --seed $(SEED) --out build/handout --lang $(LANGS) --html
 
 quick: $(STAMP)
 	$(BIN)/initproof report --seed $(SEED) --out $(OUT) --quick

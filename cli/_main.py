@@ -48,6 +48,17 @@ def _alpha(text: str) -> float:
     return value
 
 
+def _langs(text: str) -> tuple[str, ...]:
+    """``en``, ``zh`` or both, comma-separated (``en,zh``), in the order given."""
+    from report._i18n import LANGUAGES
+
+    langs = tuple(x.strip() for x in text.split(","))
+    if not text.strip() or any(x not in LANGUAGES for x in langs):
+        options = ", ".join([*LANGUAGES, ",".join(LANGUAGES)])
+        raise argparse.ArgumentTypeError(f"--lang must be one of {options}; got {text!r}")
+    return tuple(dict.fromkeys(langs))
+
+
 def _seed(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"--seed must be a non-negative integer; got {text!r}")
@@ -83,6 +94,10 @@ def list_claims(claims) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Help of ``--lang``.
+LANG_HELP = "editions: en (English), zh (Chinese: report-zh.pdf, ...) or en,zh (default en)"
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="initproof",
@@ -101,6 +116,8 @@ def parser() -> argparse.ArgumentParser:
     )
     rep.add_argument("--quick", action="store_true", help="fast draft at 5%% precision")
     rep.add_argument("--no-pdf", action="store_true", help="skip compiling the PDF")
+    rep.add_argument("--lang", type=_langs, default=("en",), help=LANG_HELP)
+    rep.add_argument("--html", action="store_true", help="also write report.html, a web page")
     hand = sub.add_parser(
         "handout",
         help="a printable handout (at most 12 pages, results blank) and its answer key",
@@ -115,6 +132,10 @@ def parser() -> argparse.ArgumentParser:
     )
     hand.add_argument("--quick", action="store_true", help="fast draft at 5%% precision")
     hand.add_argument("--no-pdf", action="store_true", help="skip compiling the PDF")
+    hand.add_argument("--lang", type=_langs, default=("en",), help=LANG_HELP)
+    hand.add_argument(
+        "--html", action="store_true", help="also write handout.html, a web page with answers"
+    )
     sub.add_parser(
         "list", help="list the registered claims, their symbolic status and steps by status"
     )
@@ -150,7 +171,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from report._render import write_report
 
     ev = evidence(args.seed, alpha=args.alpha, quick=args.quick, progress=True)
-    paths = write_report(ev, args.out, pdf=not args.no_pdf, handout=args.command == "handout")
+    suffixes = (".md", ".tex", ".html") if args.html else (".md", ".tex")
+    paths = write_report(
+        ev,
+        args.out,
+        pdf=not args.no_pdf,
+        handout=args.command == "handout",
+        langs=args.lang,
+        suffixes=suffixes,
+    )
     for path in paths:
         print(path)
     verdicts = {c["id"]: c["verdict"] for c in ev["claims"]}

@@ -243,15 +243,19 @@ def evidence(
     confidence = montecarlo.per_check_confidence(alpha, max(n_checks, 1))
     bar = tqdm(total=n_checks, unit="check", delay=2, disable=None if progress else True)
     estimates = {}
+    simulation = derivations.simulation_activations()  # the table's NumPy side
     for claim in claims:
         for probe in claim.probes:
             bar.set_postfix_str(f"{claim.id}/{probe.label}", refresh=False)
             bar.update()
+            # a pair scenario names its activation; the others take the table's functions
+            pair = probe.scenario.get("kind") == "pair"
             estimates[claim.id, probe.label] = montecarlo.measure(
                 probe.scenario,
                 probe.observable,
                 seed=montecarlo.seed_for(seed, claim.id, probe.label),
                 precision=precision,
+                **({} if pair else {"activations": simulation}),
             )
     bar.close()
     keys = list(estimates)

@@ -68,6 +68,7 @@ from derivations import (
     _mean_field_claims,
     _meanfield,
     _xavier,
+    simulation_activations,
 )
 
 #: Width and depth of the simulated networks of the depth figure.
@@ -79,6 +80,8 @@ REPLICATES, QUICK_REPLICATES, BATCH = 64, 16, 32
 SMALL_STD = sp.Rational(1, 100)
 #: Confidence of every error bar.
 LEVEL = montecarlo.DEFAULT_LEVEL
+#: The activations' NumPy side, from the table, handed to the engine.
+SIMULATION = simulation_activations()
 #: Precision target of the product and scalar points (relative 99% half-width).
 PRECISION, QUICK_PRECISION = 0.01, 0.05
 #: Depths of the product figure's simulated log-growth and mean-square points.
@@ -157,7 +160,7 @@ def _recursion_latex() -> str:
 
 
 def _activation(name: str) -> sp.Expr:
-    return x if name == "linear" else _activations.ACTIVATIONS[name]
+    return _activations.ACTIVATIONS[name]
 
 
 def recursion(name: str, n: int, gamma: float, depth: int) -> tuple[list[float], list[float]]:
@@ -259,7 +262,8 @@ def _variance_depth(seed: int, quick: bool) -> dict:
                 "input": {"law": "normal", "mean": 0.0, "std": 1.0},
                 "upstream": {"law": "normal", "std": 1.0},
                 "dtype": "float64",
-            }
+            },
+            SIMULATION,
         )
         st = montecarlo.simulate_mlp(
             scenario,
@@ -267,6 +271,7 @@ def _variance_depth(seed: int, quick: bool) -> dict:
             BATCH,
             montecarlo.seed_for(seed, "figure", fid, label),
             backward=True,
+            activations=SIMULATION,
         )
         m2 = montecarlo.STATS.index("m2")
         for panel, theory, sim in ((0, m, st.forward), (1, g, st.backward)):
@@ -304,13 +309,33 @@ def _variance_depth(seed: int, quick: bool) -> dict:
     }
 
 
+def _one_sided_series(claim, name: str, grid: np.ndarray, panel: int) -> list[dict]:
+    """The series on each side of 0, truncated at degrees 1 and 3 (one curve when equal)."""
+    out, previous = [], None
+    for degree in (1, 3):
+        pieces = []
+        for label in ("x >= 0", "x < 0"):
+            branch = _result(claim, f"{name}: series on {label}").removeO()
+            var = next(iter(branch.free_symbols), x)
+            part = sum(branch.coeff(var, k) * var**k for k in range(degree + 1))
+            pieces.append(np.broadcast_to(sp.lambdify(var, part, "numpy")(grid), grid.shape))
+        taylor = np.where(grid >= 0, pieces[0], pieces[1])
+        if previous is not None and np.array_equal(taylor, previous):
+            continue
+        label = "one-sided series" if degree == 1 else f"one-sided, degree {degree}"
+        out.append(_theory(label, grid, taylor, panel=panel, group=f"degree {degree}"))
+        previous = taylor
+    return out
+
+
 def _taylor() -> dict:
     claim = _activations.taylor_identity_near_zero()
     grid = np.linspace(-3.0, 3.0, 241)
-    names = ("sigmoid", "tanh", "relu", "scaled_sigmoid")
+    entries = _activations.family("near-zero")
+    one_sided = {d.name.split(":")[0] for d in claim.derivations if "series on" in d.name}
     series = []
     first_order = 0
-    for panel, name in enumerate(names):
+    for panel, name in enumerate(e.name for e in entries):
         f = sp.lambdify(x, _activations.ACTIVATIONS[name], "numpy")
         series.append(
             _theory(
@@ -321,14 +346,8 @@ def _taylor() -> dict:
                 group="function",
             )
         )
-        if name == "relu":
-            pieces = []
-            for label in ("x >= 0", "x < 0"):
-                branch = _result(claim, f"relu: series on {label}").removeO()
-                var = next(iter(branch.free_symbols), x)
-                pieces.append(np.broadcast_to(sp.lambdify(var, branch, "numpy")(grid), grid.shape))
-            taylor = np.where(grid >= 0, pieces[0], pieces[1])
-            series.append(_theory("one-sided series", grid, taylor, panel=panel, group="degree 1"))
+        if name in one_sided:
+            series += _one_sided_series(claim, name, grid, panel)
             continue
         poly = sp.Poly(_result(claim, f"{name}: series at 0").removeO(), x)
         for degree in (1, 3):
@@ -353,13 +372,19 @@ def _taylor() -> dict:
             f"to first order tanh and ${sp.latex(_activations.DISPLAY['scaled_sigmoid'])}$ are "
             f"the identity, the sigmoid is ${sp.latex(first_order, order='rev-lex')}$, and "
             "relu equals its one-sided series on each side of 0."
+            + "".join(
+                f" {e.label} (not on the lecture's slides) is shown with its "
+                + ("one-sided series on each side of 0." if e.name in one_sided else "series.")
+                for e in entries
+                if "lecture" not in e.families
+            )
         ),
         "xlabel": "x",
         "ylabel": "f(x)",
         "xscale": "linear",
         "yscale": "linear",
         "ylim": [-3.0, 3.0],
-        "panels": ["sigmoid", "tanh", "relu", "4 sigmoid(x) - 2"],
+        "panels": [e.label for e in entries],
         "series": series,
     }
 
@@ -493,7 +518,7 @@ def _log_norm_depth(seed: int, quick: bool) -> dict:
     (m2_probe,) = [p for p in claim.probes if p.observable["moment"] == "m2"]
     factor = m2_probe.predicted  # the per-layer mean-square factor at He initialization
     replicates = 100 if quick else 600
-    scenario = montecarlo.scenario(_log_norm._relu_mlp(n, depth))
+    scenario = montecarlo.scenario(_log_norm._relu_mlp(n, depth), SIMULATION)
     st = montecarlo.simulate_mlp(
         scenario,
         replicates,
@@ -502,6 +527,7 @@ def _log_norm_depth(seed: int, quick: bool) -> dict:
         backward=False,
         lognorm=True,
         preactivation=False,
+        activations=SIMULATION,
     )
     m2, log_m2 = montecarlo.STATS.index("m2"), montecarlo.STATS.index("log_m2")
     layers = list(range(depth + 1))
@@ -595,6 +621,7 @@ def _tanh_variance(seed: int, quick: bool) -> dict:
             {"moment": "m2"},
             seed=montecarlo.seed_for(seed, "figure", fid, str(qv)),
             precision=precision,
+            activations=SIMULATION,
         )
         ci = est.confidence_interval(LEVEL)
         points.append((est.value, ci.low, ci.high))
@@ -798,7 +825,7 @@ def _correlation_phases(seed: int, quick: bool) -> dict:
 
 def _phase_diagram() -> dict:
     series = []
-    for name, f in (("erf", sp.erf(x)), ("tanh", sp.tanh(x))):
+    for name, f in ((e.name, e.expression) for e in _activations.family("mean-field")):
         line = _meanfield.critical_line(f, list(DIAGRAM_SB2))
         keep = [p for p in line if p.sigma_w2.decided]
         series.append(
@@ -949,8 +976,29 @@ def _draw_panel(ax, fig: dict, series: list[dict], groups: list[str]) -> None:
         )
 
 
-def render_figure(fig: dict, path: Path) -> Path:
-    """Draw one figure's data into the PNG file ``path`` (deterministic bytes)."""
+#: Fonts of the labels by language (English: matplotlib's default, so the English
+#: figures keep their bytes). Chinese labels are set in a CJK font, with DejaVu Sans as
+#: fallback; it comes first because the text around a formula in a label
+#: (``3 阶: $x$``) is set in the first font only.
+FONTS = {"zh": ["Noto Sans CJK SC", "DejaVu Sans"]}
+
+
+def _load_fonts(families: list[str]) -> None:
+    """Register system fonts of ``families`` that matplotlib's font cache lacks (a cache
+    written before the fonts were installed)."""
+    from matplotlib import font_manager
+
+    known = {f.name for f in font_manager.fontManager.ttflist}
+    for family in set(families) - known:
+        stem = family.replace(" ", "").removesuffix("SC").removesuffix("TC")
+        for path in sorted(font_manager.findSystemFonts()):
+            if Path(path).name.startswith(stem):
+                font_manager.fontManager.addfont(path)
+
+
+def render_figure(fig: dict, path: Path, lang: str = "en") -> Path:
+    """Draw one figure's data into the PNG file ``path`` (deterministic bytes); its
+    labels in ``lang`` are set in that language's :data:`FONTS`."""
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -960,7 +1008,10 @@ def render_figure(fig: dict, path: Path) -> Path:
     columns = len(panels) if len(panels) <= 2 else 2
     rows = math.ceil(len(panels) / columns)
     size = (FIGSIZE[0], FIGSIZE[1] * (1 if rows == 1 else 0.75 * rows))
-    with matplotlib.rc_context(matplotlib.rcParamsDefault):
+    fonts = {"font.family": FONTS[lang]} if lang in FONTS else {}
+    if fonts:
+        _load_fonts(FONTS[lang])
+    with matplotlib.rc_context({**matplotlib.rcParamsDefault, **fonts}):
         figure = Figure(figsize=size, dpi=DPI, layout="constrained")
         FigureCanvasAgg(figure)
         axes = figure.subplots(rows, columns, squeeze=False, sharex=True, sharey=True).ravel()
@@ -990,7 +1041,7 @@ def render_figure(fig: dict, path: Path) -> Path:
     return path
 
 
-def render_figures(data: list[dict], folder: Path) -> list[Path]:
+def render_figures(data: list[dict], folder: Path, lang: str = "en") -> list[Path]:
     """Render every figure of :func:`figure_data` into ``folder/<id>.png``.
 
     Agg renderer, fixed size and resolution, matplotlib's default style and no
@@ -998,4 +1049,4 @@ def render_figures(data: list[dict], folder: Path) -> list[Path]:
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    return [render_figure(fig, folder / f"{fig['id']}.png") for fig in data]
+    return [render_figure(fig, folder / f"{fig['id']}.png", lang) for fig in data]

@@ -175,12 +175,15 @@ def _main(argv: list[str]) -> int:
         print(add(entries))
         return 0
     if len(argv) == 2 and argv[0] == "missing":
-        from ._render import render_all
+        # run as ``python -m`` this module is ``__main__``: the renderer records into the
+        # package's copy, so that copy is the one asked
+        from report import _i18n
+        from report._render import render_all
 
         ev = json.loads(Path(argv[1]).read_text(encoding="utf-8"))
-        missing("zh", clear=True)
+        _i18n.missing("zh", clear=True)
         render_all(ev, "zh")
-        keys = sorted(missing("zh"))
+        keys = sorted(_i18n.missing("zh"))
         print(json.dumps(dict.fromkeys(keys, ""), ensure_ascii=False, indent=0))
         return 0
     print("usage: python -m report._i18n (missing EVIDENCE.json | add FILE.json)", file=sys.stderr)

@@ -13,14 +13,16 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from importlib import resources
 from pathlib import Path
 
 import jinja2
 
 from ._evidence import status_line
+from ._i18n import LANGUAGES, translate
 from ._latex import mathtext, psi_text
 
 _TEX_SPECIAL = {
@@ -96,7 +98,7 @@ def num(x: float | None) -> str:
     return f"{x:.6g}"
 
 
-def predicted(check: Mapping) -> str:
+def predicted(check: Mapping, lang: str = "en") -> str:
     """The prediction as the claim allows it: ``≥ y`` for a lower bound, ``y ± b`` with a
     bias bound, marked ``(lecture)`` when it is the lecture's own number."""
     pred = check.get("prediction", {})
@@ -105,7 +107,7 @@ def predicted(check: Mapping) -> str:
     shown = {"lower_bound": f"≥ {exact}", "upper_bound": f"≤ {exact}"}.get(kind, y)
     if kind == "point" and bias:
         shown = f"{y} ± {bias:.2g}"
-    return shown + (" (lecture)" if pred.get("source") == "lecture" else "")
+    return translate(shown + (" (lecture)" if pred.get("source") == "lecture" else ""), lang)
 
 
 def pct(x: float) -> str:
@@ -127,24 +129,26 @@ def _law(w: Mapping, mean: float = 0.0) -> str:
     }[w["law"]]()
 
 
-def describe_scenario(sc: Mapping) -> str:
-    """One line describing a plain-data scenario of any kind."""
+def describe_scenario(sc: Mapping, lang: str = "en") -> str:
+    """One line describing a plain-data scenario of any kind (its words in ``lang``)."""
     kind = sc.get("kind", "mlp")
     if kind == "scalar":
         f = "f'" if sc.get("function") == "derivative" else "f"
         return f"{f}(x), f = {sc['activation']}, x ∼ N(0, {num(sc['q'])})"
     if kind == "product":
-        return f"{sc['depth']} products of {sc['n']}×{sc['n']} N(0, {num(sc['std'])}²) matrices"
+        text = f"{sc['depth']} products of {sc['n']}×{sc['n']} N(0, {num(sc['std'])}²) matrices"
+        return translate(text, lang)
     if "widths" not in sc:  # another kind: its fields as they are
         fields = ", ".join(
             f"{k} {num(v) if isinstance(v, float) else v}"
             for k, v in sc.items()
             if k != "kind" and not isinstance(v, Mapping | list)
         )
-        return f"{kind}: {fields}"
+        return translate(f"{kind}: {fields}", lang)
     widths = "→".join(map(str, sc["widths"]))
     if len(sc["widths"]) > 6:
-        widths = f"{sc['widths'][0]}→…→{sc['widths'][-1]} ({len(sc['widths']) - 1} layers)"
+        layers = translate(f"({len(sc['widths']) - 1} layers)", lang)
+        widths = f"{sc['widths'][0]}→…→{sc['widths'][-1]} {layers}"
     w = sc["weights"] if isinstance(sc["weights"], Mapping) else sc["weights"][0]
     inp = sc.get("input", {})
     parts = [
@@ -156,15 +160,21 @@ def describe_scenario(sc: Mapping) -> str:
     if sc.get("biases"):
         parts.append(f"b ∼ {_law(sc['biases'])}")
     if sc.get("residual"):
-        parts.append("residual")
+        parts.append(translate("residual", lang))
     up = sc.get("upstream")
     if up:
-        parts.append("loss ½‖h‖²" if "loss" in up else f"g ∼ N(0, {num(up['std'])}²)")
+        loss = translate("loss ½‖h‖²", lang)
+        parts.append(loss if "loss" in up else f"g ∼ N(0, {num(up['std'])}²)")
     parts.append(sc.get("dtype", "float64"))
     return ", ".join(parts)
 
 
-def describe_observable(ob: Mapping) -> str:
+def describe_observable(ob: Mapping, lang: str = "en") -> str:
+    """The quantity a check estimates, e.g. ``forward second moment, layer 3`` (in ``lang``)."""
+    return translate(_observable(ob), lang)
+
+
+def _observable(ob: Mapping) -> str:
     if "quantity" in ob:
         text = f"{ob['quantity'].replace('_', ' ')} {ob.get('moment', '')}".strip()
         return text + (f", layer {ob['layer']}" if "layer" in ob else "")
@@ -180,7 +190,7 @@ def describe_observable(ob: Mapping) -> str:
     return text
 
 
-def outcomes(claim: Mapping) -> str:
+def outcomes(claim: Mapping, lang: str = "en") -> str:
     """Check outcomes against expectations, e.g. ``6/6 as expected``."""
     checks = claim["checks"]
     met = sum(k["outcome"] == k["expected"] for k in checks)
@@ -191,12 +201,12 @@ def outcomes(claim: Mapping) -> str:
         text += f" ({refuted} refuting the lecture's version)"
     if inconclusive:
         text += f", {inconclusive} inconclusive"
-    return text
+    return translate(text, lang)
 
 
-def status_counts(counts: Mapping[str, int]) -> str:
+def status_counts(counts: Mapping[str, int], lang: str = "en") -> str:
     """Counts by status, strongest first: ``4 proved, 1 computed, 2 tested, ...``."""
-    return status_line(counts)
+    return translate(status_line(counts), lang)
 
 
 def counterexamples(checks: list[Mapping]) -> str:
@@ -208,14 +218,86 @@ def counterexamples(checks: list[Mapping]) -> str:
     )
 
 
-def outcome(check: Mapping) -> str:
+def outcome(check: Mapping, lang: str = "en") -> str:
     """A check's outcome, marked when it refutes the lecture's version as expected."""
     if check["outcome"] == check["expected"] == "disagrees":
-        return "refuted as expected"
-    return check["outcome"]
+        return translate("refuted as expected", lang)
+    return translate(check["outcome"], lang)
 
 
-def _environment(latex: bool) -> jinja2.Environment:
+#: Runs of Chinese characters and full-width punctuation.
+_CJK = re.compile(r"([\u2e80-\u2fff\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]+)")
+
+
+def cjk_mathtext(text: object) -> str:
+    """:func:`~report._latex.mathtext` for text mixing Chinese and formulas: the
+    formulas between runs of Chinese characters are set as in English, the Chinese
+    is escaped text (never inside math)."""
+    chunks = _CJK.split(str(text))
+    return "".join(
+        tex_escape(c) if k % 2 else mathtext(c) if c else "" for k, c in enumerate(chunks)
+    )
+
+
+#: Words that SymPy's displays carry as text inside a formula (``\\text{where }``).
+_MATH_WORDS = re.compile(r"\\text\{( ?)(where|entry)( ?)\}")
+
+
+def math_line(line: object, lang: str) -> str:
+    """A displayed formula with its few words (``where``, ``entry``) in ``lang``."""
+    return _MATH_WORDS.sub(
+        lambda m: r"\text{%s%s%s}" % (m[1], translate(m[2], lang), m[3]), str(line)
+    )
+
+
+def _block(text: str, lang: str) -> str:
+    """A template's literal paragraph in ``lang``: its lines joined, surrounding space kept."""
+    core = text.strip()
+    if not core:
+        return text
+    lead, trail = text[: len(text) - len(text.lstrip())], text[len(text.rstrip()) :]
+    return lead + translate(" ".join(core.split()), lang) + trail
+
+
+def _filters(latex: bool, lang: str) -> dict[str, Callable]:
+    """The filters whose output depends on the language (all identities of English)."""
+    if lang not in LANGUAGES:
+        raise ValueError(f"lang must be one of {', '.join(LANGUAGES)}; got {lang!r}")
+    if lang == "en":
+        plain = {"t": tex_escape if latex else str, "tr": str, "mathline": str}
+        return {
+            **plain,
+            "prose": tex_prose if latex else psi_text,
+            "mathtext": mathtext if latex else str,
+            "predicted": predicted,
+            "scenario": describe_scenario,
+            "quantity": describe_observable,
+            "outcomes": outcomes,
+            "outcome": outcome,
+            "status_counts": status_counts,
+        }
+
+    def tr(text: object) -> str:
+        return translate(text, lang)
+
+    return {
+        "t": (lambda x: tex_escape(tr(x))) if latex else tr,
+        "tr": partial(_block, lang=lang),
+        "mathline": partial(math_line, lang=lang),
+        "prose": (lambda x: tex_prose(tr(x))) if latex else (lambda x: psi_text(tr(x))),
+        "mathtext": (lambda x: cjk_mathtext(tr(x))) if latex else tr,
+        "predicted": partial(predicted, lang=lang),
+        "scenario": partial(describe_scenario, lang=lang),
+        "quantity": partial(describe_observable, lang=lang),
+        "outcomes": partial(outcomes, lang=lang),
+        "outcome": partial(outcome, lang=lang),
+        "status_counts": partial(status_counts, lang=lang),
+    }
+
+
+def _environment(latex: bool, lang: str = "en") -> jinja2.Environment:
+    """The templates' environment in ``lang``: prose filters translate, ``t`` translates
+    and escapes a field, ``tr`` translates a literal paragraph and ``_`` a literal."""
     options = dict(
         loader=jinja2.FileSystemLoader(str(resources.files("report") / "templates")),
         autoescape=False,
@@ -236,22 +318,26 @@ def _environment(latex: bool) -> jinja2.Environment:
     env = jinja2.Environment(**options)
     env.filters.update(
         tex=tex_escape,
-        prose=tex_prose if latex else psi_text,
         num=num,
-        predicted=predicted,
         pct=pct,
         pct_or_na=pct_or_na,
-        scenario=describe_scenario,
-        quantity=describe_observable,
-        outcomes=outcomes,
-        outcome=outcome,
-        status_counts=status_counts,
         counterexamples=counterexamples,
-        mathtext=mathtext if latex else str,
         label=(lambda t: tex_escape(t).replace(r"\_", r"\_\allowbreak{}")) if latex else str,
         psi=psi_text,
     )
+    env.filters.update(_filters(latex, lang))
+    env.globals.update(lang=lang, figdir=figure_folder(lang), _=partial(translate, lang=lang))
     return env
+
+
+def figure_folder(lang: str) -> str:
+    """The folder of an edition's figures: ``figures`` in English, ``figures-zh``, ..."""
+    return "figures" if lang == "en" else f"figures-{lang}"
+
+
+def file_name(stem: str, suffix: str, lang: str) -> str:
+    """An edition's file name: ``report.tex`` in English, ``report-zh.tex`` in Chinese."""
+    return f"{stem}{'' if lang == 'en' else '-' + lang}{suffix}"
 
 
 #: The lecture's sections, in its order: (first lecture number, heading).
@@ -283,8 +369,12 @@ def section_of(claim: Mapping) -> str:
     return [h for n, h in SECTIONS if n <= first][-1]
 
 
-def context(ev: Mapping, handout: bool = False) -> dict:
-    """What the templates render: the evidence, grouped by section, plus the soft spots."""
+def context(ev: Mapping, handout: bool = False, lang: str = "en") -> dict:
+    """What the templates render: the evidence, grouped by section, plus the soft spots.
+
+    Section titles stay English here (figures are matched to them); the templates
+    translate what they show into ``lang``.
+    """
     sections = [
         {"title": h, "claims": [c for c in ev["claims"] if section_of(c) == h]} for _, h in SECTIONS
     ]
@@ -309,24 +399,28 @@ def context(ev: Mapping, handout: bool = False) -> dict:
         ],
         "loose": loose,
         "handout": handout,
+        "lang": lang,
+        "figdir": figure_folder(lang),
     }
 
 
-def render_markdown(ev: Mapping, handout: bool = False) -> str:
-    template = _environment(latex=False).get_template("report.md.j2")
-    return template.render(**context(ev, handout))
+def render_markdown(ev: Mapping, handout: bool = False, lang: str = "en") -> str:
+    """The evidence report in Markdown, in ``lang``."""
+    template = _environment(latex=False, lang=lang).get_template("report.md.j2")
+    return template.render(**context(ev, handout, lang))
 
 
-def render_latex(ev: Mapping, handout: bool = False) -> str:
-    """The evidence report in LaTeX (the handout is :func:`render_handout`)."""
-    template = _environment(latex=True).get_template("report.tex.j2")
-    return template.render(**context(ev, handout))
+def render_latex(ev: Mapping, handout: bool = False, lang: str = "en") -> str:
+    """The evidence report in LaTeX, in ``lang`` (the handout is :func:`render_handout`)."""
+    template = _environment(latex=True, lang=lang).get_template("report.tex.j2")
+    return template.render(**context(ev, handout, lang))
 
 
-def render_handout(ev: Mapping, key: bool = False) -> str:
-    """The printable handout in LaTeX: the student's version, or with ``key`` its key."""
-    template = _environment(latex=True).get_template("handout.tex.j2")
-    return template.render(**handout_context(ev, key=key))
+def render_handout(ev: Mapping, key: bool = False, lang: str = "en") -> str:
+    """The printable handout in LaTeX, in ``lang``: the student's version, or with
+    ``key`` its key."""
+    template = _environment(latex=True, lang=lang).get_template("handout.tex.j2")
+    return template.render(**handout_context(ev, key=key, lang=lang))
 
 
 @dataclass(frozen=True)
@@ -475,7 +569,7 @@ def _box(ev: Mapping, section: HandoutSection, refs: Mapping) -> dict:
     return {"items": items, "numbers": numbers}
 
 
-def handout_context(ev: Mapping, key: bool = False) -> dict:
+def handout_context(ev: Mapping, key: bool = False, lang: str = "en") -> dict:
     """What ``handout.tex.j2`` renders: the sections of :data:`HANDOUT` with their
     blanks, figure and box, the worked exercises, and the report's section numbers."""
     refs = report_sections(ev)
@@ -497,25 +591,42 @@ def handout_context(ev: Mapping, key: bool = False) -> dict:
             }
         )
     exercises = {e["id"]: e for e in ev.get("exercises", [])}
-    return {"ev": ev, "sections": sections, "exercises": exercises, "key": key, "refs": refs}
+    return {
+        "ev": ev,
+        "sections": sections,
+        "exercises": exercises,
+        "key": key,
+        "refs": refs,
+        "lang": lang,
+        "figdir": figure_folder(lang),
+    }
 
 
 def render_json(ev: Mapping) -> str:
     return json.dumps(ev, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def compile_pdf(tex: Path, *, clean: bool = True) -> Path | None:
-    """Compile ``tex`` with latexmk/pdflatex; ``None`` when no TeX engine is installed.
+#: The TeX engine of each language: pdfLaTeX for English, XeLaTeX (xeCJK) for Chinese.
+ENGINES = {"en": "pdflatex", "zh": "xelatex"}
+
+
+def compile_pdf(tex: Path, *, clean: bool = True, engine: str = "pdflatex") -> Path | None:
+    """Compile ``tex`` with latexmk and ``engine`` (``pdflatex`` or ``xelatex``);
+    ``None`` when that engine is not installed.
 
     Dates come from ``SOURCE_DATE_EPOCH`` (0 unless set) and the PDF trailer ID is
-    suppressed, so the same source gives the same bytes. With ``clean`` the auxiliary
-    files and the log are removed afterwards; without, the ``.log`` stays for reading.
+    suppressed (pdfTeX) or derived from that date (xdvipdfmx), so the same source gives
+    the same bytes. With ``clean`` the auxiliary files and the log are removed
+    afterwards; without, the ``.log`` stays for reading.
     """
-    if shutil.which("latexmk") is None or shutil.which("pdflatex") is None:
+    if engine not in ("pdflatex", "xelatex"):
+        raise ValueError(f"engine must be pdflatex or xelatex; got {engine!r}")
+    if shutil.which("latexmk") is None or shutil.which(engine) is None:
         return None
     env = {**os.environ, "FORCE_SOURCE_DATE": "1"}
     env.setdefault("SOURCE_DATE_EPOCH", "0")
-    cmd = ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-quiet", tex.name]
+    mode = "-pdf" if engine == "pdflatex" else "-xelatex"
+    cmd = ["latexmk", mode, "-interaction=nonstopmode", "-halt-on-error", "-quiet", tex.name]
     run = subprocess.run(cmd, cwd=tex.parent, env=env, capture_output=True, text=True)
     log = tex.with_suffix(".log")
     text = log.read_text(errors="replace") if log.exists() else run.stdout
@@ -529,40 +640,119 @@ def compile_pdf(tex: Path, *, clean: bool = True) -> Path | None:
     return tex.with_suffix(".pdf")
 
 
-def write_report(ev: Mapping, out: Path, *, pdf: bool = True, handout: bool = False) -> list[Path]:
-    """Write the report (or the handout) into ``out`` atomically.
+def translate_figure(fig: Mapping, lang: str) -> dict:
+    """A figure's data with its words in ``lang``: title, caption, axis labels, panel
+    titles and legend entries (the numbers and the id are the same)."""
+    if lang == "en":
+        return dict(fig)
+
+    def tr(text: object) -> object:
+        return translate(text, lang) if isinstance(text, str) else text
+
+    return {
+        **fig,
+        **{k: tr(fig[k]) for k in ("title", "caption", "xlabel", "ylabel") if k in fig},
+        "panels": [tr(p) for p in fig.get("panels") or []],
+        "series": [
+            {**s, **{k: tr(s[k]) for k in ("label", "group") if k in s}}
+            for s in fig.get("series", [])
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class Edition:
+    """One rendered file of a build.
+
+    ``stem`` and ``suffix`` name it (``report`` and ``.tex``; in another language
+    ``report-zh.tex``), ``handout`` says whether it belongs to the handout's build or
+    the report's, and ``render`` gives its text from the evidence and the language.
+    A ``.tex`` edition is also compiled to PDF.
+    """
+
+    stem: str
+    suffix: str
+    handout: bool
+    render: Callable[[Mapping, str], str]
+
+
+#: Every edition, in the order they are written.
+EDITIONS: tuple[Edition, ...] = (
+    Edition("report", ".md", False, lambda ev, lang: render_markdown(ev, lang=lang)),
+    Edition("report", ".tex", False, lambda ev, lang: render_latex(ev, lang=lang)),
+    Edition("handout", ".tex", True, lambda ev, lang: render_handout(ev, lang=lang)),
+    Edition("handout-key", ".tex", True, lambda ev, lang: render_handout(ev, True, lang)),
+    Edition("report", ".html", False, lambda ev, lang: _html_page("report", ev, lang)),
+    Edition("handout", ".html", True, lambda ev, lang: _html_page("handout", ev, lang)),
+)
+
+
+def _html_page(page: str, ev: Mapping, lang: str) -> str:
+    """The self-contained web page of the report or the handout (:mod:`report._html`)."""
+    from ._html import render_handout_html, render_report_html
+
+    return (render_report_html if page == "report" else render_handout_html)(ev, lang)
+
+
+def render_all(ev: Mapping, lang: str) -> dict[str, str]:
+    """The text of every edition in ``lang`` by file name, and the figures' words
+    (``figures.json``): everything a reader of that language sees."""
+    texts = {file_name(e.stem, e.suffix, lang): e.render(ev, lang) for e in EDITIONS}
+    figures = [translate_figure(f, lang) for f in ev.get("figures", [])]
+    texts["figures.json"] = json.dumps(figures, ensure_ascii=False, indent=1)
+    return texts
+
+
+def _parse_langs(langs: Sequence[str]) -> tuple[str, ...]:
+    bad = [x for x in langs if x not in LANGUAGES]
+    if bad or not langs:
+        raise ValueError(f"langs must be among {', '.join(LANGUAGES)}; got {list(langs)!r}")
+    return tuple(dict.fromkeys(langs))
+
+
+def write_report(
+    ev: Mapping,
+    out: Path,
+    *,
+    pdf: bool = True,
+    handout: bool = False,
+    langs: Sequence[str] = ("en",),
+    suffixes: Sequence[str] = (".md", ".tex"),
+) -> list[Path]:
+    """Write the report (or the handout) into ``out`` atomically, in each of ``langs``.
 
     The report is ``report.md``, ``report.tex``, ``report.pdf`` (when a TeX engine is
     installed), ``evidence.json`` and ``figures/*.png``; the handout is
     ``handout.tex``/``handout.pdf`` (the student's version: no results, no verdicts),
-    ``handout-key.tex``/``handout-key.pdf`` (its answer key) and its figures.
-    Everything is built in a temporary sibling folder and moved into place at the end,
-    so the previous contents of ``out`` stay whole until the new build is complete.
+    ``handout-key.tex``/``handout-key.pdf`` (its answer key) and its figures. Another
+    language adds the same files named ``report-zh.tex``, ... with its figures in
+    ``figures-zh/``; only the editions of :data:`EDITIONS` whose suffix is in
+    ``suffixes`` are written. Everything is built in a temporary sibling folder and
+    moved into place at the end, so the previous contents of ``out`` stay whole until
+    the new build is complete.
     """
     out = Path(out)
-    name = "handout" if handout else "report"
+    langs = _parse_langs(langs)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         tmp.chmod(0o755)
-        if ev.get("figures"):
-            from ._figures import render_figures
-
-            render_figures(ev["figures"], tmp / "figures")
-        if handout:
-            sources = {
-                "handout": render_handout(ev),
-                "handout-key": render_handout(ev, key=True),
-            }
-        else:
+        if not handout:
             (tmp / "evidence.json").write_text(render_json(ev), encoding="utf-8")
-            (tmp / f"{name}.md").write_text(render_markdown(ev), encoding="utf-8")
-            sources = {name: render_latex(ev)}
-        for stem, text in sources.items():
-            tex = tmp / f"{stem}.tex"
-            tex.write_text(text, encoding="utf-8")
-            if pdf and compile_pdf(tex) is None:
-                print(f"{stem}.pdf skipped: no TeX engine (install latexmk and TeX Live)")
+        for lang in langs:
+            if ev.get("figures"):
+                from ._figures import render_figures
+
+                figures = [translate_figure(f, lang) for f in ev["figures"]]
+                render_figures(figures, tmp / figure_folder(lang), lang=lang)
+            for edition in EDITIONS:
+                if edition.handout != handout or edition.suffix not in suffixes:
+                    continue
+                path = tmp / file_name(edition.stem, edition.suffix, lang)
+                path.write_text(edition.render(ev, lang), encoding="utf-8")
+                if edition.suffix == ".tex" and pdf:
+                    if compile_pdf(path, engine=ENGINES[lang]) is None:
+                        print(f"{path.stem}.pdf skipped: no {ENGINES[lang]} (install TeX Live)")
         old = out.parent / f".{out.name}.old"
         if old.exists():
             shutil.rmtree(old)

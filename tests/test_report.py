@@ -161,7 +161,7 @@ def test_failed_build_leaves_the_previous_report_whole(quick_evidence, tmp_path,
     report.write_report(quick_evidence, out, pdf=False)
     before = _contents(out)
 
-    def broken(ev, handout=False):
+    def broken(ev, handout=False, lang="en"):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(_render, "render_latex", broken)
