@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import tempfile
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -159,7 +160,7 @@ def add(entries: dict[str, str], lang: str = "zh") -> int:
         raise ValueError(f"placeholders differ from the key in {len(bad)} entries: {bad[:3]}")
     path = _path(lang)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as lock:
+    with open(Path(tempfile.gettempdir()) / f"initproof-catalogue-{lang}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
         data.update({k: v for k, v in entries.items() if v})
