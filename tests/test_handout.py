@@ -1,5 +1,6 @@
 """The handout a teacher prints: length, typesetting, blanks and key, worked exercises."""
 
+import copy
 import os
 import re
 import shutil
@@ -135,8 +136,8 @@ def test_lyapunov_check_refuses_a_wrong_exponent():
 
 
 @pytest.fixture(scope="module")
-def evidence():
-    return report.evidence(123, quick=True)
+def evidence(shared_quick_evidence):
+    return copy.deepcopy(shared_quick_evidence)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ set) so they can be looked at.
 
 from __future__ import annotations
 
+import copy
 import html
 import os
 import re
@@ -35,8 +36,8 @@ RAW_TEX = re.compile(r"\\[A-Za-z]+|\^\{|_\{|\$")
 
 
 @pytest.fixture(scope="module")
-def ev():
-    return report.evidence(123, quick=True)
+def ev(shared_quick_evidence):
+    return copy.deepcopy(shared_quick_evidence)
 
 
 @pytest.fixture(scope="module")

@@ -30,8 +30,8 @@ _HAN = re.compile(r"[\u4e00-\u9fff]")
 
 
 @pytest.fixture(scope="module")
-def quick_evidence():
-    return json.loads(report.render_json(report.evidence(123, quick=True)))
+def quick_evidence(shared_quick_evidence):
+    return json.loads(report.render_json(shared_quick_evidence))
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """The report: evidence contract, formats, PDF, reproducibility and atomic writes."""
 
+import copy
 import json
 import os
 import shutil
@@ -22,8 +23,8 @@ NEED_TEX = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def quick_evidence():
-    return report.evidence(123, quick=True)
+def quick_evidence(shared_quick_evidence):
+    return copy.deepcopy(shared_quick_evidence)
 
 
 def test_evidence_follows_the_published_schema(quick_evidence):
