@@ -1032,6 +1032,11 @@ def render_figure(fig: dict, path: Path, lang: str = "en") -> Path:
                     float(v).is_integer() for s in mine for v in s["x"]
                 ):
                     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            if k >= len(panels):  # a grid cell with no panel: the one above gets the x axis
+                ax.set_visible(False)
+                axes[k - columns].tick_params(labelbottom=True)
+                axes[k - columns].set_xlabel(fig["xlabel"], fontsize=9)
+                continue
             if k // columns == rows - 1:
                 ax.set_xlabel(fig["xlabel"], fontsize=9)
             if k % columns == 0:
