@@ -21,6 +21,7 @@ from functools import cache
 import sympy as sp
 from sympy import stats
 
+from ._building import mlp_scenario
 from ._calculus import (
     Ex,
     Model,
@@ -220,6 +221,44 @@ def layer_moments(
     return mean, second, variance
 
 
+_TITLE = (
+    "Forward pass of a linear layer: zero mean, variance scaled by fan-in times weight variance"
+)
+_SUMMARY = (
+    r"For $h^t = W^t h^{t-1}$ with i.i.d. zero-mean weights of variance $\gamma_t$, "
+    r"independent of $h^{t-1}$, the output has mean $0$ and variance "
+    r"$n_{t-1}\gamma_t \operatorname{Var}[h^{t-1}_j]$, so the variance is preserved "
+    r"exactly when $n_{t-1}\gamma_t = 1$."
+)
+
+
+def _conditions(variance: sp.Expr) -> tuple[sp.Eq, sp.Eq]:
+    """The preservation condition :math:`n_{t-1}\\gamma_t = 1`, solved for :math:`\\gamma_t`."""
+    ratio = sp.simplify(variance / v_prev)
+    (gamma_star,) = sp.solve(sp.Eq(ratio, 1), gamma)
+    return sp.Eq(ratio, 1), sp.Eq(gamma, gamma_star)
+
+
+def _forward_probes(mean: sp.Expr, variance: sp.Expr) -> tuple[Probe, ...]:
+    """The mean and the variance of layer 1 at each of ``_PROBES``."""
+    probes = []
+    for label, widths, (law, params), v in _PROBES:
+        values = {n_prev: widths[0], gamma: weight_variance(law, params), v_prev: v, mu_prev: 0}
+        weights = {"law": law, **{k: float(x) for k, x in params.items()}}
+        scenario = mlp_scenario(widths, weights, input_std=sp.sqrt(v))
+        probes += [
+            Probe.derived(
+                f"{label}-{moment}",
+                scenario,
+                {"direction": "forward", "moment": moment, "layer": 1},
+                expr,
+                values,
+            )
+            for moment, expr in (("mean", mean), ("var", variance))
+        ]
+    return tuple(probes)
+
+
 @cache
 def forward_variance() -> Claim:
     """Derive L5.1 and L5.2 with the moment calculus.
@@ -248,46 +287,14 @@ def forward_variance() -> Claim:
         h[i], MODEL, ASSUMPTIONS, "zero-mean-input", "forward-variance"
     )
 
-    ratio = sp.simplify(variance.result / v_prev)
-    (gamma_star,) = sp.solve(sp.Eq(ratio, 1), gamma)
-    conditions = (sp.Eq(ratio, 1), sp.Eq(gamma, gamma_star))
-
-    probes = []
-    for label, widths, (law, params), v in _PROBES:
-        values = {n_prev: widths[0], gamma: weight_variance(law, params), v_prev: v, mu_prev: 0}
-        scenario = {
-            "kind": "mlp",
-            "widths": list(widths),
-            "weights": {"law": law, **{k: float(x) for k, x in params.items()}},
-            "activation": "linear",
-            "input": {"law": "normal", "mean": 0.0, "std": float(sp.sqrt(v))},
-            "dtype": "float64",
-        }
-        probes += [
-            Probe.derived(
-                f"{label}-{moment}",
-                scenario,
-                {"direction": "forward", "moment": moment, "layer": 1},
-                expr,
-                values,
-            )
-            for moment, expr in (("mean", mean.result), ("var", variance.result))
-        ]
-
     return Claim(
         id="forward-variance",
         lecture=("L5.1", "L5.2"),
-        title="Forward pass of a linear layer: zero mean, variance scaled by fan-in times "
-        "weight variance",
-        summary=(
-            r"For $h^t = W^t h^{t-1}$ with i.i.d. zero-mean weights of variance $\gamma_t$, "
-            r"independent of $h^{t-1}$, the output has mean $0$ and variance "
-            r"$n_{t-1}\gamma_t \operatorname{Var}[h^{t-1}_j]$, so the variance is preserved "
-            r"exactly when $n_{t-1}\gamma_t = 1$."
-        ),
+        title=_TITLE,
+        summary=_SUMMARY,
         assumptions=ASSUMPTIONS,
         derivations=(mean, second, variance),
-        conditions=conditions,
+        conditions=_conditions(variance.result),
         confirmations=(_confirm_by_sympy_stats(mean.result, second.result),),
-        probes=tuple(probes),
+        probes=_forward_probes(mean.result, variance.result),
     )

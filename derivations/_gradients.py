@@ -36,17 +36,9 @@ import numpy as np
 import sympy as sp
 from sympy import stats
 
-from ._calculus import (
-    Ex,
-    absorb_into_sums,
-    distribute,
-    evaluate_sums,
-    expand_square,
-    factor_independent,
-    linearity,
-    substitute_definitions,
-    substitute_moments,
-)
+from . import _calculus as rules
+from ._building import by_name
+from ._calculus import Ex, Model
 from ._check import Chain, check_algebraic
 from ._claim import Assumption, Check, Claim, Derivation, Probe, Status
 from ._forward import layer_moments, linear_model, weight_variance
@@ -54,6 +46,8 @@ from ._kernel import disproof, sign
 from ._symbols import g as G
 from ._symbols import g_prev as G_PREV
 from ._symbols import gamma as GAMMA
+from ._symbols import i as I_IDX
+from ._symbols import j as J_IDX
 from ._symbols import n_prev as N_PREV
 from ._symbols import n_t as N_T
 from ._symbols import w as W_B
@@ -207,10 +201,8 @@ def _rejects(check: Check, what: str) -> Check:
     return disproof(check, f"lecture form rejected: {what}")
 
 
-I_IDX, J_IDX = sp.symbols("i j", integer=True, positive=True)
 MU_G = sp.Symbol("mu_g", real=True)
 V_G = sp.Symbol("v_g", positive=True)
-GRAD_SUM = sp.Sum(W_B[I_IDX, J_IDX] * G[I_IDX], (I_IDX, 1, N_T))
 
 BACKWARD_ASSUMPTIONS = (
     Assumption(
@@ -228,6 +220,26 @@ BACKWARD_ASSUMPTIONS = (
 )
 
 
+def backward_model(upstream: sp.IndexedBase, mean: sp.Symbol, variance: sp.Symbol) -> Model:
+    """The backward pass of a linear layer, ``g^{t-1}_j = sum_i w^t_ij u_i`` (column ``j``).
+
+    ``u`` is the vector pushed back through :math:`(W^t)^T`: the upstream gradient
+    :math:`g^t` itself, or :math:`g^t` masked by the activation's slope; its entries
+    share the given mean and variance. The sum runs over the :math:`n_t` rows (fan-out).
+    """
+    column = sp.Sum(W_B[I_IDX, J_IDX] * upstream[I_IDX], (I_IDX, 1, N_T))
+    return linear_model(
+        W_B,
+        upstream,
+        {G_PREV: ((J_IDX,), column)},
+        width=N_T,
+        free=J_IDX,
+        gamma=GAMMA,
+        mean=mean,
+        variance=variance,
+    )
+
+
 @cache
 def _backward_variance() -> tuple[Derivation, Derivation]:
     """``Var[g^{t-1}_j]`` for ``g^{t-1}_j = sum_i w_ij g^t_i`` (column ``j`` of ``W^t``).
@@ -235,19 +247,9 @@ def _backward_variance() -> tuple[Derivation, Derivation]:
     The chain of :func:`~derivations._forward.layer_moments`, the same as for the
     forward pass and for L6.2; only the model differs.
     """
-    model = linear_model(
-        W_B,
-        G,
-        {G_PREV: ((J_IDX,), GRAD_SUM)},
-        width=N_T,
-        free=J_IDX,
-        gamma=GAMMA,
-        mean=MU_G,
-        variance=V_G,
-    )
     _, second, variance = layer_moments(
         G_PREV[J_IDX],
-        model,
+        backward_model(G, MU_G, V_G),
         BACKWARD_ASSUMPTIONS,
         "zero-mean-gradient",
         "mlp-jacobian",
@@ -283,6 +285,178 @@ JACOBIAN_ASSUMPTIONS = (
 )
 
 
+JACOBIAN_SUMMARY = (
+    r"For $h^t = \sigma(W^t h^{t-1})$ with $W^t$ of shape $n_t \times n_{t-1}$, "
+    r"$\partial h^t/\partial h^{t-1} = \operatorname{diag}(\sigma'(W^t h^{t-1}))\,W^t$ "
+    r"($n_t \times n_{t-1}$), and the Jacobian of a composition is the product of the "
+    r"layer Jacobians, outermost on the left. The slide's "
+    r"$\operatorname{diag}(\sigma')(W^t)^T$ has incompatible shapes when "
+    r"$n_t \neq n_{t-1}$ and differs from the Jacobian for non-symmetric square $W^t$. "
+    r"The backward pass uses the transpose, $g^{t-1} = (W^t)^T \operatorname{diag}"
+    r"(\sigma') g^t$, so for a linear layer $\operatorname{Var}[g^{t-1}_j] = n_t\gamma_t"
+    r"\operatorname{Var}[g^t_i]$ with the fan-out $n_t$."
+)
+JACOBIAN_CORRECTED = (
+    r"$\partial h^t/\partial h^{t-1} = \operatorname{diag}(\sigma'(W^t h^{t-1}))\,W^t$, "
+    r"an $n_t \times n_{t-1}$ matrix, and the product over layers is "
+    r"$\prod_{i=d}^{t+1} \operatorname{diag}(\sigma'(W^i h^{i-1}))\,W^i$ "
+    r"(factors ordered from layer $d$ on the left down to layer $t+1$); the transpose "
+    r"$(W^t)^T$ appears only in the backward pass, "
+    r"$(\partial\ell/\partial h^{t-1})^T = (W^t)^T \operatorname{diag}(\sigma')"
+    r"(\partial\ell/\partial h^t)^T$."
+)
+
+
+def _layer_jacobian(net: dict) -> Derivation:
+    """``dh^1/dh^0 = diag(sigma'(z^1)) W^1`` for the ``3 -> 2`` layer."""
+    return (
+        Chain(
+            "layer Jacobian (3 -> 2)",
+            _unevaluated_jacobian(net["h1"], net["h0"]),
+            None,
+            JACOBIAN_ASSUMPTIONS,
+        )
+        .step(
+            net["h1"].jacobian(net["h0"]),
+            "Matrix.jacobian",
+            "entrywise chain rule computed by SymPy",
+        )
+        .step(
+            _product(_diag_derivative(SIGMA, net["z1"]), net["W1"]),
+            "factor the rows",
+            r"row $i$ is $\sigma'(z_i)$ times row $i$ of $W^1$: $\operatorname{diag}(\sigma') W^1$",
+        )
+        .done()
+    )
+
+
+def _chain_rule(net: dict) -> Derivation:
+    """``dh^2/dh^0`` as the product of the two layer Jacobians, outer layer on the left."""
+    d1, d2 = _diag_derivative(SIGMA, net["z1"]), _diag_derivative(SIGMA, net["z2"])
+    return (
+        Chain(
+            "chain rule (3 -> 2 -> 4)",
+            _unevaluated_jacobian(net["h2"], net["h0"]),
+            None,
+            JACOBIAN_ASSUMPTIONS,
+        )
+        .step(
+            net["h2"].jacobian(net["h0"]),
+            "Matrix.jacobian",
+            "Jacobian of the composition computed by SymPy",
+        )
+        .step(
+            _product(d2, net["W2"], d1, net["W1"]),
+            "chain rule: (dh^2/dh^1)(dh^1/dh^0), outer layer on the left (4x2 times 2x3)",
+            r"$\partial h^2/\partial h^0 = (\partial h^2/\partial h^1)(\partial h^1/\partial h^0)$"
+            r", outer layer on the left: $4\times 2$ times $2 \times 3$",
+            uses=("generic-activation",),
+        )
+        .done()
+    )
+
+
+def _half_square_loss(net: dict) -> sp.Expr:
+    """The loss :math:`\\ell = \\frac12 \\lVert h^2\\rVert^2`."""
+    return (net["h2"].T * net["h2"])[0, 0] / 2
+
+
+def _loss_gradient(net: dict) -> Derivation:
+    """``dl/dh^0`` as the row vector ``dl/dh^2 dh^2/dh^1 dh^1/dh^0``."""
+    loss, h0 = _half_square_loss(net), net["h0"]
+    d1, d2 = _diag_derivative(SIGMA, net["z1"]), _diag_derivative(SIGMA, net["z2"])
+    return (
+        Chain(
+            "loss gradient w.r.t. h^0",
+            sp.Matrix([[sp.Derivative(loss, x) for x in h0]]),
+            None,
+            JACOBIAN_ASSUMPTIONS,
+        )
+        .step(
+            sp.Matrix([[sp.diff(loss, x) for x in h0]]),
+            "sympy.diff",
+            r"loss $\ell = \frac12 \lVert h^2\rVert^2$",
+        )
+        .step(
+            _product(net["h2"].T, d2 * net["W2"], d1 * net["W1"]),
+            "chain rule: dl/dh^2 times dh^2/dh^1 times dh^1/dh^0 (row vector)",
+            r"$\partial\ell/\partial h^0 = \partial\ell/\partial h^2 \cdot "
+            r"\partial h^2/\partial h^1 \cdot \partial h^1/\partial h^0$ (row vector)",
+            uses=("generic-activation",),
+        )
+        .done()
+    )
+
+
+def _weight_gradient(net: dict) -> Derivation:
+    """``dl/dW^1`` as an outer product of the back-propagated error and ``h^0``."""
+    loss, w1 = _half_square_loss(net), net["W1"]
+    d1, d2 = _diag_derivative(SIGMA, net["z1"]), _diag_derivative(SIGMA, net["z2"])
+    delta1 = d1 * (net["h2"].T * d2 * net["W2"]).T
+    return (
+        Chain(
+            "loss gradient w.r.t. W^1",
+            sp.Matrix(w1.rows, w1.cols, lambda a, b: sp.Derivative(loss, w1[a, b])),
+            None,
+            JACOBIAN_ASSUMPTIONS,
+        )
+        .step(
+            sp.Matrix(w1.rows, w1.cols, lambda a, b: sp.diff(loss, w1[a, b])),
+            "sympy.diff",
+            "every entry differentiated by SymPy",
+        )
+        .step(
+            _product(delta1, net["h0"].T),
+            "outer product: diag(sigma'(z^1)) (dl/dh^2 dh^2/dh^1)^T (h^0)^T",
+            r"$\partial\ell/\partial W^1 = \operatorname{diag}(\sigma'(z^1))"
+            r"(\partial\ell/\partial h^2 \cdot \partial h^2/\partial h^1)^T (h^0)^T$: "
+            r"$d - t = 1$ Jacobian between the loss and layer 1",
+            uses=("generic-activation",),
+        )
+        .done()
+    )
+
+
+def _slide_error(n: int = 3) -> Derivation:
+    """The Jacobian minus the slide's ``diag(sigma') W^T`` on a square layer."""
+    h = _vector("h", n)
+    w = _weights(1, n, n)
+    z = w * h
+    d_sq = _diag_derivative(SIGMA, z)
+    return (
+        Chain(
+            "slide's form, square layer (3 -> 3)",
+            z.applyfunc(SIGMA).jacobian(h) - d_sq * w.T,
+            None,
+            JACOBIAN_ASSUMPTIONS,
+        )
+        .step(
+            _product(d_sq, w - w.T),
+            "factor",
+            r"Jacobian minus $\operatorname{diag}(\sigma')(W)^T$ is "
+            r"$\operatorname{diag}(\sigma')(W - W^T)$: zero only for symmetric $W$ "
+            r"(where $\sigma' \neq 0$)",
+        )
+        .done()
+    )
+
+
+def _jacobian_derivations() -> dict[str, Derivation]:
+    """The derivations of :func:`mlp_jacobian`, keyed by name, in the claim's order."""
+    net = jacobian_network()
+    second, backward = _backward_variance()
+    chains = (
+        _layer_jacobian(net),
+        _chain_rule(net),
+        _loss_gradient(net),
+        _weight_gradient(net),
+        _slide_error(),
+        second,
+        backward,
+    )
+    return by_name(chains)
+
+
 @cache
 def mlp_jacobian() -> Claim:
     """Jacobian of an MLP layer and the chain rule, on concrete non-square layers.
@@ -312,98 +486,8 @@ def mlp_jacobian() -> Claim:
     :math:`n_t` rows (fan-out); the probes put unequal widths on either side so that
     a fan-in prediction is visibly wrong.
     """
-    net = jacobian_network()
-    h0, h1, h2, z1, z2 = (net[k] for k in ("h0", "h1", "h2", "z1", "z2"))
-    w1, w2 = net["W1"], net["W2"]
-    d1 = _diag_derivative(SIGMA, z1)
-    d2 = _diag_derivative(SIGMA, z2)
-    j1 = h1.jacobian(h0)
-
-    layer = (
-        Chain("layer Jacobian (3 -> 2)", _unevaluated_jacobian(h1, h0), None, JACOBIAN_ASSUMPTIONS)
-        .step(j1, "Matrix.jacobian", "entrywise chain rule computed by SymPy")
-        .step(
-            _product(d1, w1),
-            "factor the rows",
-            r"row $i$ is $\sigma'(z_i)$ times row $i$ of $W^1$: $\operatorname{diag}(\sigma') W^1$",
-        )
-        .done()
-    )
-    j21 = h2.jacobian(h0)
-    chain_rule = (
-        Chain("chain rule (3 -> 2 -> 4)", _unevaluated_jacobian(h2, h0), None, JACOBIAN_ASSUMPTIONS)
-        .step(j21, "Matrix.jacobian", "Jacobian of the composition computed by SymPy")
-        .step(
-            _product(d2, w2, d1, w1),
-            "chain rule: (dh^2/dh^1)(dh^1/dh^0), outer layer on the left (4x2 times 2x3)",
-            r"$\partial h^2/\partial h^0 = (\partial h^2/\partial h^1)(\partial h^1/\partial h^0)$"
-            r", outer layer on the left: $4\times 2$ times $2 \times 3$",
-            uses=("generic-activation",),
-        )
-        .done()
-    )
-    loss = (h2.T * h2)[0, 0] / 2
-    grad_h0 = sp.Matrix([[sp.diff(loss, x) for x in h0]])
-    grad_loss = (
-        Chain(
-            "loss gradient w.r.t. h^0",
-            sp.Matrix([[sp.Derivative(loss, x) for x in h0]]),
-            None,
-            JACOBIAN_ASSUMPTIONS,
-        )
-        .step(grad_h0, "sympy.diff", r"loss $\ell = \frac12 \lVert h^2\rVert^2$")
-        .step(
-            _product(h2.T, d2 * w2, d1 * w1),
-            "chain rule: dl/dh^2 times dh^2/dh^1 times dh^1/dh^0 (row vector)",
-            r"$\partial\ell/\partial h^0 = \partial\ell/\partial h^2 \cdot "
-            r"\partial h^2/\partial h^1 \cdot \partial h^1/\partial h^0$ (row vector)",
-            uses=("generic-activation",),
-        )
-        .done()
-    )
-    grad_w1 = sp.Matrix(w1.rows, w1.cols, lambda a, b: sp.diff(loss, w1[a, b]))
-    delta1 = d1 * (h2.T * d2 * w2).T
-    weight_grad = (
-        Chain(
-            "loss gradient w.r.t. W^1",
-            sp.Matrix(w1.rows, w1.cols, lambda a, b: sp.Derivative(loss, w1[a, b])),
-            None,
-            JACOBIAN_ASSUMPTIONS,
-        )
-        .step(grad_w1, "sympy.diff", "every entry differentiated by SymPy")
-        .step(
-            _product(delta1, h0.T),
-            "outer product: diag(sigma'(z^1)) (dl/dh^2 dh^2/dh^1)^T (h^0)^T",
-            r"$\partial\ell/\partial W^1 = \operatorname{diag}(\sigma'(z^1))"
-            r"(\partial\ell/\partial h^2 \cdot \partial h^2/\partial h^1)^T (h^0)^T$: "
-            r"$d - t = 1$ Jacobian between the loss and layer 1",
-            uses=("generic-activation",),
-        )
-        .done()
-    )
-    n = 3
-    h = _vector("h", n)
-    w = _weights(1, n, n)
-    z = w * h
-    jac_sq = z.applyfunc(SIGMA).jacobian(h)
-    d_sq = _diag_derivative(SIGMA, z)
-    slide_error = (
-        Chain(
-            "slide's form, square layer (3 -> 3)",
-            jac_sq - d_sq * w.T,
-            None,
-            JACOBIAN_ASSUMPTIONS,
-        )
-        .step(
-            _product(d_sq, w - w.T),
-            "factor",
-            r"Jacobian minus $\operatorname{diag}(\sigma')(W)^T$ is "
-            r"$\operatorname{diag}(\sigma')(W - W^T)$: zero only for symmetric $W$ "
-            r"(where $\sigma' \neq 0$)",
-        )
-        .done()
-    )
-    second, backward = _backward_variance()
+    derivations = _jacobian_derivations()
+    second, backward = derivations["backward second moment"], derivations["backward variance"]
     ratio = sp.simplify(backward.result / V_G)
     (gamma_star,) = sp.solve(sp.Eq(ratio, 1), GAMMA)
     shapes, square = lecture_jacobian_comparison()
@@ -412,36 +496,17 @@ def mlp_jacobian() -> Claim:
         _rejects(square, "slide's diag(sigma')(W^t)^T, square layer"),
         _confirm_backward_by_stats(second.result),
     )
-    probes = _jacobian_probes(backward.result)
     return Claim(
         id="mlp-jacobian",
         lecture=("L1.1", "L2.1", "S6"),
         title="Jacobian of an MLP layer and the chain rule: the weight matrix is not transposed",
-        summary=(
-            r"For $h^t = \sigma(W^t h^{t-1})$ with $W^t$ of shape $n_t \times n_{t-1}$, "
-            r"$\partial h^t/\partial h^{t-1} = \operatorname{diag}(\sigma'(W^t h^{t-1}))\,W^t$ "
-            r"($n_t \times n_{t-1}$), and the Jacobian of a composition is the product of the "
-            r"layer Jacobians, outermost on the left. The slide's "
-            r"$\operatorname{diag}(\sigma')(W^t)^T$ has incompatible shapes when "
-            r"$n_t \neq n_{t-1}$ and differs from the Jacobian for non-symmetric square $W^t$. "
-            r"The backward pass uses the transpose, $g^{t-1} = (W^t)^T \operatorname{diag}"
-            r"(\sigma') g^t$, so for a linear layer $\operatorname{Var}[g^{t-1}_j] = n_t\gamma_t"
-            r"\operatorname{Var}[g^t_i]$ with the fan-out $n_t$."
-        ),
+        summary=JACOBIAN_SUMMARY,
         assumptions=JACOBIAN_ASSUMPTIONS,
-        derivations=(layer, chain_rule, grad_loss, weight_grad, slide_error, second, backward),
+        derivations=tuple(derivations.values()),
         conditions=(sp.Eq(ratio, 1), sp.Eq(GAMMA, gamma_star)),
         confirmations=confirmations,
-        probes=probes,
-        corrected=(
-            r"$\partial h^t/\partial h^{t-1} = \operatorname{diag}(\sigma'(W^t h^{t-1}))\,W^t$, "
-            r"an $n_t \times n_{t-1}$ matrix, and the product over layers is "
-            r"$\prod_{i=d}^{t+1} \operatorname{diag}(\sigma'(W^i h^{i-1}))\,W^i$ "
-            r"(factors ordered from layer $d$ on the left down to layer $t+1$); the transpose "
-            r"$(W^t)^T$ appears only in the backward pass, "
-            r"$(\partial\ell/\partial h^{t-1})^T = (W^t)^T \operatorname{diag}(\sigma')"
-            r"(\partial\ell/\partial h^t)^T$."
-        ),
+        probes=_jacobian_probes(backward.result),
+        corrected=JACOBIAN_CORRECTED,
     )
 
 
@@ -520,6 +585,95 @@ def _jacobian_probes(result: sp.Expr) -> tuple[Probe, ...]:
     return tuple(probes)
 
 
+def _dtanh(z: np.ndarray) -> np.ndarray:
+    """``tanh'(z) = 1 / cosh(z)^2``, written out by hand."""
+    return 1.0 / np.cosh(z) ** 2
+
+
+def _fd_jacobian(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, eps: float) -> np.ndarray:
+    """Central differences of ``f`` at ``x``, one column per coordinate."""
+    cols = []
+    for k in range(x.size):
+        e = np.zeros_like(x)
+        e[k] = eps
+        cols.append((f(x + e) - f(x - e)) / (2 * eps))
+    return np.stack(cols, axis=1)
+
+
+def _tanh_loss(x: np.ndarray, w1: np.ndarray, w2: np.ndarray) -> float:
+    """``||tanh(W^2 tanh(W^1 x))||^2 / 2``."""
+    return 0.5 * float(np.sum(np.tanh(w2 @ np.tanh(w1 @ x)) ** 2))
+
+
+def _fd_weight_gradient(h0: np.ndarray, w1: np.ndarray, w2: np.ndarray, eps: float) -> np.ndarray:
+    """Central differences of the loss in every entry of ``W^1``."""
+
+    def bump(a: int, b: int) -> np.ndarray:
+        e = np.zeros_like(w1)
+        e[a, b] = eps
+        return e
+
+    return np.array(
+        [
+            [
+                (_tanh_loss(h0, w1 + bump(a, b), w2) - _tanh_loss(h0, w1 - bump(a, b), w2))
+                / (2 * eps)
+                for b in range(w1.shape[1])
+            ]
+            for a in range(w1.shape[0])
+        ]
+    )
+
+
+def _forward_errors(h0: np.ndarray, w1: np.ndarray, w2: np.ndarray, eps: float) -> dict:
+    """Layer Jacobian and two-layer product against central differences."""
+    z1 = w1 @ h0
+    z2 = w2 @ np.tanh(z1)
+    j1 = np.diag(_dtanh(z1)) @ w1
+    j2 = np.diag(_dtanh(z2)) @ w2
+    fd1 = _fd_jacobian(lambda x: np.tanh(w1 @ x), h0, eps)
+    fd21 = _fd_jacobian(lambda x: np.tanh(w2 @ np.tanh(w1 @ x)), h0, eps)
+    return {
+        "layer": float(np.max(np.abs(j1 - fd1))),
+        "chain": float(np.max(np.abs(j2 @ j1 - fd21))),
+    }
+
+
+def _backward_errors(h0: np.ndarray, w1: np.ndarray, w2: np.ndarray, eps: float) -> dict:
+    """The hand-written backward pass against central differences of the loss."""
+    z1 = w1 @ h0
+    z2 = w2 @ np.tanh(z1)
+    g2 = np.tanh(z2)
+    g1 = w2.T @ (_dtanh(z2) * g2)
+    g0 = w1.T @ (_dtanh(z1) * g1)
+    dw1 = np.outer(_dtanh(z1) * g1, h0)
+    fd_g0 = _fd_jacobian(lambda x: np.array([_tanh_loss(x, w1, w2)]), h0, eps)[0]
+    return {
+        "backward_h0": float(np.max(np.abs(g0 - fd_g0))),
+        "backward_W1": float(np.max(np.abs(dw1 - _fd_weight_gradient(h0, w1, w2, eps)))),
+    }
+
+
+def _slide_nonsquare_error(h0: np.ndarray, w1: np.ndarray, eps: float) -> float:
+    """The slide's ``diag(tanh') W^T`` on the non-square layer (``inf`` if undefined)."""
+    try:
+        slide = np.diag(_dtanh(w1 @ h0)) @ w1.T
+        return float(np.max(np.abs(slide - _fd_jacobian(lambda x: np.tanh(w1 @ x), h0, eps))))
+    except ValueError:
+        return float("inf")
+
+
+def _square_errors(rng: np.random.Generator, eps: float) -> dict:
+    """The slide's ``diag(tanh') W^T`` and the correct ``diag(tanh') W`` on a square layer."""
+    w = rng.standard_normal((3, 3))
+    x = rng.standard_normal(3)
+    fd_sq = _fd_jacobian(lambda y: np.tanh(w @ y), x, eps)
+    return {
+        "slide_square": float(np.max(np.abs(np.diag(_dtanh(w @ x)) @ w.T - fd_sq))),
+        "correct_square": float(np.max(np.abs(np.diag(_dtanh(w @ x)) @ w - fd_sq))),
+    }
+
+
 def numeric_jacobian_check(seed: int = 0, eps: float = 1e-6) -> dict[str, float]:
     """Finite differences and a hand-written backward pass on a random ``3 -> 2 -> 4`` tanh MLP.
 
@@ -535,69 +689,11 @@ def numeric_jacobian_check(seed: int = 0, eps: float = 1e-6) -> dict[str, float]
     w1 = rng.standard_normal((n1, n0))
     w2 = rng.standard_normal((n2, n1))
     h0 = rng.standard_normal(n0)
-
-    def dtanh(z):
-        return 1.0 / np.cosh(z) ** 2
-
-    def layer1(x):
-        return np.tanh(w1 @ x)
-
-    def net(x):
-        return np.tanh(w2 @ np.tanh(w1 @ x))
-
-    def loss_of(x, a=w1):
-        return 0.5 * float(np.sum(np.tanh(w2 @ np.tanh(a @ x)) ** 2))
-
-    def fd_jac(f, x):
-        cols = []
-        for k in range(x.size):
-            e = np.zeros_like(x)
-            e[k] = eps
-            cols.append((f(x + e) - f(x - e)) / (2 * eps))
-        return np.stack(cols, axis=1)
-
-    z1 = w1 @ h0
-    h1 = np.tanh(z1)
-    z2 = w2 @ h1
-    h2 = np.tanh(z2)
-    j1 = np.diag(dtanh(z1)) @ w1
-    j2 = np.diag(dtanh(z2)) @ w2
-    g2 = h2
-    g1 = w2.T @ (dtanh(z2) * g2)
-    g0 = w1.T @ (dtanh(z1) * g1)
-    dw1 = np.outer(dtanh(z1) * g1, h0)
-    fd_g0 = fd_jac(lambda x: np.array([loss_of(x)]), h0)[0]
-
-    def bump(a: int, b: int) -> np.ndarray:
-        e = np.zeros_like(w1)
-        e[a, b] = eps
-        return e
-
-    fd_dw1 = np.array(
-        [
-            [
-                (loss_of(h0, w1 + bump(a, b)) - loss_of(h0, w1 - bump(a, b))) / (2 * eps)
-                for b in range(n0)
-            ]
-            for a in range(n1)
-        ]
-    )
-    try:
-        slide = np.diag(dtanh(z1)) @ w1.T
-        slide_nonsquare = float(np.max(np.abs(slide - fd_jac(layer1, h0))))
-    except ValueError:
-        slide_nonsquare = float("inf")
-    w = rng.standard_normal((3, 3))
-    x = rng.standard_normal(3)
-    fd_sq = fd_jac(lambda y: np.tanh(w @ y), x)
     return {
-        "layer": float(np.max(np.abs(j1 - fd_jac(layer1, h0)))),
-        "chain": float(np.max(np.abs(j2 @ j1 - fd_jac(net, h0)))),
-        "backward_h0": float(np.max(np.abs(g0 - fd_g0))),
-        "backward_W1": float(np.max(np.abs(dw1 - fd_dw1))),
-        "slide_nonsquare": slide_nonsquare,
-        "slide_square": float(np.max(np.abs(np.diag(dtanh(w @ x)) @ w.T - fd_sq))),
-        "correct_square": float(np.max(np.abs(np.diag(dtanh(w @ x)) @ w - fd_sq))),
+        **_forward_errors(h0, w1, w2, eps),
+        **_backward_errors(h0, w1, w2, eps),
+        "slide_nonsquare": _slide_nonsquare_error(h0, w1, eps),
+        **_square_errors(rng, eps),
     }
 
 
@@ -680,6 +776,240 @@ PRODUCTS_ASSUMPTIONS = (
 D2L_N, D2L_FACTORS = 4, 101
 
 
+def _growth_mean(e_log: sp.Expr) -> Derivation:
+    """``E log(||W_d...W_1 x|| / ||x||)``: ``d`` i.i.d. terms ``1/2 log(sigma^2 chi2_n)``."""
+    term_mean = sp.log(SIGMA_W**2) / 2 + e_log / 2  # E[1/2 log(sigma^2 chi2_n)]
+    return (
+        Chain("mean log growth", DEPTH * term_mean, None, PRODUCTS_ASSUMPTIONS)
+        .step(
+            DEPTH * (sp.log(SIGMA_W) + (sp.log(2) + sp.polygamma(0, N_DOF / 2)) / 2),
+            "expand_log",
+            r"$d$ i.i.d. terms $\frac12\log\sigma^2 + \frac12\log\chi^2_n$; "
+            r"$\frac12 \log\sigma^2 = \log\sigma$",
+            uses=("rotation-invariance",),
+        )
+        .done()
+    )
+
+
+def _growth_variance(v_log: sp.Expr) -> Derivation:
+    """``Var log(||W_d...W_1 x|| / ||x||) = d psi'(n/2) / 4``."""
+    return (
+        Chain("variance of log growth", DEPTH * v_log / 4, None, PRODUCTS_ASSUMPTIONS)
+        .step(
+            DEPTH * sp.polygamma(1, N_DOF / 2) / 4,
+            "independent terms",
+            r"variances of independent terms add; $\operatorname{Var}[\frac12 Y] = "
+            r"\frac14 \operatorname{Var}[Y]$",
+            uses=("rotation-invariance",),
+        )
+        .done()
+    )
+
+
+def _mean_square_growth() -> Derivation:
+    """``E||W_d...W_1 x||^2 / ||x||^2 = (n sigma^2)^d`` from the chi-square moment."""
+    return (
+        Chain(
+            "mean-square growth",
+            (SIGMA_W**2 * chi_square_moment(1)) ** DEPTH,
+            None,
+            PRODUCTS_ASSUMPTIONS,
+        )
+        .step(
+            (N_DOF * SIGMA_W**2) ** DEPTH,
+            "gammasimp",
+            r"$\mathbb{E}[\sigma^2\chi^2_n] = \sigma^2 \cdot 2\Gamma(n/2+1)/\Gamma(n/2)$; "
+            "the d independent factors multiply",
+        )
+        .done()
+    )
+
+
+def _relative_second_moment() -> Derivation:
+    """``E[Z^2]/E[Z]^2`` of the squared growth ``Z``, from the chi-square moments."""
+    m1, m2 = chi_square_moment(1), chi_square_moment(2)
+    return (
+        Chain(
+            "relative second moment of the squared growth",
+            (m2 / m1**2) ** DEPTH,
+            None,
+            PRODUCTS_ASSUMPTIONS,
+        )
+        .step(
+            sp.gammasimp(m2 / m1**2) ** DEPTH,
+            "gammasimp",
+            r"$\mathbb{E}[Z^2]/\mathbb{E}[Z]^2$ for $Z = \prod_k \sigma^2\chi^2_{n,k}$ is "
+            r"$(\mathbb{E}[X^2]/\mathbb{E}[X]^2)^d$ with $X \sim \chi^2_n$",
+        )
+        .done()
+    )
+
+
+def _typical_gap(mean_square: sp.Expr, growth_mean: sp.Expr) -> Derivation:
+    """Half the log of the mean-square growth minus the mean log growth."""
+    return (
+        Chain(
+            "mean-square minus typical (log scale)",
+            sp.log(mean_square) / 2 - growth_mean,
+            None,
+            PRODUCTS_ASSUMPTIONS,
+        )
+        .step(
+            DEPTH * (sp.log(N_DOF / 2) - sp.polygamma(0, N_DOF / 2)) / 2,
+            "expand_log",
+            r"$\frac12\log (n\sigma^2)^d - d(\log\sigma + \frac12(\log 2 + \psi(n/2)))$",
+        )
+        .done()
+    )
+
+
+# The D2L demo: an entry M_ij = ||M e_j|| u_i with u uniform on the sphere, independent
+# of the norm; log chi2_1 = log u_i^2 + log chi2_n gives E[log u_i^2] from E log chi2_n.
+
+
+def _d2l_entry_mean(growth_mean: sp.Expr, e_log: sp.Expr) -> Derivation:
+    """``E log|M_ij|`` for the D2L demo (``n = 4``, ``sigma = 1``, 101 factors)."""
+    entry_mean = (
+        growth_mean.subs({DEPTH: D2L_FACTORS, N_DOF: D2L_N, SIGMA_W: 1})
+        + (e_log.subs(N_DOF, 1) - e_log.subs(N_DOF, D2L_N)) / 2
+    )
+    return (
+        Chain("D2L demo: E log|M_ij| after 101 factors", entry_mean, None, PRODUCTS_ASSUMPTIONS)
+        .step(
+            sp.simplify(sp.expand_func(entry_mean)),
+            "evaluate psi",
+            r"$\psi(2) = 1 - \gamma$, $\psi(1/2) = -\gamma - 2\log 2$; "
+            r"$\mathbb{E}\log u_i^2 = \mathbb{E}\log\chi^2_1 - \mathbb{E}\log\chi^2_n$",
+        )
+        .done()
+    )
+
+
+def _d2l_entry_variance(growth_var: sp.Expr, v_log: sp.Expr) -> sp.Expr:
+    """``Var log|M_ij|`` for the D2L demo, by the same decomposition as the mean."""
+    return (
+        growth_var.subs({DEPTH: D2L_FACTORS, N_DOF: D2L_N})
+        + (v_log.subs(N_DOF, 1) - v_log.subs(N_DOF, D2L_N)) / 4
+    )
+
+
+def _d2l_decade(entry_mean: sp.Expr) -> Derivation:
+    """``floor(E log10 |M_ij|)`` for the D2L demo."""
+    return (
+        Chain(
+            "D2L demo: decade of a typical entry",
+            sp.floor(entry_mean / sp.log(10), evaluate=False),
+            None,
+            PRODUCTS_ASSUMPTIONS,
+        )
+        .step(
+            sp.floor(entry_mean / sp.log(10)),
+            "floor",
+            r"$\lfloor \mathbb{E}\log_{10}|M_{ij}| \rfloor$",
+        )
+        .done()
+    )
+
+
+def _products_derivations() -> dict[str, Derivation]:
+    """The derivations of :func:`gaussian_products`, keyed by name, in the claim's order."""
+    moment, mean_log, var_log = _chi_square_moments()
+    growth_mean = _growth_mean(mean_log.result)
+    mean_square = _mean_square_growth()
+    d2l = _d2l_entry_mean(growth_mean.result, mean_log.result)
+    chains = (
+        moment,
+        mean_log,
+        var_log,
+        growth_mean,
+        *_top_lyapunov(growth_mean.result),
+        _growth_variance(var_log.result),
+        mean_square,
+        _typical_gap(mean_square.result, growth_mean.result),
+        _relative_second_moment(),
+        d2l,
+        _d2l_decade(d2l.result),
+    )
+    return by_name(chains)
+
+
+def _mean_by_direct_integral(e_log: sp.Expr) -> Check:
+    """``E[log X]`` integrated directly against the density, without the cumulant function."""
+    direct = sp.simplify(
+        sp.integrate(sp.log(X_CHI) * chi_square_density(), (X_CHI, 0, sp.oo), conds="none")
+    )
+    check = check_algebraic(direct, e_log, {})
+    return Check(
+        f"direct integral ({check.method})",
+        check.status,
+        "E[log X] = integral of log(x) f_n(x) over (0, oo), without the cumulant function: "
+        + check.detail,
+    )
+
+
+def _d2l_demo_check(derivations: dict[str, Derivation]) -> Check:
+    """The D2L demo's typical entry and its spread, against its mean-square growth."""
+    decade = derivations["D2L demo: decade of a typical entry"]
+    mean_square = derivations["mean-square growth"].result
+    demo_m2 = mean_square.subs({DEPTH: D2L_FACTORS, N_DOF: D2L_N, SIGMA_W: 1})
+    ev = float(derivations["D2L demo: E log|M_ij| after 101 factors"].result)
+    entry_var = _d2l_entry_variance(
+        derivations["variance of log growth"].result,
+        derivations["variance of log chi-square"].result,
+    )
+    sd = float(sp.sqrt(entry_var))
+    return Check(
+        "evaluation",
+        Status.COMPUTED if decade.result.is_Integer else Status.UNDECIDED,
+        f"D2L demo (101 factors, n = 4, sigma = 1): E log|M_ij| = {ev:.3f} nats = "
+        f"{ev / np.log(10):.2f} decades, sd {sd:.2f} nats = {sd / np.log(10):.2f} decades; "
+        f"typical entries ~ 10^{ev / np.log(10):.1f}, while the mean-square growth is "
+        f"10^{float(sp.log(demo_m2, 10)):.1f}",
+    )
+
+
+def _products_confirmations(derivations: dict[str, Derivation]) -> tuple[Check, ...]:
+    """The checks of :func:`gaussian_products`, from its named derivations."""
+    gap = derivations["mean-square minus typical (log scale)"].result
+    gap_value = gap.subs({DEPTH: 1, N_DOF: D2L_N})
+    return (
+        _mean_by_direct_integral(derivations["mean of log chi-square"].result),
+        sign(gap_value, "positive", f"per-factor gap at n = {D2L_N} (log x > psi(x))"),
+        _d2l_demo_check(derivations),
+        _lyapunov_by_products(derivations["top Lyapunov exponent, D2L demo"].result),
+    )
+
+
+def _products_summary(entry_mean: sp.Expr, lyapunov: sp.Expr) -> str:
+    """The summary of :func:`gaussian_products`, with the demo's decade and exponent."""
+    ev = float(entry_mean)
+    return (
+        r"For i.i.d. $n \times n$ matrices with $N(0, \sigma^2)$ entries, "
+        r"$\log\lVert W_d\cdots W_1 x\rVert - \log\lVert x\rVert$ is a sum of $d$ i.i.d. "
+        r"terms $\frac12\log(\sigma^2\chi^2_n)$ with mean "
+        r"$d(\log\sigma + \frac12(\log 2 + \psi(n/2)))$ and variance $d\,\psi'(n/2)/4$, "
+        r"while the mean-square growth is $(n\sigma^2)^d$. The typical product grows by "
+        r"$\exp(d(\log\sigma + \frac12(\log 2+\psi(n/2))))$, slower than the mean square "
+        r"suggests; for the D2L demo ($n = 4$, $\sigma = 1$, 101 factors) a typical entry "
+        rf"is about $10^{{{round(ev / np.log(10))}}}$. The per-factor mean is the top "
+        r"Lyapunov exponent $\lambda_1$ of the product, "
+        rf"${float(lyapunov):.4f}$ for the demo."
+    )
+
+
+def _products_qualification(typical_threshold: sp.Expr) -> str:
+    """The qualification of :func:`gaussian_products`: when the typical size explodes."""
+    return (
+        r"the product explodes in typical size only when the per-factor log-growth "
+        r"$\log\sigma + \frac12(\log 2 + \psi(n/2))$ is positive, i.e. "
+        rf"$\sigma > {sp.latex(typical_threshold)}$ (for $n = {D2L_N}$: "
+        rf"$\sigma > {float(typical_threshold.subs(N_DOF, D2L_N)):.4f}$; the D2L demo uses "
+        r"$\sigma = 1$); at $\sigma = 1/\sqrt{n}$ the mean square is preserved and the "
+        r"typical size shrinks slowly"
+    )
+
+
 @cache
 def gaussian_products() -> Claim:
     """Growth of products of i.i.d. Gaussian matrices: typical versus mean-square.
@@ -714,179 +1044,27 @@ def gaussian_products() -> Claim:
     .. [3] D2L, Sec. 5.4.1.2 "Exploding Gradients": ``M = torch.normal(0, 1, size=(4, 4))``
        then ``for i in range(100): M = M @ torch.normal(0, 1, size=(4, 4))``.
     """
-    moment, mean_log, var_log = _chi_square_moments()
-    e_log = mean_log.result
-    v_log = var_log.result
-    term_mean = sp.log(SIGMA_W**2) / 2 + e_log / 2  # E[1/2 log(sigma^2 chi2_n)]
-    growth_mean = (
-        Chain("mean log growth", DEPTH * term_mean, None, PRODUCTS_ASSUMPTIONS)
-        .step(
-            DEPTH * (sp.log(SIGMA_W) + (sp.log(2) + sp.polygamma(0, N_DOF / 2)) / 2),
-            "expand_log",
-            r"$d$ i.i.d. terms $\frac12\log\sigma^2 + \frac12\log\chi^2_n$; "
-            r"$\frac12 \log\sigma^2 = \log\sigma$",
-            uses=("rotation-invariance",),
-        )
-        .done()
-    )
-    lyapunov = _top_lyapunov(growth_mean.result)
-    growth_var = (
-        Chain("variance of log growth", DEPTH * v_log / 4, None, PRODUCTS_ASSUMPTIONS)
-        .step(
-            DEPTH * sp.polygamma(1, N_DOF / 2) / 4,
-            "independent terms",
-            r"variances of independent terms add; $\operatorname{Var}[\frac12 Y] = "
-            r"\frac14 \operatorname{Var}[Y]$",
-            uses=("rotation-invariance",),
-        )
-        .done()
-    )
-    m1 = chi_square_moment(1)
-    m2 = chi_square_moment(2)
-    mean_square = (
-        Chain("mean-square growth", (SIGMA_W**2 * m1) ** DEPTH, None, PRODUCTS_ASSUMPTIONS)
-        .step(
-            (N_DOF * SIGMA_W**2) ** DEPTH,
-            "gammasimp",
-            r"$\mathbb{E}[\sigma^2\chi^2_n] = \sigma^2 \cdot 2\Gamma(n/2+1)/\Gamma(n/2)$; "
-            "the d independent factors multiply",
-        )
-        .done()
-    )
-    rel_var = (
-        Chain(
-            "relative second moment of the squared growth",
-            (m2 / m1**2) ** DEPTH,
-            None,
-            PRODUCTS_ASSUMPTIONS,
-        )
-        .step(
-            sp.gammasimp(m2 / m1**2) ** DEPTH,
-            "gammasimp",
-            r"$\mathbb{E}[Z^2]/\mathbb{E}[Z]^2$ for $Z = \prod_k \sigma^2\chi^2_{n,k}$ is "
-            r"$(\mathbb{E}[X^2]/\mathbb{E}[X]^2)^d$ with $X \sim \chi^2_n$",
-        )
-        .done()
-    )
-    gap = (
-        Chain(
-            "mean-square minus typical (log scale)",
-            sp.log(mean_square.result) / 2 - growth_mean.result,
-            None,
-            PRODUCTS_ASSUMPTIONS,
-        )
-        .step(
-            DEPTH * (sp.log(N_DOF / 2) - sp.polygamma(0, N_DOF / 2)) / 2,
-            "expand_log",
-            r"$\frac12\log (n\sigma^2)^d - d(\log\sigma + \frac12(\log 2 + \psi(n/2)))$",
-        )
-        .done()
-    )
-    # the D2L demo: an entry M_ij = ||M e_j|| u_i with u uniform on the sphere, independent
-    # of the norm; log chi2_1 = log u_i^2 + log chi2_n gives E[log u_i^2] from e_log itself.
-    entry_mean_expr = (
-        growth_mean.result.subs({DEPTH: D2L_FACTORS, N_DOF: D2L_N, SIGMA_W: 1})
-        + (e_log.subs(N_DOF, 1) - e_log.subs(N_DOF, D2L_N)) / 2
-    )
-    entry_var_expr = (
-        growth_var.result.subs({DEPTH: D2L_FACTORS, N_DOF: D2L_N})
-        + (v_log.subs(N_DOF, 1) - v_log.subs(N_DOF, D2L_N)) / 4
-    )
-    d2l = (
-        Chain(
-            "D2L demo: E log|M_ij| after 101 factors", entry_mean_expr, None, PRODUCTS_ASSUMPTIONS
-        )
-        .step(
-            sp.simplify(sp.expand_func(entry_mean_expr)),
-            "evaluate psi",
-            r"$\psi(2) = 1 - \gamma$, $\psi(1/2) = -\gamma - 2\log 2$; "
-            r"$\mathbb{E}\log u_i^2 = \mathbb{E}\log\chi^2_1 - \mathbb{E}\log\chi^2_n$",
-        )
-        .done()
-    )
-    decade = (
-        Chain(
-            "D2L demo: decade of a typical entry",
-            sp.floor(d2l.result / sp.log(10), evaluate=False),
-            None,
-            PRODUCTS_ASSUMPTIONS,
-        )
-        .step(
-            sp.floor(d2l.result / sp.log(10)),
-            "floor",
-            r"$\lfloor \mathbb{E}\log_{10}|M_{ij}| \rfloor$",
-        )
-        .done()
-    )
-    direct = sp.simplify(
-        sp.integrate(sp.log(X_CHI) * chi_square_density(), (X_CHI, 0, sp.oo), conds="none")
-    )
-    confirm_mean = check_algebraic(direct, e_log, {})
-    confirm_mean = Check(
-        f"direct integral ({confirm_mean.method})",
-        confirm_mean.status,
-        "E[log X] = integral of log(x) f_n(x) over (0, oo), without the cumulant function: "
-        + confirm_mean.detail,
-    )
-    gap_value = gap.result.subs({DEPTH: 1, N_DOF: D2L_N})
-    positive_gap = sign(gap_value, "positive", f"per-factor gap at n = {D2L_N} (log x > psi(x))")
-    (typical_threshold,) = sp.solve(sp.Eq(growth_mean.result.subs(DEPTH, 1), 0), SIGMA_W)
-    demo_m2 = mean_square.result.subs({DEPTH: D2L_FACTORS, N_DOF: D2L_N, SIGMA_W: 1})
-    ev = float(d2l.result)
-    sd = float(sp.sqrt(entry_var_expr))
-    demo = Check(
-        "evaluation",
-        Status.COMPUTED if decade.result.is_Integer else Status.UNDECIDED,
-        f"D2L demo (101 factors, n = 4, sigma = 1): E log|M_ij| = {ev:.3f} nats = "
-        f"{ev / np.log(10):.2f} decades, sd {sd:.2f} nats = {sd / np.log(10):.2f} decades; "
-        f"typical entries ~ 10^{ev / np.log(10):.1f}, while the mean-square growth is "
-        f"10^{float(sp.log(demo_m2, 10)):.1f}",
-    )
-    probes = _product_probes(growth_mean.result, growth_var.result, mean_square.result)
+    derivations = _products_derivations()
+    growth_mean = derivations["mean log growth"].result
+    mean_square = derivations["mean-square growth"].result
+    (typical_threshold,) = sp.solve(sp.Eq(growth_mean.subs(DEPTH, 1), 0), SIGMA_W)
+    mean_square_threshold = sp.solve(sp.Eq(mean_square.subs(DEPTH, 1), 1), SIGMA_W)[0]
     return Claim(
         id="gaussian-products",
         lecture=("L2.2",),
         title="Products of random Gaussian matrices: typical growth and mean-square growth",
-        summary=(
-            r"For i.i.d. $n \times n$ matrices with $N(0, \sigma^2)$ entries, "
-            r"$\log\lVert W_d\cdots W_1 x\rVert - \log\lVert x\rVert$ is a sum of $d$ i.i.d. "
-            r"terms $\frac12\log(\sigma^2\chi^2_n)$ with mean "
-            r"$d(\log\sigma + \frac12(\log 2 + \psi(n/2)))$ and variance $d\,\psi'(n/2)/4$, "
-            r"while the mean-square growth is $(n\sigma^2)^d$. The typical product grows by "
-            r"$\exp(d(\log\sigma + \frac12(\log 2+\psi(n/2))))$, slower than the mean square "
-            r"suggests; for the D2L demo ($n = 4$, $\sigma = 1$, 101 factors) a typical entry "
-            rf"is about $10^{{{round(ev / np.log(10))}}}$. The per-factor mean is the top "
-            r"Lyapunov exponent $\lambda_1$ of the product, "
-            rf"${float(lyapunov[1].result):.4f}$ for the demo."
+        summary=_products_summary(
+            derivations["D2L demo: E log|M_ij| after 101 factors"].result,
+            derivations["top Lyapunov exponent, D2L demo"].result,
         ),
         assumptions=PRODUCTS_ASSUMPTIONS,
-        derivations=(
-            moment,
-            mean_log,
-            var_log,
-            growth_mean,
-            *lyapunov,
-            growth_var,
-            mean_square,
-            gap,
-            rel_var,
-            d2l,
-            decade,
+        derivations=tuple(derivations.values()),
+        conditions=(sp.Eq(SIGMA_W, mean_square_threshold), sp.Eq(SIGMA_W, typical_threshold)),
+        qualification=_products_qualification(typical_threshold),
+        confirmations=_products_confirmations(derivations),
+        probes=_product_probes(
+            growth_mean, derivations["variance of log growth"].result, mean_square
         ),
-        conditions=(
-            sp.Eq(SIGMA_W, sp.solve(sp.Eq(mean_square.result.subs(DEPTH, 1), 1), SIGMA_W)[0]),
-            sp.Eq(SIGMA_W, typical_threshold),
-        ),
-        qualification=(
-            r"the product explodes in typical size only when the per-factor log-growth "
-            r"$\log\sigma + \frac12(\log 2 + \psi(n/2))$ is positive, i.e. "
-            rf"$\sigma > {sp.latex(typical_threshold)}$ (for $n = {D2L_N}$: "
-            rf"$\sigma > {float(typical_threshold.subs(N_DOF, D2L_N)):.4f}$; the D2L demo uses "
-            r"$\sigma = 1$); at $\sigma = 1/\sqrt{n}$ the mean square is preserved and the "
-            r"typical size shrinks slowly"
-        ),
-        confirmations=(confirm_mean, positive_gap, demo, _lyapunov_by_products(lyapunov[1].result)),
-        probes=probes,
     )
 
 
@@ -1123,6 +1301,103 @@ def overflow_bound() -> tuple[sp.Expr, dict]:
     return expr, values
 
 
+#: The per-layer factors of the threshold table, each against one limit of one format.
+THRESHOLD_ROWS = (
+    (EXPLODING, "float16", "max"),
+    (EXPLODING, "float32", "max"),
+    (VANISHING, "float16", "tiny"),
+    (VANISHING, "float16", "subnormal"),
+    (VANISHING, "float32", "tiny"),
+    (VANISHING, "float32", "subnormal"),
+)
+THRESHOLD_NAME = (
+    "threshold depths: 1.5 vs float16/float32 max; 0.8 vs float16/float32 "
+    "smallest normal and smallest subnormal"
+)
+
+
+def _format_limits(dt: str, fmt: dict) -> Derivation:
+    """The largest finite, smallest normal and smallest subnormal of ``dt``."""
+    return (
+        Chain(
+            f"{dt} max, smallest normal, smallest subnormal",
+            _format_formulas(fmt),
+            None,
+            FLOAT_ASSUMPTIONS,
+        )
+        .step(
+            sp.Matrix([fmt["max"], fmt["tiny"], fmt["subnormal"]]),
+            "numpy.finfo",
+            r"largest finite $(2 - 2^{-p})2^{e_{\max}-1}$, smallest normal $2^{e_{\min}}$, "
+            r"smallest subnormal $2^{e_{\min}-p}$ with $p$ = nmant",
+            uses=("ieee-formats",),
+        )
+        .done()
+    )
+
+
+def _threshold_depth() -> sp.Expr:
+    """The real depth ``d = log B / log c`` solving ``c^d = B``."""
+    (d_star,) = sp.solve(sp.Eq(C_FACTOR**D_REAL, BOUND), D_REAL)
+    return d_star
+
+
+def _threshold_solution(d_star: sp.Expr) -> Derivation:
+    """``c^(log B / log c) = B``: the solved depth reaches the bound."""
+    return (
+        Chain("depth at which c^d reaches B", C_FACTOR**d_star, None, FLOAT_ASSUMPTIONS)
+        .step(
+            BOUND,
+            "sympy.solve",
+            r"$d = \log B/\log c$ solves $c^d = B$",
+            uses=("per-layer-factor",),
+        )
+        .done()
+    )
+
+
+def _threshold_table(d_star: sp.Expr, formats: dict) -> Derivation:
+    """``ceil(log B / log c)`` for every row of :data:`THRESHOLD_ROWS`."""
+    table = sp.Matrix(
+        [
+            sp.ceiling(d_star.subs({C_FACTOR: c, BOUND: formats[dt][key]}), evaluate=False)
+            for c, dt, key in THRESHOLD_ROWS
+        ]
+    )
+    return (
+        Chain(THRESHOLD_NAME, table, None, FLOAT_ASSUMPTIONS)
+        .step(table.applyfunc(lambda e: e.func(*e.args)), "ceiling", "exact evaluation")
+        .done()
+    )
+
+
+def _float_derivations(formats: dict) -> dict[str, Derivation]:
+    """The derivations of :func:`float_range`, keyed by name, in the claim's order."""
+    decades = []
+    for name, factor in (("1.5^100", EXPLODING), ("0.8^100", VANISHING)):
+        decades.extend(_decimal_chains(name, factor, LECTURE_DEPTH))
+    d_star = _threshold_depth()
+    chains = (
+        *decades,
+        *(_format_limits(dt, fmt) for dt, fmt in formats.items()),
+        _threshold_solution(d_star),
+        _threshold_table(d_star, formats),
+    )
+    return by_name(chains)
+
+
+def _chernoff_check(bound_expr: sp.Expr, bound_values: dict) -> Check:
+    """The Chernoff bound of :func:`overflow_bound`, evaluated exactly."""
+    bound = bound_expr.subs(bound_values)
+    return Check(
+        "Chernoff bound",
+        Status.COMPUTED if sp.N(bound, 30) < sp.Float("1e-9") else Status.UNDECIDED,
+        f"P(a float16 column of the width-{OVERFLOW_WIDTH} network is still finite at layer "
+        f"{OVERFLOW_DEPTH - 1}) <= {float(sp.N(bound, 30)):.3g} at t = {bound_values[T_CHERNOFF]} "
+        "(exact arithmetic, 1 nat of slack for rounding)",
+    )
+
+
 @cache
 def float_range() -> Claim:
     """The lecture's 1.5^100 and 0.8^100, and where float16 and float32 give out.
@@ -1156,94 +1431,32 @@ def float_range() -> Claim:
     ----------
     .. [1] NumPy, ``numpy.finfo``; IEEE 754-2008, binary16 and binary32.
     """
-    decades = []
-    for name, factor in (("1.5^100", EXPLODING), ("0.8^100", VANISHING)):
-        decades.extend(_decimal_chains(name, factor, LECTURE_DEPTH))
     formats = {dt: float_format(dt) for dt in FLOAT_TYPES}
-    limits = []
-    for dt, fmt in formats.items():
-        limits.append(
-            Chain(
-                f"{dt} max, smallest normal, smallest subnormal",
-                _format_formulas(fmt),
-                None,
-                FLOAT_ASSUMPTIONS,
-            )
-            .step(
-                sp.Matrix([fmt["max"], fmt["tiny"], fmt["subnormal"]]),
-                "numpy.finfo",
-                r"largest finite $(2 - 2^{-p})2^{e_{\max}-1}$, smallest normal $2^{e_{\min}}$, "
-                r"smallest subnormal $2^{e_{\min}-p}$ with $p$ = nmant",
-                uses=("ieee-formats",),
-            )
-            .done()
-        )
-    (d_star,) = sp.solve(sp.Eq(C_FACTOR**D_REAL, BOUND), D_REAL)
-    solve = (
-        Chain("depth at which c^d reaches B", C_FACTOR**d_star, None, FLOAT_ASSUMPTIONS)
-        .step(
-            BOUND,
-            "sympy.solve",
-            r"$d = \log B/\log c$ solves $c^d = B$",
-            uses=("per-layer-factor",),
-        )
-        .done()
-    )
-    rows = [
-        (EXPLODING, "float16", "max"),
-        (EXPLODING, "float32", "max"),
-        (VANISHING, "float16", "tiny"),
-        (VANISHING, "float16", "subnormal"),
-        (VANISHING, "float32", "tiny"),
-        (VANISHING, "float32", "subnormal"),
-    ]
-    table = sp.Matrix(
-        [
-            sp.ceiling(d_star.subs({C_FACTOR: c, BOUND: formats[dt][key]}), evaluate=False)
-            for c, dt, key in rows
-        ]
-    )
-    depths = (
-        Chain(
-            "threshold depths: 1.5 vs float16/float32 max; 0.8 vs float16/float32 "
-            "smallest normal and smallest subnormal",
-            table,
-            None,
-            FLOAT_ASSUMPTIONS,
-        )
-        .step(table.applyfunc(lambda e: e.func(*e.args)), "ceiling", "exact evaluation")
-        .done()
-    )
-    confirmations = _float_confirmations(formats)
+    derivations = _float_derivations(formats)
     bound_expr, bound_values = overflow_bound()
-    bound = bound_expr.subs(bound_values)
-    bound_check = Check(
-        "Chernoff bound",
-        Status.COMPUTED if sp.N(bound, 30) < sp.Float("1e-9") else Status.UNDECIDED,
-        f"P(a float16 column of the width-{OVERFLOW_WIDTH} network is still finite at layer "
-        f"{OVERFLOW_DEPTH - 1}) <= {float(sp.N(bound, 30)):.3g} at t = {bound_values[T_CHERNOFF]} "
-        "(exact arithmetic, 1 nat of slack for rounding)",
-    )
     mean_square = gaussian_products().derivation("mean-square growth")
-    probes = _float_probes(mean_square.result, 1 - bound_expr, bound_values)
     return Claim(
         id="float-range",
         lecture=("L1.2", "L2.3"),
         title="Exploding and vanishing factors against the range of 16 and 32 bit floats",
-        summary=_float_summary(decades, formats, depths.result),
+        summary=_float_summary(derivations, formats),
         assumptions=FLOAT_ASSUMPTIONS,
-        derivations=(*decades, *limits, solve, depths),
-        conditions=(sp.Eq(D_REAL, d_star),),
-        confirmations=(*confirmations, bound_check),
-        probes=probes,
+        derivations=tuple(derivations.values()),
+        conditions=(sp.Eq(D_REAL, _threshold_depth()),),
+        confirmations=(*_float_confirmations(formats), _chernoff_check(bound_expr, bound_values)),
+        probes=_float_probes(mean_square.result, 1 - bound_expr, bound_values),
     )
 
 
-def _float_summary(decades: list[Derivation], formats: dict, depths: sp.Matrix) -> str:
+def _float_summary(derivations: dict[str, Derivation], formats: dict) -> str:
     """The summary prose, every number taken from the derivations."""
-    (k_big, lead_big, k_small, lead_small) = (int(d.result) for d in decades)
+    k_big, lead_big, k_small, lead_small = (
+        int(derivations[f"{factor}: {part}"].result)
+        for factor in ("1.5^100", "0.8^100")
+        for part in ("decade", "leading digit")
+    )
     f16 = formats["float16"]
-    d = [int(x) for x in depths]
+    d = [int(x) for x in derivations[THRESHOLD_NAME].result]
     return (
         rf"$1.5^{{100}}$ lies in $[{lead_big}\cdot 10^{{{k_big}}}, {lead_big + 1}\cdot "
         rf"10^{{{k_big}}})$ and $0.8^{{100}}$ in $[{lead_small}\cdot 10^{{{k_small}}}, "
@@ -1438,15 +1651,130 @@ RESIDUAL_ASSUMPTIONS = (
 
 
 def _second_moment(target: sp.IndexedBase, name: str) -> Derivation:
-    chain = Chain(name, Ex(target[I_IDX] ** 2), RESIDUAL_MODEL, RESIDUAL_ASSUMPTIONS).apply(
-        substitute_definitions
+    """``E[target_i^2]`` by the moment calculus; the residual sum is first distributed."""
+    residual = target is R_OUT
+    steps = (
+        rules.substitute_definitions,
+        *((rules.distribute,) if residual else ()),
+        rules.expand_square,
+        rules.linearity,
+        *((rules.absorb_into_sums, rules.linearity) if residual else ()),
+        rules.factor_independent,
+        rules.substitute_moments,
+        rules.evaluate_sums,
     )
-    if target is R_OUT:
-        chain = chain.apply(distribute)
-    chain = chain.apply(expand_square).apply(linearity)
-    if target is R_OUT:
-        chain = chain.apply(absorb_into_sums).apply(linearity)
-    return chain.apply(factor_independent).apply(substitute_moments).apply(evaluate_sums).done()
+    chain = Chain(name, Ex(target[I_IDX] ** 2), RESIDUAL_MODEL, RESIDUAL_ASSUMPTIONS)
+    for rule in steps:
+        chain = chain.apply(rule)
+    return chain.done()
+
+
+RESIDUAL_SUMMARY = (
+    r"A residual layer $h^t = h^{t-1} + \sigma(W^t h^{t-1})$ has Jacobian "
+    r"$I + \operatorname{diag}(\sigma')W^t$, so the product over layers is a sum of "
+    r"paths that always contains the identity. For a linear branch with weight "
+    r"variance $\gamma$ the second moment grows by $1 + n\gamma$ per layer (a plain "
+    r"layer: $n\gamma$), forward and backward; with $n\gamma = c/L$ over $L$ layers the "
+    r"total factor tends to $e^c$. Clipping $g \leftarrow \min(1, \theta/\lVert g"
+    r"\rVert)\, g$ keeps the direction and guarantees $\lVert g\rVert \le \theta$."
+)
+
+
+def _residual_jacobian(n: int = 3) -> Derivation:
+    """``d(h + sigma(W h))/dh = I + diag(sigma') W`` on a square layer."""
+    h = _vector("h", n)
+    w = _weights(1, n, n)
+    z = w * h
+    out = h + z.applyfunc(SIGMA)
+    return (
+        Chain(
+            "residual Jacobian (3 -> 3)", _unevaluated_jacobian(out, h), None, RESIDUAL_ASSUMPTIONS
+        )
+        .step(out.jacobian(h), "Matrix.jacobian", "entrywise derivative computed by SymPy")
+        .step(
+            sp.MatAdd(
+                sp.ImmutableMatrix(sp.eye(n)),
+                _product(_diag_derivative(SIGMA, z), w),
+                evaluate=False,
+            ),
+            "identity plus branch",
+            r"$\partial h/\partial h = I$ plus the branch Jacobian "
+            r"$\operatorname{diag}(\sigma') W$",
+        )
+        .done()
+    )
+
+
+def _moment_factor(second_moment: Derivation) -> sp.Expr:
+    """The per-layer factor of the second moment: the result over ``E[u^2]``."""
+    return sp.simplify(second_moment.result / (V_U + MU_U**2))
+
+
+def _scaled_stack(res_factor: sp.Expr) -> Derivation:
+    """``(1 + c/L)^L -> e^c``: ``L`` residual layers with ``n gamma = c/L``."""
+    L = sp.Symbol("L", integer=True, positive=True)
+    c = sp.Symbol("c", positive=True)
+    return (
+        Chain(
+            "scaled residual stack",
+            sp.Limit(res_factor.subs(GAMMA_RES, c / (L * N_RES)) ** L, L, sp.oo),
+            None,
+            RESIDUAL_ASSUMPTIONS,
+        )
+        .step(sp.exp(c), "sympy.limit", r"$L$ layers with $n\gamma = c/L$")
+        .done()
+    )
+
+
+def _scaled_norm() -> Derivation:
+    """``||k g|| = k ||g||`` for ``k > 0``: clipping keeps the direction."""
+    k = sp.Symbol("k", positive=True)
+    g = sp.Matrix(sp.symbols("g_1:4", real=True))
+    return (
+        Chain("norm of a scaled gradient", (k * g).norm(), None, RESIDUAL_ASSUMPTIONS)
+        .step(
+            k * g.norm(),
+            "simplify",
+            r"$\lVert k g\rVert = k\lVert g\rVert$ for $k = \min(1, \theta/\lVert g\rVert) > 0$",
+        )
+        .done()
+    )
+
+
+def _clipping_cases() -> tuple[Derivation, Derivation]:
+    """``theta - ||clip(g)|| >= 0`` in the two cases ``||g|| <= theta`` and ``> theta``."""
+    gap = THETA - sp.Min(1, THETA / G_NORM) * G_NORM
+    small = (
+        Chain("clipping, case norm <= theta", gap, None, RESIDUAL_ASSUMPTIONS)
+        .step(
+            THETA - G_NORM,
+            "substitute the case",
+            "",
+            uses=("clip-small",),
+            extra=(_nonnegative((THETA - G_NORM).subs(THETA, G_NORM + DELTA0)),),
+        )
+        .done()
+    )
+    large = (
+        Chain("clipping, case norm > theta", gap, None, RESIDUAL_ASSUMPTIONS)
+        .step(sp.Integer(0), "substitute the case", "", uses=("clip-large",))
+        .done()
+    )
+    return small, large
+
+
+def _residual_derivations() -> dict[str, Derivation]:
+    """The derivations of :func:`residual_and_clipping`, keyed by name, in order."""
+    residual = _second_moment(R_OUT, "residual layer second moment")
+    chains = (
+        _residual_jacobian(),
+        residual,
+        _second_moment(P_OUT, "plain layer second moment"),
+        _scaled_stack(sp.factor(_moment_factor(residual))),
+        _scaled_norm(),
+        *_clipping_cases(),
+    )
+    return by_name(chains)
 
 
 @cache
@@ -1481,95 +1809,22 @@ def residual_and_clipping() -> Claim:
     .. [1] K. He, X. Zhang, S. Ren and J. Sun (2016), CVPR.
     .. [2] R. Pascanu, T. Mikolov and Y. Bengio (2013), ICML, Algorithm 1.
     """
-    n = 3
-    h = _vector("h", n)
-    w = _weights(1, n, n)
-    z = w * h
-    out = h + z.applyfunc(SIGMA)
-    jac = (
-        Chain(
-            "residual Jacobian (3 -> 3)", _unevaluated_jacobian(out, h), None, RESIDUAL_ASSUMPTIONS
-        )
-        .step(out.jacobian(h), "Matrix.jacobian", "entrywise derivative computed by SymPy")
-        .step(
-            sp.MatAdd(
-                sp.ImmutableMatrix(sp.eye(n)),
-                _product(_diag_derivative(SIGMA, z), w),
-                evaluate=False,
-            ),
-            "identity plus branch",
-            r"$\partial h/\partial h = I$ plus the branch Jacobian "
-            r"$\operatorname{diag}(\sigma') W$",
-        )
-        .done()
-    )
-    residual = _second_moment(R_OUT, "residual layer second moment")
-    plain = _second_moment(P_OUT, "plain layer second moment")
-    m2 = V_U + MU_U**2
-    res_factor = sp.factor(sp.simplify(residual.result / m2))
-    plain_factor = sp.simplify(plain.result / m2)
-    L = sp.Symbol("L", integer=True, positive=True)
-    c = sp.Symbol("c", positive=True)
-    limit = (
-        Chain(
-            "scaled residual stack",
-            sp.Limit(res_factor.subs(GAMMA_RES, c / (L * N_RES)) ** L, L, sp.oo),
-            None,
-            RESIDUAL_ASSUMPTIONS,
-        )
-        .step(sp.exp(c), "sympy.limit", r"$L$ layers with $n\gamma = c/L$")
-        .done()
-    )
-    k = sp.Symbol("k", positive=True)
-    g = sp.Matrix(sp.symbols("g_1:4", real=True))
-    homogeneity = (
-        Chain("norm of a scaled gradient", (k * g).norm(), None, RESIDUAL_ASSUMPTIONS)
-        .step(
-            k * g.norm(),
-            "simplify",
-            r"$\lVert k g\rVert = k\lVert g\rVert$ for $k = \min(1, \theta/\lVert g\rVert) > 0$",
-        )
-        .done()
-    )
-    gap = THETA - sp.Min(1, THETA / G_NORM) * G_NORM
-    small = (
-        Chain("clipping, case norm <= theta", gap, None, RESIDUAL_ASSUMPTIONS)
-        .step(
-            THETA - G_NORM,
-            "substitute the case",
-            "",
-            uses=("clip-small",),
-            extra=(_nonnegative((THETA - G_NORM).subs(THETA, G_NORM + DELTA0)),),
-        )
-        .done()
-    )
-    large = (
-        Chain("clipping, case norm > theta", gap, None, RESIDUAL_ASSUMPTIONS)
-        .step(sp.Integer(0), "substitute the case", "", uses=("clip-large",))
-        .done()
-    )
-    probes = _residual_probes(res_factor)
+    derivations = _residual_derivations()
+    res_factor = sp.factor(_moment_factor(derivations["residual layer second moment"]))
+    plain_factor = _moment_factor(derivations["plain layer second moment"])
     return Claim(
         id="residual-and-clipping",
         lecture=("L3.1", "L3.2"),
         title="Residual connections and gradient clipping",
-        summary=(
-            r"A residual layer $h^t = h^{t-1} + \sigma(W^t h^{t-1})$ has Jacobian "
-            r"$I + \operatorname{diag}(\sigma')W^t$, so the product over layers is a sum of "
-            r"paths that always contains the identity. For a linear branch with weight "
-            r"variance $\gamma$ the second moment grows by $1 + n\gamma$ per layer (a plain "
-            r"layer: $n\gamma$), forward and backward; with $n\gamma = c/L$ over $L$ layers the "
-            r"total factor tends to $e^c$. Clipping $g \leftarrow \min(1, \theta/\lVert g"
-            r"\rVert)\, g$ keeps the direction and guarantees $\lVert g\rVert \le \theta$."
-        ),
+        summary=RESIDUAL_SUMMARY,
         assumptions=RESIDUAL_ASSUMPTIONS,
-        derivations=(jac, residual, plain, limit, homogeneity, small, large),
+        derivations=tuple(derivations.values()),
         conditions=(
             sp.Eq(sp.Symbol(r"\rho_{\mathrm{residual}}"), res_factor, evaluate=False),
             sp.Eq(sp.Symbol(r"\rho_{\mathrm{plain}}"), plain_factor, evaluate=False),
         ),
         confirmations=(),
-        probes=probes,
+        probes=_residual_probes(res_factor),
     )
 
 

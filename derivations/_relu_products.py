@@ -43,43 +43,33 @@ from functools import cache
 import sympy as sp
 from sympy import stats
 
-from ._calculus import (
-    Ex,
-    evaluate_sums,
-    expand_square,
-    factor_independent,
-    linearity,
-    substitute_definitions,
-    substitute_moments,
-)
+from . import _calculus as rules
+from ._building import by_name, mlp_scenario
+from ._calculus import Ex
 from ._check import Chain
 from ._claim import Assumption, Check, Claim, Derivation, Probe, Status
-from ._forward import linear_model
 from ._gaussian import gaussian_integral
 from ._gradients import (
     D2L_FACTORS,
     D2L_N,
+    V_G,
     _product,
     _unevaluated_jacobian,
+    backward_model,
     jacobian_network,
     weight_variance,
 )
+from ._symbols import g_prev as G_PREV
+from ._symbols import gamma as GAMMA
+from ._symbols import j as J_IDX
+from ._symbols import n_t as N_T
+from ._symbols import q as Q
+from ._symbols import x as X
 
-X = sp.Symbol("x", real=True)
-X_POS = sp.Symbol("x", positive=True)
-X_NEG = sp.Symbol("x", negative=True)
-H_STEP = sp.Symbol("h", real=True)
-Q = sp.Symbol("q", positive=True)
-I_IDX, J_IDX, K_IDX = sp.symbols("i j k", integer=True, positive=True)
-N_T = sp.Symbol("n_t", integer=True, positive=True)
-GAMMA = sp.Symbol("gamma_t", positive=True)
 MU_U = sp.Symbol("mu_u", real=True)
 V_U = sp.Symbol("v_u", positive=True)
-V_G = sp.Symbol("v_g", positive=True)
 LAYERS = sp.Symbol("L", integer=True, positive=True)
-W_B = sp.IndexedBase("w^{t}")
 U = sp.IndexedBase("u^{t}")
-G_PREV = sp.IndexedBase("g^{t-1}")
 
 #: relu written out; its derivative comes from :func:`sympy.diff`.
 RELU = sp.Max(0, X)
@@ -170,7 +160,8 @@ def _derivative_chains() -> tuple[Derivation, ...]:
     """relu' by ``sympy.diff`` on each side of 0, as a Heaviside step, and the one-sided
     difference quotients at 0."""
     chains = []
-    for label, var in (("x > 0", X_POS), ("x < 0", X_NEG)):
+    sides = (("x > 0", sp.Symbol("x", positive=True)), ("x < 0", sp.Symbol("x", negative=True)))
+    for label, var in sides:
         chains.append(
             Chain(f"relu derivative, {label}", sp.Derivative(_relu(var), var), None, ASSUMPTIONS)
             .step(sp.diff(_relu(var), var), "sympy.diff", "", uses=("relu-definition",))
@@ -187,8 +178,9 @@ def _derivative_chains() -> tuple[Derivation, ...]:
         )
         .done()
     )
+    step = sp.Symbol("h", real=True)
     for direction in ("+", "-"):
-        quotient = sp.Limit((_relu(H_STEP) - _relu(0)) / H_STEP, H_STEP, 0, direction)
+        quotient = sp.Limit((_relu(step) - _relu(0)) / step, step, 0, direction)
         chains.append(
             Chain(f"relu: {direction} derivative at 0", quotient, None, ASSUMPTIONS)
             .step(quotient.doit(), "sympy.limit", "", uses=("relu-definition",))
@@ -232,29 +224,19 @@ def _jacobian_chain() -> Derivation:
 
 def _masked_second_moment() -> Derivation:
     """``E[(g^{t-1}_j)^2]`` for ``g^{t-1}_j = sum_i w_ij u_i`` by the moment calculus."""
-    model = linear_model(
-        W_B,
-        U,
-        {G_PREV: ((J_IDX,), sp.Sum(W_B[I_IDX, J_IDX] * U[I_IDX], (I_IDX, 1, N_T)))},
-        width=N_T,
-        free=J_IDX,
-        gamma=GAMMA,
-        mean=MU_U,
-        variance=V_U,
-    )
     return (
         Chain(
             "backward second moment through a masked layer",
             Ex(G_PREV[J_IDX] ** 2),
-            model,
+            backward_model(U, MU_U, V_U),
             ASSUMPTIONS,
         )
-        .apply(substitute_definitions, uses=("masked-upstream",))
-        .apply(expand_square)
-        .apply(linearity)
-        .apply(factor_independent, uses=("iid-weights", "masked-upstream"))
-        .apply(substitute_moments)
-        .apply(evaluate_sums)
+        .apply(rules.substitute_definitions, uses=("masked-upstream",))
+        .apply(rules.expand_square)
+        .apply(rules.linearity)
+        .apply(rules.factor_independent, uses=("iid-weights", "masked-upstream"))
+        .apply(rules.substitute_moments)
+        .apply(rules.evaluate_sums)
         .assume("zero-mean-upstream")
         .done()
     )
@@ -378,15 +360,13 @@ def _confirm_by_stats(slope_m2: sp.Expr) -> Check:
 
 
 def _scenario(activation: str, std: sp.Expr) -> dict:
-    return {
-        "kind": "mlp",
-        "widths": [PROBE_WIDTH] * (PROBE_DEPTH + 1),
-        "weights": {"law": "normal", "std": float(std)},
-        "activation": activation,
-        "input": {"law": "normal", "mean": 0.0, "std": 1.0},
-        "upstream": {"law": "normal", "std": 1.0},
-        "dtype": "float64",
-    }
+    """The simulated network of the probes, with a standard normal upstream gradient."""
+    return mlp_scenario(
+        [PROBE_WIDTH] * (PROBE_DEPTH + 1),
+        {"law": "normal", "std": float(std)},
+        activation=activation,
+        upstream={"law": "normal", "std": 1.0},
+    )
 
 
 def _probes(masked: sp.Expr, unmasked: sp.Expr, gamma_he: sp.Expr) -> tuple[Probe, ...]:
@@ -425,6 +405,99 @@ def _probes(masked: sp.Expr, unmasked: sp.Expr, gamma_he: sp.Expr) -> tuple[Prob
     )
 
 
+#: The two slopes compared: relu's 0/1 mask and the unmasked (linear) product.
+RELU_NAME, LINEAR_NAME = "relu", "linear (unmasked)"
+
+
+def _d2l_name(product: str) -> str:
+    """The name of a product evaluated at the D2L demo's weights."""
+    return f"{product} product, D2L weights (n = {D2L_N}, gamma = 1), {D2L_FACTORS - 1} layers"
+
+
+def _factor_chains() -> tuple[Derivation, ...]:
+    """Slope moments, per-layer factors and their powers, relu then unmasked, per stage."""
+    relu_m2 = _slope_moment(RELU, RELU_NAME)
+    linear_m2 = _slope_moment(LINEAR, LINEAR_NAME)
+    relu_factor = _factor_chain(relu_m2, RELU_NAME)
+    linear_factor = _factor_chain(linear_m2, LINEAR_NAME)
+    return (
+        relu_m2,
+        linear_m2,
+        relu_factor,
+        linear_factor,
+        _power_chain(relu_factor.result, RELU_NAME),
+        _power_chain(linear_factor.result, LINEAR_NAME),
+    )
+
+
+def _he_gamma(masked: sp.Expr) -> sp.Expr:
+    """The weight variance that makes the relu factor 1 (He), by ``sympy.solve``."""
+    (gamma_he,) = sp.solve(sp.Eq(masked, 1), GAMMA)
+    return gamma_he
+
+
+def _evaluation_chains(factors: dict[str, Derivation]) -> tuple[Derivation, ...]:
+    """The factors and products under He and at the D2L demo's weights."""
+    masked = factors[f"per-layer factor, {RELU_NAME}"].result
+    unmasked = factors[f"per-layer factor, {LINEAR_NAME}"].result
+    relu_power = factors[f"factor after L = d - t layers, {RELU_NAME}"].result
+    linear_power = factors[f"factor after L = d - t layers, {LINEAR_NAME}"].result
+    he = {GAMMA: _he_gamma(masked)}
+    demo = {N_T: D2L_N, GAMMA: sp.Integer(1), LAYERS: D2L_FACTORS - 1}
+    d2l_why = r"the D2L demo's $N(0, 1)$ weights"
+    return (
+        _evaluate_chain(
+            masked, he, "relu factor under He", r"$\gamma_t$ from solving the relu factor $= 1$"
+        ),
+        _evaluate_chain(unmasked, he, "unmasked factor under He", r"the same $\gamma_t$"),
+        _evaluate_chain(
+            linear_power, he, "unmasked product under He after L layers", r"same $\gamma_t$"
+        ),
+        _evaluate_chain(relu_power, demo, _d2l_name("relu"), d2l_why),
+        _evaluate_chain(linear_power, demo, _d2l_name("unmasked"), d2l_why),
+    )
+
+
+def _relu_derivations() -> dict[str, Derivation]:
+    """The derivations of :func:`relu_jacobian_product`, keyed by name, in order."""
+    factors = by_name(_factor_chains())
+    chains = (
+        *_derivative_chains(),
+        _jacobian_chain(),
+        _masked_second_moment(),
+        *factors.values(),
+        *_evaluation_chains(factors),
+    )
+    return by_name(chains)
+
+
+def _relu_summary(derivations: dict[str, Derivation]) -> str:
+    """The summary prose, every expression taken from the named derivations."""
+
+    def tex(name: str) -> str:
+        return sp.latex(derivations[name].result)
+
+    masked = derivations[f"per-layer factor, {RELU_NAME}"].result
+    return (
+        rf"relu's derivative is the step $H(x)$: ${tex('relu: + derivative at 0')}$ for "
+        rf"$x > 0$, ${tex('relu: - derivative at 0')}$ for $x < 0$, undefined at $0$. Inside "
+        r"a fixed activation pattern each layer Jacobian is $D_t W^t$ with a 0/1 diagonal "
+        r"$D_t$, so $\partial h^2/\partial h^0 = D_2 W^2 D_1 W^1$: its entries are entries of "
+        r"products of sub-matrices of the $W^t$, with the rows of inactive units zeroed. "
+        r"A gradient pushed back through a relu layer grows in mean square by "
+        rf"${sp.latex(masked)}$ per layer, against ${tex(f'per-layer factor, {LINEAR_NAME}')}$ "
+        rf"unmasked; after $L = d - t$ layers "
+        rf"${tex(f'factor after L = d - t layers, {RELU_NAME}')}$ versus "
+        rf"${tex(f'factor after L = d - t layers, {LINEAR_NAME}')}$. With the D2L demo's "
+        rf"$\gamma = 1$ at $n = {D2L_N}$ over ${D2L_FACTORS - 1}$ layers that is "
+        rf"${sp.latex(sp.Float(derivations[_d2l_name('relu')].result, 3))}$ versus "
+        rf"${sp.latex(sp.Float(derivations[_d2l_name('unmasked')].result, 3))}$; "
+        rf"under He, $\gamma_t = {sp.latex(_he_gamma(masked))}$, "
+        rf"the relu product is critical (factor ${tex('relu factor under He')}$) while "
+        rf"the unmasked one grows as ${tex('unmasked product under He after L layers')}$."
+    )
+
+
 # --------------------------------------------------------------------------- claim
 
 
@@ -458,90 +531,28 @@ def relu_jacobian_product() -> Claim:
     .. [1] D2L, Sec. 5.4.1.2.
     .. [2] K. He et al. (2015), ICCV, Sec. 2.2.
     """
-    derivative = _derivative_chains()
-    right, left = derivative[-2], derivative[-1]
-    jacobian = _jacobian_chain()
-    backward = _masked_second_moment()
-    relu_m2 = _slope_moment(RELU, "relu")
-    linear_m2 = _slope_moment(LINEAR, "linear (unmasked)")
-    relu_factor = _factor_chain(relu_m2, "relu")
-    linear_factor = _factor_chain(linear_m2, "linear (unmasked)")
-    masked, unmasked = relu_factor.result, linear_factor.result
-    relu_power = _power_chain(masked, "relu")
-    linear_power = _power_chain(unmasked, "linear (unmasked)")
-    (gamma_he,) = sp.solve(sp.Eq(masked, 1), GAMMA)
-    he = {GAMMA: gamma_he}
-    demo = {N_T: D2L_N, GAMMA: sp.Integer(1), LAYERS: D2L_FACTORS - 1}
-    evaluations = (
-        _evaluate_chain(
-            masked,
-            he,
-            "relu factor under He",
-            r"$\gamma_t$ from solving the "
-            r"relu factor $= 1$",
-        ),
-        _evaluate_chain(unmasked, he, "unmasked factor under He", r"the same $\gamma_t$"),
-        _evaluate_chain(
-            linear_power.result, he, "unmasked product under He after L layers", r"same $\gamma_t$"
-        ),
-        _evaluate_chain(
-            relu_power.result,
-            demo,
-            f"relu product, D2L weights (n = {D2L_N}, gamma = 1), {D2L_FACTORS - 1} layers",
-            r"the D2L demo's $N(0, 1)$ weights",
-        ),
-        _evaluate_chain(
-            linear_power.result,
-            demo,
-            f"unmasked product, D2L weights (n = {D2L_N}, gamma = 1), {D2L_FACTORS - 1} layers",
-            r"the D2L demo's $N(0, 1)$ weights",
-        ),
-    )
-    relu_demo, linear_demo = evaluations[3].result, evaluations[4].result
-    rho_relu = sp.Symbol(r"\rho_{\mathrm{relu}}")
-    rho_lin = sp.Symbol(r"\rho_{\mathrm{unmasked}}")
+    derivations = _relu_derivations()
+    right = derivations["relu: + derivative at 0"]
+    left = derivations["relu: - derivative at 0"]
+    masked = derivations[f"per-layer factor, {RELU_NAME}"].result
+    unmasked = derivations[f"per-layer factor, {LINEAR_NAME}"].result
+    gamma_he = _he_gamma(masked)
     return Claim(
         id="relu-jacobian-product",
         lecture=("L2.2",),
         title="Relu masks the Jacobian product and halves its mean-square growth per layer",
-        summary=(
-            rf"relu's derivative is the step $H(x)$: ${sp.latex(right.result)}$ for $x > 0$, "
-            rf"${sp.latex(left.result)}$ for $x < 0$, undefined at $0$. Inside a fixed "
-            r"activation pattern each layer Jacobian is $D_t W^t$ with a 0/1 diagonal $D_t$, "
-            r"so $\partial h^2/\partial h^0 = D_2 W^2 D_1 W^1$: its entries are entries of "
-            r"products of sub-matrices of the $W^t$, with the rows of inactive units zeroed. "
-            r"A gradient pushed back through a relu layer grows in mean square by "
-            rf"${sp.latex(masked)}$ per layer, against ${sp.latex(unmasked)}$ unmasked; after "
-            rf"$L = d - t$ layers ${sp.latex(relu_power.result)}$ versus "
-            rf"${sp.latex(linear_power.result)}$. With the D2L demo's $\gamma = 1$ at "
-            rf"$n = {D2L_N}$ over ${D2L_FACTORS - 1}$ layers that is "
-            rf"${sp.latex(sp.Float(relu_demo, 3))}$ versus ${sp.latex(sp.Float(linear_demo, 3))}$; "
-            rf"under He, $\gamma_t = {sp.latex(gamma_he)}$, "
-            rf"the relu product is critical (factor ${sp.latex(evaluations[0].result)}$) while "
-            rf"the unmasked one grows as ${sp.latex(evaluations[2].result)}$."
-        ),
+        summary=_relu_summary(derivations),
         assumptions=ASSUMPTIONS,
-        derivations=(
-            *derivative,
-            jacobian,
-            backward,
-            relu_m2,
-            linear_m2,
-            relu_factor,
-            linear_factor,
-            relu_power,
-            linear_power,
-            *evaluations,
-        ),
+        derivations=tuple(derivations.values()),
         conditions=(
-            sp.Eq(rho_relu, masked, evaluate=False),
-            sp.Eq(rho_lin, unmasked, evaluate=False),
+            sp.Eq(sp.Symbol(r"\rho_{\mathrm{relu}}"), masked, evaluate=False),
+            sp.Eq(sp.Symbol(r"\rho_{\mathrm{unmasked}}"), unmasked, evaluate=False),
             sp.Eq(GAMMA, gamma_he),
         ),
         confirmations=(
             _undefined_at_zero(right, left),
             _pattern_is_reached(),
-            _confirm_by_stats(relu_m2.result),
+            _confirm_by_stats(derivations[f"second moment of the slope, {RELU_NAME}"].result),
         ),
         probes=_probes(masked, unmasked, gamma_he),
     )

@@ -92,6 +92,7 @@ from scipy import integrate, optimize
 from sympy import stats
 
 from ._activations import ACTIVATIONS, DEFINITIONS, DISPLAY
+from ._building import gaussian_square_expansion, mlp_scenario
 from ._check import Chain, check_algebraic
 from ._claim import Assumption, Check, Claim, Derivation, Probe, Status
 from ._forward import forward_variance, weight_variance
@@ -178,6 +179,11 @@ DEPTH_ASSUMPTIONS = (
 )
 
 
+def _s1_ratio() -> sp.Expr:
+    """S1's pre-activation ratio :math:`n\\gamma/2`, from its recursion looked up by name."""
+    return second_moment_recursion().derivation("recursion after relu").result / q
+
+
 def per_layer_factors() -> dict[str, sp.Expr]:
     """Per-layer second-moment factors from the existing claims.
 
@@ -189,7 +195,7 @@ def per_layer_factors() -> dict[str, sp.Expr]:
     bwd = backward_variance().derivation("variance").result
     return {
         "linear": sp.simplify(fwd / v_prev),
-        "relu": second_moment_recursion().conditions[0].lhs,
+        "relu": _s1_ratio(),
         "backward": sp.simplify((bwd / b_t).subs(n_t, n_prev)),
     }
 
@@ -283,6 +289,152 @@ def underflow_depths() -> dict[tuple[str, int, str], int]:
     return out
 
 
+def _depth_chains(factors: dict[str, sp.Expr]) -> tuple[Derivation, ...]:
+    """The relu factor, then the second moment after ``d`` linear, relu, backward layers."""
+    relu_chain = _relu_factor_chain()
+    linear = _iterate(
+        "linear: d layers",
+        v_prev,
+        factors["linear"],
+        "L5.2 at each of the d layers: the second moment is multiplied by n gamma each time",
+    )
+    relu_d = _iterate(
+        "relu: d layers",
+        v_prev,
+        relu_chain.result,
+        "the relu factor n gamma / 2 at each of the d layers (layer 1 takes the Gaussian "
+        "input, whose relu is not taken, and still halves: relu acts after W^1)",
+    )
+    backward = _iterate(
+        "backward: d layers",
+        b_t,
+        factors["backward"],
+        "L6.2 at each layer with equal widths: the gradient's second moment is multiplied "
+        "by n gamma from layer d down to layer 0",
+    )
+    return relu_chain, linear, relu_d, backward
+
+
+def _readings(std: str, variance: str) -> tuple[tuple[str, sp.Expr], ...]:
+    """The two readings of :math:`N(0, 0.01)`, labelled, with their weight variances."""
+    return (
+        (std, _normal_variance(STD_READING)),
+        (variance, _normal_variance(VARIANCE_READING)),
+    )
+
+
+def _factors_at_width(per_layer: dict[str, sp.Expr]) -> dict[tuple[str, str], Derivation]:
+    """Each per-layer factor at ``WIDTH`` for both readings, by activation and reading."""
+    at_width = {}
+    for act, rho in per_layer.items():
+        for reading, var_w in _readings("std 0.01", "variance 0.01"):
+            at_width[(act, reading)] = (
+                Chain(
+                    f"{act}: per-layer factor at n = {WIDTH}, {reading}",
+                    sp.Subs(rho, (n_prev, gamma), (WIDTH, var_w)),
+                    assumptions=DEPTH_ASSUMPTIONS,
+                )
+                .step(rho.subs({n_prev: WIDTH, gamma: var_w}), "substitute", "exact arithmetic")
+                .done()
+            )
+    return at_width
+
+
+def _crossing(per_layer: dict[str, sp.Expr]) -> tuple[Derivation, dict[str, sp.Expr]]:
+    """The generic crossing depth checked by substitution, and its value per activation."""
+    c, generic_root = _generic_root()
+    chain = (
+        Chain("RMS at the crossing depth", sp.sqrt(v_prev * c**d).subs(d, generic_root))
+        .step(
+            eps,
+            "substitute the root of sympy.solve",
+            r"$d^*$ solves $\sqrt{v\,c^{d}} = \varepsilon$ for a per-layer factor $c$",
+        )
+        .done()
+    )
+    return chain, {act: generic_root.subs(c, rho) for act, rho in per_layer.items()}
+
+
+def _critical_widths(per_layer: dict[str, sp.Expr]) -> dict[tuple[str, str], sp.Expr]:
+    """The width at which each per-layer factor is 1, for both readings."""
+    critical = {}
+    for act, rho in per_layer.items():
+        for reading, var_w in _readings("std", "variance"):
+            (n_star,) = sp.solve(sp.Eq(rho.subs(gamma, var_w), 1), n_prev)
+            critical[(act, reading)] = n_star
+    return critical
+
+
+def _depth_conditions(roots: dict, critical: dict, depths: dict) -> tuple[sp.Basic, ...]:
+    """Crossing depths, critical widths and the depth table as equations."""
+    conditions: list[sp.Basic] = [
+        sp.Eq(sp.Symbol(r"d^*_{\mathrm{linear}}"), roots["linear"]),
+        sp.Eq(sp.Symbol(r"d^*_{\mathrm{relu}}"), roots["relu"]),
+    ]
+    for (act, reading), n_star in critical.items():
+        conditions.append(
+            sp.Eq(sp.Symbol(rf"n^*_{{\mathrm{{{act}}}, \mathrm{{{reading}}}}}"), n_star)
+        )
+    for (act, n, dtype), depth in depths.items():
+        conditions.append(
+            sp.Eq(
+                sp.Symbol(rf"d_{{\mathrm{{{act}}}}}(n = {n}, \mathrm{{{dtype}}})"),
+                sp.Integer(depth),
+            )
+        )
+    return tuple(conditions)
+
+
+def _confirm_s1(relu_factor: sp.Expr, relu_ratio: sp.Expr) -> Check:
+    """The relu output factor against the pre-activation ratio of the S1 claim."""
+    return check_algebraic(relu_factor, relu_ratio, {}).named(
+        "consistency with S1",
+        f"output factor {relu_factor} equals the pre-activation ratio {relu_ratio} "
+        "of the second-moment-recursion claim",
+    )
+
+
+def _depth_summary(moments: tuple, at_width: dict, depths: dict, critical: dict) -> str:
+    """The claim's summary from the derived moments, factors, depths and widths."""
+    linear, relu_d, backward = moments
+    lin_std = at_width[("linear", "std 0.01")]
+    levels = {dtype: f"2^{{{int(np.finfo(np.dtype(dtype)).minexp)}}}" for dtype in TABLE_FORMATS}
+    return (
+        rf"Iterating L5.2 over $d$ layers of width $n$ gives $\mathbb{{E}}[(h^d)^2] = "
+        rf"{sp.latex(linear)}$ for linear layers and "
+        rf"${sp.latex(relu_d)}$ with relu (the gradient: "
+        rf"${sp.latex(backward)}$). The slide's $N(0, 0.01)$ is ambiguous; read as "
+        rf"D2L's standard deviation $0.01$, the per-layer factor at $n = {WIDTH}$ is "
+        rf"${sp.latex(lin_std)} = {float(lin_std):g}$ "
+        rf"(relu: ${float(at_width[('relu', 'std 0.01')]):g}$), so the signal vanishes "
+        rf"geometrically: for a unit-variance input its RMS falls below the float32 "
+        rf"smallest normal ${levels['float32']}$ after "
+        rf"{depths[('linear', WIDTH, 'float32')]} linear "
+        rf"({depths[('relu', WIDTH, 'float32')]} relu) layers and below float16's "
+        rf"${levels['float16']}$ after {depths[('linear', WIDTH, 'float16')]} "
+        rf"({depths[('relu', WIDTH, 'float16')]}). Read as a variance, the factor is "
+        rf"${float(at_width[('linear', 'variance 0.01')]):g}$ and the signal explodes. The "
+        rf"variance is constant only at $n = {critical[('linear', 'std')]}$ (std reading) or "
+        rf"$n = {critical[('linear', 'variance')]}$ (variance reading)."
+    )
+
+
+def _depth_qualification(critical: dict, depths: dict, lin_std: sp.Expr) -> str:
+    """Where L4.1 and L4.2 hold: the critical width, and shallow networks."""
+    return (
+        r"L4.1's constant variance is not what $N(0, 0.01)$ gives: at any width "
+        rf"$n \ne {critical[('linear', 'std')]}$ the second moment changes by "
+        r"$n\sigma^2$ per layer ($n\sigma^2/2$ with relu). The slide's 'works for "
+        r"small nets' holds in the sense that a shallow network keeps its signal "
+        r"within the float range: with $\sigma = 0.01$ at width "
+        rf"{WIDTH} the RMS stays above the float32 smallest normal for fewer than "
+        rf"{depths[('linear', WIDTH, 'float32')]} linear layers (float16: fewer than "
+        rf"{depths[('linear', WIDTH, 'float16')]}), though it still shrinks by "
+        rf"${float(lin_std):g}$ per layer; if 0.01 is read as the variance, the "
+        r"signal grows instead."
+    )
+
+
 @cache
 def small_init_depth() -> Claim:
     """L4.1 and L4.2: a fixed small weight scale vanishes geometrically with depth.
@@ -310,138 +462,34 @@ def small_init_depth() -> Claim:
     only at the critical width :math:`n = 1/\\sigma^2`.
     """
     factors = per_layer_factors()
-    rho_lin, rho_relu, rho_bwd = factors["linear"], factors["relu"], factors["backward"]
-    relu_chain = _relu_factor_chain()
-    linear = _iterate(
-        "linear: d layers",
-        v_prev,
-        rho_lin,
-        "L5.2 at each of the d layers: the second moment is multiplied by n gamma each time",
-    )
-    relu_d = _iterate(
-        "relu: d layers",
-        v_prev,
-        relu_chain.result,
-        "the relu factor n gamma / 2 at each of the d layers (layer 1 takes the Gaussian "
-        "input, whose relu is not taken, and still halves: relu acts after W^1)",
-    )
-    backward = _iterate(
-        "backward: d layers",
-        b_t,
-        rho_bwd,
-        "L6.2 at each layer with equal widths: the gradient's second moment is multiplied "
-        "by n gamma from layer d down to layer 0",
-    )
-
-    var_std = _normal_variance(STD_READING)
-    var_var = _normal_variance(VARIANCE_READING)
-    derivations = [relu_chain, linear, relu_d, backward]
-    at_width: dict[tuple[str, str], sp.Expr] = {}
-    for act, rho in (("linear", rho_lin), ("relu", relu_chain.result)):
-        for reading, var_w in (("std 0.01", var_std), ("variance 0.01", var_var)):
-            chain = (
-                Chain(
-                    f"{act}: per-layer factor at n = {WIDTH}, {reading}",
-                    sp.Subs(rho, (n_prev, gamma), (WIDTH, var_w)),
-                    assumptions=DEPTH_ASSUMPTIONS,
-                )
-                .step(rho.subs({n_prev: WIDTH, gamma: var_w}), "substitute", "exact arithmetic")
-                .done()
-            )
-            derivations.append(chain)
-            at_width[(act, reading)] = chain.result
-    c, generic_root = _generic_root()
-    derivations.append(
-        Chain("RMS at the crossing depth", sp.sqrt(v_prev * c**d).subs(d, generic_root))
-        .step(
-            eps,
-            "substitute the root of sympy.solve",
-            r"$d^*$ solves $\sqrt{v\,c^{d}} = \varepsilon$ for a per-layer factor $c$",
-        )
-        .done()
-    )
-    roots = {
-        "linear": generic_root.subs(c, rho_lin),
-        "relu": generic_root.subs(c, relu_chain.result),
-    }
-
-    critical = {}
-    for act, rho in (("linear", rho_lin), ("relu", relu_chain.result)):
-        for reading, var_w in (("std", var_std), ("variance", var_var)):
-            (n_star,) = sp.solve(sp.Eq(rho.subs(gamma, var_w), 1), n_prev)
-            critical[(act, reading)] = n_star
-
+    relu_chain, linear, relu_d, backward = _depth_chains(factors)
+    per_layer = {"linear": factors["linear"], "relu": relu_chain.result}
+    at_width = _factors_at_width(per_layer)
+    crossing, roots = _crossing(per_layer)
+    critical = _critical_widths(per_layer)
     depths = underflow_depths()
-    conditions: list[sp.Basic] = [
-        sp.Eq(sp.Symbol(r"d^*_{\mathrm{linear}}"), roots["linear"]),
-        sp.Eq(sp.Symbol(r"d^*_{\mathrm{relu}}"), roots["relu"]),
-    ]
-    for (act, reading), n_star in critical.items():
-        conditions.append(
-            sp.Eq(sp.Symbol(rf"n^*_{{\mathrm{{{act}}}, \mathrm{{{reading}}}}}"), n_star)
-        )
-    for (act, n, dtype), depth in depths.items():
-        conditions.append(
-            sp.Eq(
-                sp.Symbol(rf"d_{{\mathrm{{{act}}}}}(n = {n}, \mathrm{{{dtype}}})"),
-                sp.Integer(depth),
-            )
-        )
-
-    confirmations = (
-        _confirm_rsolve(rho_lin, linear.result, "linear"),
-        _confirm_rsolve(relu_chain.result, relu_d.result, "relu"),
-        check_algebraic(relu_chain.result, rho_relu, {}).named(
-            "consistency with S1",
-            f"output factor {relu_chain.result} equals the pre-activation ratio {rho_relu} "
-            "of the second-moment-recursion claim",
-        ),
-        _confirm_levels(),
-    )
-
-    probes = _depth_probes(linear.result, relu_d.result, backward.result)
-    lin_std = at_width[("linear", "std 0.01")]
-    levels = {dtype: f"2^{{{int(np.finfo(np.dtype(dtype)).minexp)}}}" for dtype in TABLE_FORMATS}
-    summary = (
-        rf"Iterating L5.2 over $d$ layers of width $n$ gives $\mathbb{{E}}[(h^d)^2] = "
-        rf"{sp.latex(linear.result)}$ for linear layers and "
-        rf"${sp.latex(relu_d.result)}$ with relu (the gradient: "
-        rf"${sp.latex(backward.result)}$). The slide's $N(0, 0.01)$ is ambiguous; read as "
-        rf"D2L's standard deviation $0.01$, the per-layer factor at $n = {WIDTH}$ is "
-        rf"${sp.latex(lin_std)} = {float(lin_std):g}$ "
-        rf"(relu: ${float(at_width[('relu', 'std 0.01')]):g}$), so the signal vanishes "
-        rf"geometrically: for a unit-variance input its RMS falls below the float32 "
-        rf"smallest normal ${levels['float32']}$ after "
-        rf"{depths[('linear', WIDTH, 'float32')]} linear "
-        rf"({depths[('relu', WIDTH, 'float32')]} relu) layers and below float16's "
-        rf"${levels['float16']}$ after {depths[('linear', WIDTH, 'float16')]} "
-        rf"({depths[('relu', WIDTH, 'float16')]}). Read as a variance, the factor is "
-        rf"${float(at_width[('linear', 'variance 0.01')]):g}$ and the signal explodes. The "
-        rf"variance is constant only at $n = {critical[('linear', 'std')]}$ (std reading) or "
-        rf"$n = {critical[('linear', 'variance')]}$ (variance reading)."
-    )
+    lin_std = at_width[("linear", "std 0.01")].result
     return Claim(
         id="small-init-depth",
         lecture=("L4.1", "L4.2"),
         title="A fixed small weight scale works for shallow networks and vanishes in deep ones",
-        summary=summary,
-        assumptions=DEPTH_ASSUMPTIONS,
-        derivations=tuple(derivations),
-        conditions=tuple(conditions),
-        confirmations=confirmations,
-        probes=probes,
-        qualification=(
-            r"L4.1's constant variance is not what $N(0, 0.01)$ gives: at any width "
-            rf"$n \ne {critical[('linear', 'std')]}$ the second moment changes by "
-            r"$n\sigma^2$ per layer ($n\sigma^2/2$ with relu). The slide's 'works for "
-            r"small nets' holds in the sense that a shallow network keeps its signal "
-            r"within the float range: with $\sigma = 0.01$ at width "
-            rf"{WIDTH} the RMS stays above the float32 smallest normal for fewer than "
-            rf"{depths[('linear', WIDTH, 'float32')]} linear layers (float16: fewer than "
-            rf"{depths[('linear', WIDTH, 'float16')]}), though it still shrinks by "
-            rf"${float(lin_std):g}$ per layer; if 0.01 is read as the variance, the "
-            r"signal grows instead."
+        summary=_depth_summary(
+            (linear.result, relu_d.result, backward.result),
+            {key: chain.result for key, chain in at_width.items()},
+            depths,
+            critical,
         ),
+        assumptions=DEPTH_ASSUMPTIONS,
+        derivations=(relu_chain, linear, relu_d, backward, *at_width.values(), crossing),
+        conditions=_depth_conditions(roots, critical, depths),
+        confirmations=(
+            _confirm_rsolve(factors["linear"], linear.result, "linear"),
+            _confirm_rsolve(relu_chain.result, relu_d.result, "relu"),
+            _confirm_s1(relu_chain.result, factors["relu"]),
+            _confirm_levels(),
+        ),
+        probes=_depth_probes(linear.result, relu_d.result, backward.result),
+        qualification=_depth_qualification(critical, depths, lin_std),
     )
 
 
@@ -459,29 +507,56 @@ def _confirm_levels() -> Check:
     )
 
 
+_EXACT = "exact at every width: L5.2 iterated, the weights independent of the layer below"
+_EXACT_RELU = (
+    "exact at every width: L5.2 iterated, with E[relu(z)^2] = E[z^2]/2 given the layer "
+    "below (z is Gaussian and symmetric given it)"
+)
+_LECTURE_CONSTANT = "the lecture's L4.1 'constant variance at every layer', a literal ratio 1"
+
+
+def _forward_m2(depth: int) -> dict:
+    """The output's second moment at ``depth`` relative to the input."""
+    return {
+        "direction": "forward",
+        "of": "output",
+        "moment": "m2",
+        "layer": depth,
+        "relative_to": 0,
+    }
+
+
+def _shallow_probes(scenario: dict, depth: int, bwd_ratio: sp.Expr, values: dict) -> list:
+    """At the first probed depth: the lecture's constant ratio, and the gradient back."""
+    constant = sp.Integer(1)  # L4.1: Var[h^t] = a at every layer, so the ratio is a/a
+    return [
+        Probe(
+            f"lecture-constant-linear-std0.01-d{depth}-m2",
+            scenario,
+            _forward_m2(depth),
+            float(constant),
+            constant,
+            expect="disagrees",
+            source="lecture",
+            note=_LECTURE_CONSTANT,
+        ),
+        Probe.derived(
+            f"linear-std0.01-d{depth}-backward-m2",
+            scenario,
+            {"direction": "backward", "moment": "m2", "layer": 0, "relative_to": depth},
+            bwd_ratio,
+            values,
+            note=_EXACT,
+        ),
+    ]
+
+
 def _depth_probes(linear: sp.Expr, relu_d: sp.Expr, backward: sp.Expr) -> tuple[Probe, ...]:
     """Second moment after ``d`` layers relative to the input (and the gradient back)."""
     var_std = _normal_variance(STD_READING)
     var_var = _normal_variance(VARIANCE_READING)
     lin_ratio, relu_ratio = linear / v_prev, relu_d / v_prev
-    bwd_ratio = backward / b_t
-    constant = sp.Integer(1)  # L4.1: Var[h^t] = a at every layer, so the ratio is a/a
     probes = []
-
-    def forward(depth: int) -> dict:
-        return {
-            "direction": "forward",
-            "of": "output",
-            "moment": "m2",
-            "layer": depth,
-            "relative_to": 0,
-        }
-
-    exact = "exact at every width: L5.2 iterated, the weights independent of the layer below"
-    exact_relu = (
-        "exact at every width: L5.2 iterated, with E[relu(z)^2] = E[z^2]/2 given the layer "
-        "below (z is Gaussian and symmetric given it)"
-    )
     for depth in PROBE_DEPTHS:
         values = {n_prev: WIDTH, gamma: var_std, d: depth}
         scenario = _mlp(depth, STD_READING, "linear", upstream=True)
@@ -489,56 +564,29 @@ def _depth_probes(linear: sp.Expr, relu_d: sp.Expr, backward: sp.Expr) -> tuple[
             Probe.derived(
                 f"linear-std0.01-d{depth}-m2",
                 scenario,
-                forward(depth),
+                _forward_m2(depth),
                 lin_ratio,
                 values,
-                note=exact,
+                note=_EXACT,
             )
         )
         if depth == PROBE_DEPTHS[0]:
-            probes.append(
-                Probe(
-                    f"lecture-constant-linear-std0.01-d{depth}-m2",
-                    scenario,
-                    forward(depth),
-                    float(constant),
-                    constant,
-                    expect="disagrees",
-                    source="lecture",
-                    note="the lecture's L4.1 'constant variance at every layer', a literal ratio 1",
-                )
-            )
-            probes.append(
-                Probe.derived(
-                    f"linear-std0.01-d{depth}-backward-m2",
-                    scenario,
-                    {"direction": "backward", "moment": "m2", "layer": 0, "relative_to": depth},
-                    bwd_ratio,
-                    values,
-                    note=exact,
-                )
-            )
+            probes += _shallow_probes(scenario, depth, backward / b_t, values)
     depth = PROBE_DEPTHS[0]
-    probes.append(
-        Probe.derived(
-            f"relu-std0.01-d{depth}-m2",
-            _mlp(depth, STD_READING, "relu"),
-            forward(depth),
-            relu_ratio,
-            {n_prev: WIDTH, gamma: var_std, d: depth},
-            note=exact_relu,
+    for label, std, act, ratio, var_w, note in (
+        ("relu-std0.01", STD_READING, "relu", relu_ratio, var_std, _EXACT_RELU),
+        ("linear-variance0.01", VARIANCE_READING, "linear", lin_ratio, var_var, _EXACT),
+    ):
+        probes.append(
+            Probe.derived(
+                f"{label}-d{depth}-m2",
+                _mlp(depth, std, act),
+                _forward_m2(depth),
+                ratio,
+                {n_prev: WIDTH, gamma: var_w, d: depth},
+                note=note,
+            )
         )
-    )
-    probes.append(
-        Probe.derived(
-            f"linear-variance0.01-d{depth}-m2",
-            _mlp(depth, VARIANCE_READING, "linear"),
-            forward(depth),
-            lin_ratio,
-            {n_prev: WIDTH, gamma: var_var, d: depth},
-            note=exact,
-        )
-    )
     return tuple(probes)
 
 
@@ -705,18 +753,9 @@ def _series_chains(name: str) -> tuple[list[Derivation], sp.Expr]:
         )
     expansion = gaussian_square_series(form, x, q, SERIES_ORDER)
     chains.append(
-        Chain(
-            f"{name}: E[f(z)^2] near q = 0",
-            gaussian_integral(form**2, x, q),
-            assumptions=SUMMARY_ASSUMPTIONS,
+        gaussian_square_expansion(
+            f"{name}: E[f(z)^2] near q = 0", form, expansion, SUMMARY_ASSUMPTIONS
         )
-        .step(
-            expansion.terms,
-            "Taylor series of f(x)^2 at 0 (sympy.series), expectation term by term",
-            "",
-        )
-        .step(expansion.value, "Gaussian moments E[x^k] (sympy.stats)", "")
-        .done()
     )
     factor = n_prev * gamma * expansion.value / q
     chain = (
@@ -806,6 +845,90 @@ def summary_values() -> dict[str, dict[str, float]]:
     return out
 
 
+def _series_derivations() -> tuple[list[Derivation], dict[str, sp.Expr]]:
+    """The small-q chains of every series activation, and each one's expansion by name."""
+    derivations: list[Derivation] = []
+    series = {}
+    for name in SERIES_ACTIVATIONS:
+        chains, expansion = _series_chains(name)
+        derivations += chains
+        series[name] = expansion
+    return derivations, series
+
+
+def _chi_confirmations(relu_factor: sp.Expr, values: dict) -> tuple[Check, ...]:
+    """Gauss-Hermite values, relu's consistency with S1, and each factor below 1 at q = 1."""
+    confirmations = [
+        _confirm_gauss_hermite(name, values[name]["infinite"]) for name in SERIES_ACTIVATIONS
+    ]
+    confirmations.append(
+        check_algebraic(relu_factor, _s1_ratio(), {}).named(
+            "consistency with S1",
+            f"relu factor {relu_factor} equals the second-moment-recursion claim's ratio",
+        )
+    )
+    for name in SERIES_ACTIVATIONS:
+        below = values[name]["infinite"] < 1 and values[name]["finite"] < 1
+        confirmations.append(
+            Check(
+                f"{name}: below 1 at q = 1",
+                _status(below, Status.TESTED),
+                f"chi(1) = {values[name]['infinite']:.6f} (infinite width), "
+                f"{values[name]['finite']:.6f} (exact, width {WIDTH})",
+            )
+        )
+    return tuple(confirmations)
+
+
+def _chi_conditions(
+    series: dict, relu_xavier: sp.Expr, gamma_he: sp.Expr, values: dict
+) -> tuple[sp.Basic, ...]:
+    """The expansions, relu's factor, He's variance and the factors at q = 1."""
+    chi_symbol = {
+        name: sp.Symbol(rf"\chi_{{\mathrm{{{name.replace('_', ' ')}}}}}")
+        for name in SUMMARY_ACTIVATIONS
+    }
+    conditions: list[sp.Basic] = [
+        sp.Eq(sp.Symbol(r"\chi_{\tanh}(q)"), series["tanh"]),
+        sp.Eq(sp.Symbol(r"\chi_{4\sigma - 2}(q)"), series["scaled_sigmoid"]),
+        sp.Eq(sp.Symbol(r"\chi_{\mathrm{relu}}"), relu_xavier),
+        sp.Eq(gamma, gamma_he),
+    ]
+    for name in SERIES_ACTIVATIONS:
+        conditions.append(sp.Eq(chi_symbol[name], sp.Float(values[name]["infinite"], 6)))
+    return tuple(conditions)
+
+
+def _chi_summary(text: dict, values: dict) -> str:
+    """The claim's summary from the derived factors (``text``) and the quadrature values."""
+    gap = max(abs(values[n]["finite"] / values[n]["infinite"] - 1) for n in SERIES_ACTIVATIONS)
+    return (
+        r"Each recommendation is judged by the per-layer factor $\chi(q) = n\gamma\,"
+        r"\mathbb{E}[\phi(z)^2]/q$, $z \sim N(0, q)$, of the pre-activation second "
+        r"moment. With Xavier at equal widths ($n\gamma = 1$): tanh gives "
+        rf"${text['tanh']}$ and $4\sigma - 2$ gives "
+        rf"${text['scaled_sigmoid']}$, both $1$ only as $q \to 0$ "
+        rf"(at $q = 1$, by quadrature, ${text['tv']:.3f}$ and ${text['sv']:.3f}$); relu gives "
+        rf"${text['relu']}$ at every $q$, so the variance halves per layer and "
+        rf"relu needs He's $\gamma = {text['he']}$. At width {WIDTH} the exact "
+        rf"factor of the first layers differs from the infinite-width one by "
+        rf"{100 * gap:.2f}%."
+    )
+
+
+def _chi_corrected(text: dict) -> str:
+    """The corrected claim: Xavier near zero for tanh and 4 sigma - 2, He for relu."""
+    return (
+        r"Xavier keeps the variance with tanh and with $4\sigma - 2$ only while the "
+        rf"pre-activations are near $0$: the per-layer factor is "
+        rf"${text['tanh']}$ and ${text['scaled_sigmoid']}$ "
+        rf"(${text['tv']:.3f}$ and ${text['sv']:.3f}$ at $q = 1$). With relu it is "
+        rf"${text['relu']}$ at every variance, so relu needs He's "
+        rf"$\gamma_t = {text['he']}$, not "
+        r"Xavier."
+    )
+
+
 @cache
 def lecture_summary() -> Claim:
     """L8.5: Xavier with tanh, relu and :math:`4\\sigma - 2`, judged by the per-layer factor.
@@ -831,82 +954,75 @@ def lecture_summary() -> Claim:
     :math:`\\chi_{4\\sigma-2} \\approx 0.694`: Xavier keeps these variances only while the
     pre-activations stay near 0.
     """
-    derivations: list[Derivation] = []
-    series = {}
-    for name in SERIES_ACTIVATIONS:
-        chains, expansion = _series_chains(name)
-        derivations += chains
-        series[name] = expansion
+    derivations, series = _series_derivations()
     relu_chains, relu_factor, relu_xavier, gamma_he = _relu_chains()
-    derivations += relu_chains
-
     values = summary_values()
-    confirmations = [
-        _confirm_gauss_hermite(name, values[name]["infinite"]) for name in SERIES_ACTIVATIONS
-    ]
-    confirmations.append(
-        check_algebraic(relu_factor, second_moment_recursion().conditions[0].lhs, {}).named(
-            "consistency with S1",
-            f"relu factor {relu_factor} equals the second-moment-recursion claim's ratio",
-        )
-    )
-    for name in SERIES_ACTIVATIONS:
-        below = values[name]["infinite"] < 1 and values[name]["finite"] < 1
-        confirmations.append(
-            Check(
-                f"{name}: below 1 at q = 1",
-                _status(below, Status.TESTED),
-                f"chi(1) = {values[name]['infinite']:.6f} (infinite width), "
-                f"{values[name]['finite']:.6f} (exact, width {WIDTH})",
-            )
-        )
-
-    chi_symbol = {
-        name: sp.Symbol(rf"\chi_{{\mathrm{{{name.replace('_', ' ')}}}}}")
-        for name in SUMMARY_ACTIVATIONS
+    text = {
+        "tanh": sp.latex(series["tanh"]),
+        "scaled_sigmoid": sp.latex(series["scaled_sigmoid"]),
+        "relu": sp.latex(relu_xavier),
+        "he": sp.latex(gamma_he),
+        "tv": values["tanh"]["infinite"],
+        "sv": values["scaled_sigmoid"]["infinite"],
     }
-    conditions: list[sp.Basic] = [
-        sp.Eq(sp.Symbol(r"\chi_{\tanh}(q)"), series["tanh"]),
-        sp.Eq(sp.Symbol(r"\chi_{4\sigma - 2}(q)"), series["scaled_sigmoid"]),
-        sp.Eq(sp.Symbol(r"\chi_{\mathrm{relu}}"), relu_xavier),
-        sp.Eq(gamma, gamma_he),
-    ]
-    for name in SERIES_ACTIVATIONS:
-        conditions.append(sp.Eq(chi_symbol[name], sp.Float(values[name]["infinite"], 6)))
-
-    probes = _summary_probes(relu_factor)
-    tv, sv = values["tanh"]["infinite"], values["scaled_sigmoid"]["infinite"]
-    gap = max(abs(values[n]["finite"] / values[n]["infinite"] - 1) for n in SERIES_ACTIVATIONS)
     return Claim(
         id="lecture-summary",
         lecture=("L8.5",),
         title="Lecture summary: Xavier suits tanh and the adjusted sigmoid near zero, relu "
         "needs He",
-        summary=(
-            r"Each recommendation is judged by the per-layer factor $\chi(q) = n\gamma\,"
-            r"\mathbb{E}[\phi(z)^2]/q$, $z \sim N(0, q)$, of the pre-activation second "
-            r"moment. With Xavier at equal widths ($n\gamma = 1$): tanh gives "
-            rf"${sp.latex(series['tanh'])}$ and $4\sigma - 2$ gives "
-            rf"${sp.latex(series['scaled_sigmoid'])}$, both $1$ only as $q \to 0$ "
-            rf"(at $q = 1$, by quadrature, ${tv:.3f}$ and ${sv:.3f}$); relu gives "
-            rf"${sp.latex(relu_xavier)}$ at every $q$, so the variance halves per layer and "
-            rf"relu needs He's $\gamma = {sp.latex(gamma_he)}$. At width {WIDTH} the exact "
-            rf"factor of the first layers differs from the infinite-width one by "
-            rf"{100 * gap:.2f}%."
-        ),
+        summary=_chi_summary(text, values),
         assumptions=SUMMARY_ASSUMPTIONS,
-        derivations=tuple(derivations),
-        conditions=tuple(conditions),
-        confirmations=tuple(confirmations),
-        probes=probes,
-        corrected=(
-            r"Xavier keeps the variance with tanh and with $4\sigma - 2$ only while the "
-            rf"pre-activations are near $0$: the per-layer factor is "
-            rf"${sp.latex(series['tanh'])}$ and ${sp.latex(series['scaled_sigmoid'])}$ "
-            rf"(${tv:.3f}$ and ${sv:.3f}$ at $q = 1$). With relu it is "
-            rf"${sp.latex(relu_xavier)}$ at every variance, so relu needs He's "
-            rf"$\gamma_t = {sp.latex(gamma_he)}$, not "
-            r"Xavier."
+        derivations=(*derivations, *relu_chains),
+        conditions=_chi_conditions(series, relu_xavier, gamma_he, values),
+        confirmations=_chi_confirmations(relu_factor, values),
+        probes=_summary_probes(relu_factor),
+        corrected=_chi_corrected(text),
+    )
+
+
+_RELU_EXACT = "exact at every width: E[relu(z)^2] = E[z^2]/2 given the layer below"
+_LECTURE_CHI = "the lecture's reading: phi(z) = z near 0, so the factor is n gamma"
+#: Pre-activation factor of layer 2 over layer 1.
+_CHI_OBSERVABLE = {
+    "direction": "forward",
+    "of": "preactivation",
+    "moment": "m2",
+    "layer": 2,
+    "relative_to": 1,
+}
+
+
+def _chi_scenario(name: str, weight_variance: sp.Expr, input_std: sp.Expr) -> dict:
+    """Three layers of width ``WIDTH`` with normal weights of the given variance."""
+    weights = {"law": "normal", "std": float(sp.sqrt(weight_variance))}
+    return mlp_scenario([WIDTH] * 3, weights, activation=name, input_std=input_std)
+
+
+def _chi_probe(name: str, scenario: dict, relu_factor: sp.Expr, values: dict) -> Probe:
+    """The exact factor: relu's at every width, else the nested quadrature at ``WIDTH``."""
+    label = f"{name}-xavier-factor-q1"
+    if "homogeneous" in activation(name).families:
+        return Probe.derived(
+            label, scenario, _CHI_OBSERVABLE, relu_factor, values, note=_RELU_EXACT
+        )
+    probe = Probe.derived(
+        label,
+        scenario,
+        _CHI_OBSERVABLE,
+        finite_width_expression(name),
+        {**values, s2: PROBE_Q},
+        method="nested quadrature",
+        evaluator=evaluate_nested_with_error,
+    )
+    infinite = summary_values()[name]["infinite"]
+    return replace(
+        probe,
+        note=(
+            "exact at width "
+            f"{WIDTH}: chi averaged over the chi-square law of the input's norm "
+            f"(nested quadrature, error {probe.bias_bound:.2g}); the infinite-width "
+            f"chi(1) = {infinite:.8g} is off by "
+            f"{100 * (infinite / probe.predicted - 1):+.3f}% (Jensen)"
         ),
     )
 
@@ -914,67 +1030,22 @@ def lecture_summary() -> Claim:
 def _summary_probes(relu_factor: sp.Expr) -> tuple[Probe, ...]:
     """Pre-activation factor of layer 2 over layer 1, widths 256, Xavier (and He) weights."""
     g_value = xavier_equal_widths().subs(n_prev, WIDTH)
-    std = sp.sqrt(g_value)
-    observable = {
-        "direction": "forward",
-        "of": "preactivation",
-        "moment": "m2",
-        "layer": 2,
-        "relative_to": 1,
-    }
     lecture = n_prev * gamma  # the lecture's reading: phi(z) = z near 0, so chi = n gamma
     values = {n_prev: WIDTH, gamma: g_value}
     probes = []
     for name in SUMMARY_ACTIVATIONS:
-        scenario = {
-            "kind": "mlp",
-            "widths": [WIDTH] * 3,
-            "weights": {"law": "normal", "std": float(std)},
-            "activation": name,
-            "input": {"law": "normal", "mean": 0.0, "std": float(sp.sqrt(PROBE_Q))},
-            "dtype": "float64",
-        }
-        if "homogeneous" in activation(name).families:
-            probe = Probe.derived(
-                f"{name}-xavier-factor-q1",
-                scenario,
-                observable,
-                relu_factor,
-                values,
-                note="exact at every width: E[relu(z)^2] = E[z^2]/2 given the layer below",
-            )
-        else:
-            probe = Probe.derived(
-                f"{name}-xavier-factor-q1",
-                scenario,
-                observable,
-                finite_width_expression(name),
-                {**values, s2: PROBE_Q},
-                method="nested quadrature",
-                evaluator=evaluate_nested_with_error,
-            )
-            infinite = summary_values()[name]["infinite"]
-            probe = replace(
-                probe,
-                note=(
-                    "exact at width "
-                    f"{WIDTH}: chi averaged over the chi-square law of the input's norm "
-                    f"(nested quadrature, error {probe.bias_bound:.2g}); the infinite-width "
-                    f"chi(1) = {infinite:.8g} is off by "
-                    f"{100 * (infinite / probe.predicted - 1):+.3f}% (Jensen)"
-                ),
-            )
-        probes.append(probe)
+        scenario = _chi_scenario(name, g_value, sp.sqrt(PROBE_Q))
+        probes.append(_chi_probe(name, scenario, relu_factor, values))
         probes.append(
             Probe.derived(
                 f"lecture-{name}-xavier-factor-q1",
                 scenario,
-                observable,
+                _CHI_OBSERVABLE,
                 lecture,
                 values,
                 "disagrees",
                 source="lecture",
-                note="the lecture's reading: phi(z) = z near 0, so the factor is n gamma",
+                note=_LECTURE_CHI,
             )
         )
     (gamma_he,) = sp.solve(sp.Eq(relu_factor, 1), gamma)
@@ -982,18 +1053,11 @@ def _summary_probes(relu_factor: sp.Expr) -> tuple[Probe, ...]:
     probes.append(
         Probe.derived(
             "relu-he-factor-q1",
-            {
-                "kind": "mlp",
-                "widths": [WIDTH] * 3,
-                "weights": {"law": "normal", "std": float(sp.sqrt(he_value))},
-                "activation": "relu",
-                "input": {"law": "normal", "mean": 0.0, "std": 1.0},
-                "dtype": "float64",
-            },
-            observable,
+            _chi_scenario("relu", he_value, 1.0),
+            _CHI_OBSERVABLE,
             relu_factor,
             {n_prev: WIDTH, gamma: he_value},
-            note="exact at every width: E[relu(z)^2] = E[z^2]/2 given the layer below",
+            note=_RELU_EXACT,
         )
     )
     return tuple(probes)

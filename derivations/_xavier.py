@@ -37,6 +37,7 @@ from functools import cache
 import sympy as sp
 from sympy import stats
 
+from ._building import assumptions_named, mlp_scenario
 from ._calculus import (
     Ex,
     Model,
@@ -86,6 +87,12 @@ def _solve1(eq: sp.Eq, symbol: sp.Symbol) -> sp.Expr:
     """The unique solution of ``eq`` for ``symbol`` (positive symbols keep one root)."""
     (sol,) = sp.solve(eq, symbol)
     return sp.simplify(sol)
+
+
+def _forward_gamma() -> sp.Expr:
+    """The weight variance :math:`1/n_{t-1}` that preserves the forward variance (L5.2)."""
+    factor = sp.simplify(forward_variance().derivation("variance").result / v_prev)
+    return _solve1(sp.Eq(factor, 1), gamma)
 
 
 # =========================================================================== backward
@@ -184,6 +191,47 @@ _BACKWARD_PROBES = (
 )
 
 
+_BACKWARD_TITLE = (
+    "Backward pass of a linear layer: zero mean, variance scaled by fan-out times weight variance"
+)
+_BACKWARD_SUMMARY = (
+    r"The gradient flows back through the transpose, "
+    r"$g^{t-1}_j = \sum_{i=1}^{n_t} w^t_{ij} g^t_i$, so with i.i.d. zero-mean weights "
+    r"of variance $\gamma_t$ independent of the upstream gradient it has mean $0$ and "
+    r"variance $n_t\gamma_t\operatorname{Var}[g^t_i]$: the fan-out $n_t$, not the "
+    r"fan-in, sets the backward factor, and $n_t\gamma_t = 1$ preserves it."
+)
+
+
+def _backward_probes(
+    mean: sp.Expr, variance: sp.Expr, factor: sp.Expr, gamma_star: sp.Expr
+) -> tuple[Probe, ...]:
+    """Mean, variance and the fan-in misreading of the factor at each of ``_BACKWARD_PROBES``."""
+    wrong_factor = factor.subs(n_t, n_prev)
+    probes = []
+    for label, widths, law, up in _BACKWARD_PROBES:
+        fan_in, fan_out = widths[-2], widths[-1]
+        if law == "normal":  # gamma from the backward condition n_t gamma = 1
+            params = {"std": sp.sqrt(gamma_star.subs(n_t, fan_out))}
+        else:  # a deliberately non-preserving uniform law
+            params = {"bound": sp.Rational(1, 8)}
+        values = {n_t: fan_out, n_prev: fan_in, gamma: weight_variance(law, params), b_t: up**2}
+        upstream = {"law": "normal", "std": float(up)}
+        scenario = mlp_scenario(widths, _law(law, params), upstream=upstream)
+        obs = {"direction": "backward", "layer": len(widths) - 2}
+        for suffix, moment, expr, expect in (
+            ("mean", "mean", mean, "agrees"),
+            ("var", "var", variance, "agrees"),
+            ("var-fan-in", "var", wrong_factor * b_t, "disagrees"),
+        ):
+            probes.append(
+                Probe.derived(
+                    f"{label}-{suffix}", scenario, {**obs, "moment": moment}, expr, values, expect
+                )
+            )
+    return tuple(probes)
+
+
 @cache
 def backward_variance() -> Claim:
     """Derive L6.1 and L6.2: the backward pass sums over the fan-out :math:`n_t`.
@@ -212,54 +260,16 @@ def backward_variance() -> Claim:
 
     factor = sp.simplify(variance.result / b_t)
     gamma_star = _solve1(sp.Eq(factor, 1), gamma)
-    wrong_factor = factor.subs(n_t, n_prev)
-
-    probes = []
-    for label, widths, law, up in _BACKWARD_PROBES:
-        fan_in, fan_out = widths[-2], widths[-1]
-        if law == "normal":  # gamma from the backward condition n_t gamma = 1
-            params = {"std": sp.sqrt(gamma_star.subs(n_t, fan_out))}
-        else:  # a deliberately non-preserving uniform law
-            params = {"bound": sp.Rational(1, 8)}
-        values = {n_t: fan_out, n_prev: fan_in, gamma: weight_variance(law, params), b_t: up**2}
-        scenario = {
-            "kind": "mlp",
-            "widths": list(widths),
-            "weights": _law(law, params),
-            "activation": "linear",
-            "input": {"law": "normal", "mean": 0.0, "std": 1.0},
-            "upstream": {"law": "normal", "std": float(up)},
-            "dtype": "float64",
-        }
-        obs = {"direction": "backward", "layer": len(widths) - 2}
-        for suffix, moment, expr, expect in (
-            ("mean", "mean", mean.result, "agrees"),
-            ("var", "var", variance.result, "agrees"),
-            ("var-fan-in", "var", wrong_factor * b_t, "disagrees"),
-        ):
-            probes.append(
-                Probe.derived(
-                    f"{label}-{suffix}", scenario, {**obs, "moment": moment}, expr, values, expect
-                )
-            )
-
     return Claim(
         id="backward-variance",
         lecture=("L4.1", "L6.1", "L6.2"),
-        title="Backward pass of a linear layer: zero mean, variance scaled by fan-out times "
-        "weight variance",
-        summary=(
-            r"The gradient flows back through the transpose, "
-            r"$g^{t-1}_j = \sum_{i=1}^{n_t} w^t_{ij} g^t_i$, so with i.i.d. zero-mean weights "
-            r"of variance $\gamma_t$ independent of the upstream gradient it has mean $0$ and "
-            r"variance $n_t\gamma_t\operatorname{Var}[g^t_i]$: the fan-out $n_t$, not the "
-            r"fan-in, sets the backward factor, and $n_t\gamma_t = 1$ preserves it."
-        ),
+        title=_BACKWARD_TITLE,
+        summary=_BACKWARD_SUMMARY,
         assumptions=asm,
         derivations=(_transpose_derivation(), mean, second, variance),
         conditions=(sp.Eq(factor, 1), sp.Eq(gamma, gamma_star)),
         confirmations=(_confirm_backward(mean.result, second.result),),
-        probes=tuple(probes),
+        probes=_backward_probes(mean.result, variance.result, factor, gamma_star),
     )
 
 
@@ -408,29 +418,24 @@ def _confirm_loss(second: sp.Expr, shapes=((1, 2), (2, 1))) -> Check:
 _LOSS_PROBES = (("8x4", (8, 4), True), ("256x256", (256, 256), True), ("512x8", (512, 8), False))
 
 
-@cache
-def backward_independence() -> Claim:
-    """S5: with :math:`\\ell = \\frac12\\|h^d\\|^2` the upstream gradient is not independent.
+_LOSS_SUMMARY = (
+    r"With $\ell = \frac{1}{2}\|h^d\|^2$ the upstream gradient is $h^d = W^d h^{d-1}$, "
+    r"which contains $W^d$. For Gaussian weights the exact variance of "
+    r"$\partial\ell/\partial h^{d-1}_j$ is $n_d\gamma_d^2(n_d + n_{d-1} + 1)v_{d-1}$, "
+    r"which exceeds the independence prediction $n_d\gamma_d\operatorname{Var}[h^d_i]$ "
+    r"by the relative error $(n_d + 1)/n_{d-1}$."
+)
+_LOSS_QUALIFICATION = (
+    r"The independence prediction holds only when the fan-in is much larger than "
+    r"the fan-out, $n_{d-1} \gg n_d + 1$ (for example a narrow output layer): the "
+    r"relative error $(n_d + 1)/n_{d-1}$ tends to $0$ as $n_{d-1}$ grows with $n_d$ "
+    r"fixed, but to $1$ when both widths grow together, so at equal widths the "
+    r"gradient variance is about twice the prediction however wide the layer."
+)
 
-    Returns
-    -------
-    Claim
-        The exact variance of :math:`\\partial\\ell/\\partial h^{d-1}_j` for one Gaussian
-        layer, its ratio to the independence prediction, and probes.
 
-    Notes
-    -----
-    .. math::
-
-        \\operatorname{Var}\\Big[\\sum_i w_{ij} \\sum_k w_{ik} h_k\\Big]
-        = n_d \\gamma_d^2 (n_d + n_{d-1} + 1)\\, v_{d-1}
-        = n_d \\gamma_d \\operatorname{Var}[h^d_i] \\cdot
-          \\Big(1 + \\frac{n_d + 1}{n_{d-1}}\\Big),
-
-    using :math:`\\mathbb{E}[w^4] = 3\\gamma_d^2` (Gaussian). The relative error
-    :math:`(n_d + 1)/n_{d-1}` vanishes only when the fan-in outgrows the fan-out; at
-    equal widths it tends to 1, not 0.
-    """
+def _loss_moments() -> tuple[Derivation, Derivation]:
+    """Mean and exact variance of :math:`\\partial\\ell/\\partial h^{d-1}_j`, Gaussian weights."""
     model, asm = LOSS_MODEL, LOSS_ASSUMPTIONS
     mean = (
         Chain("mean", Ex(grad_in[j]), model, asm)
@@ -454,7 +459,11 @@ def backward_independence() -> Claim:
     )
     exact = sp.factor(chain.current.subs(mu_in, 0))
     variance = chain.step(exact, "simplify", "zero-mean input", uses=("zero-mean-input",)).done()
+    return mean, variance
 
+
+def _independence_prediction() -> tuple[Derivation, Derivation]:
+    """:math:`\\operatorname{Var}[h^d_i]` (L5.2), then L6.2 with it as the upstream variance."""
     layer_d = (
         Chain("variance of h^d", Var(h_out[i]))
         .use(
@@ -473,8 +482,13 @@ def backward_independence() -> Claim:
         )
         .done()
     )
-    independent = prediction.result
-    ratio = sp.cancel(exact / independent)
+    return layer_d, prediction
+
+
+def _relative_error(
+    exact: sp.Expr, independent: sp.Expr
+) -> tuple[Derivation, Derivation, Derivation]:
+    """The relative error of the prediction and its limits: wide fan-in, equal widths."""
     err_expr = exact / independent - 1
     error = (
         Chain("relative error", err_expr)
@@ -497,40 +511,61 @@ def backward_independence() -> Claim:
         "sympy.limit",
         r"$n_d = n_{d-1} = n \to \infty$",
     ).done()
+    return error, wide_in, equal
 
-    gamma_fwd = forward_variance().conditions[1].rhs
+
+def _loss_probes(exact: sp.Expr, independent: sp.Expr) -> tuple[Probe, ...]:
+    """The exact variance (and the independence value) at each of ``_LOSS_PROBES``."""
+    gamma_fwd = _forward_gamma()
     probes = []
     for label, (fan_in, fan_out), with_independent in _LOSS_PROBES:
         var_w = gamma_fwd.subs(n_prev, fan_in)
         values = {n_in: fan_in, n_out: fan_out, gamma_d: var_w, v_in: 1}
-        scenario = {
-            "kind": "mlp",
-            "widths": [fan_in, fan_out],
-            "weights": _law("normal", {"std": sp.sqrt(var_w)}),
-            "activation": "linear",
-            "input": {"law": "normal", "mean": 0.0, "std": 1.0},
-            "upstream": {"loss": "half_squared"},
-            "dtype": "float64",
-        }
+        weights = _law("normal", {"std": sp.sqrt(var_w)})
+        scenario = mlp_scenario([fan_in, fan_out], weights, upstream={"loss": "half_squared"})
         obs = {"direction": "backward", "moment": "var", "layer": 0}
         cases = [("exact", exact, "agrees")]
         if with_independent:
             cases.append(("independent", independent, "disagrees"))
         for suffix, expr, expect in cases:
             probes.append(Probe.derived(f"{label}-{suffix}", scenario, obs, expr, values, expect))
+    return tuple(probes)
 
+
+@cache
+def backward_independence() -> Claim:
+    """S5: with :math:`\\ell = \\frac12\\|h^d\\|^2` the upstream gradient is not independent.
+
+    Returns
+    -------
+    Claim
+        The exact variance of :math:`\\partial\\ell/\\partial h^{d-1}_j` for one Gaussian
+        layer, its ratio to the independence prediction, and probes.
+
+    Notes
+    -----
+    .. math::
+
+        \\operatorname{Var}\\Big[\\sum_i w_{ij} \\sum_k w_{ik} h_k\\Big]
+        = n_d \\gamma_d^2 (n_d + n_{d-1} + 1)\\, v_{d-1}
+        = n_d \\gamma_d \\operatorname{Var}[h^d_i] \\cdot
+          \\Big(1 + \\frac{n_d + 1}{n_{d-1}}\\Big),
+
+    using :math:`\\mathbb{E}[w^4] = 3\\gamma_d^2` (Gaussian). The relative error
+    :math:`(n_d + 1)/n_{d-1}` vanishes only when the fan-in outgrows the fan-out; at
+    equal widths it tends to 1, not 0.
+    """
+    mean, variance = _loss_moments()
+    exact = variance.result
+    layer_d, prediction = _independence_prediction()
+    independent = prediction.result
+    error, wide_in, equal = _relative_error(exact, independent)
     return Claim(
         id="backward-independence",
         lecture=("L6.2", "S5"),
         title="Backward variance with a real loss: the upstream gradient depends on the weights",
-        summary=(
-            r"With $\ell = \frac{1}{2}\|h^d\|^2$ the upstream gradient is $h^d = W^d h^{d-1}$, "
-            r"which contains $W^d$. For Gaussian weights the exact variance of "
-            r"$\partial\ell/\partial h^{d-1}_j$ is $n_d\gamma_d^2(n_d + n_{d-1} + 1)v_{d-1}$, "
-            r"which exceeds the independence prediction $n_d\gamma_d\operatorname{Var}[h^d_i]$ "
-            r"by the relative error $(n_d + 1)/n_{d-1}$."
-        ),
-        assumptions=asm,
+        summary=_LOSS_SUMMARY,
+        assumptions=LOSS_ASSUMPTIONS,
         derivations=(
             _loss_gradient_derivation(),
             mean,
@@ -541,16 +576,10 @@ def backward_independence() -> Claim:
             wide_in,
             equal,
         ),
-        conditions=(sp.Eq(rho, ratio),),
-        confirmations=(_confirm_loss(variance.result),),
-        probes=tuple(probes),
-        qualification=(
-            r"The independence prediction holds only when the fan-in is much larger than "
-            r"the fan-out, $n_{d-1} \gg n_d + 1$ (for example a narrow output layer): the "
-            r"relative error $(n_d + 1)/n_{d-1}$ tends to $0$ as $n_{d-1}$ grows with $n_d$ "
-            r"fixed, but to $1$ when both widths grow together, so at equal widths the "
-            r"gradient variance is about twice the prediction however wide the layer."
-        ),
+        conditions=(sp.Eq(rho, sp.cancel(exact / independent)),),
+        confirmations=(_confirm_loss(exact),),
+        probes=_loss_probes(exact, independent),
+        qualification=_LOSS_QUALIFICATION,
     )
 
 
@@ -608,22 +637,31 @@ _S1_PROBES = (
 )
 
 
-@cache
-def second_moment_recursion() -> Claim:
-    """S1: the forward recursion needs :math:`\\mathbb{E}[h^2]`, not :math:`\\operatorname{Var}[h]`.
+_S1_SUMMARY = (
+    r"L5.2 writes $\mathbb{E}[(h^{t-1}_j)^2] = \operatorname{Var}[h^{t-1}_j]$, which "
+    r"needs a zero mean. For $z \sim N(0, q)$, $\mathbb{E}[\mathrm{relu}(z)] = "
+    r"\sqrt{q/(2\pi)} \neq 0$, so $\operatorname{Var}[\mathrm{relu}(z)] = q/2 - "
+    r"q/(2\pi)$ while $\mathbb{E}[\mathrm{relu}(z)^2] = q/2$; the pre-activation "
+    r"variance follows $\operatorname{Var}[z^t] = n_{t-1}\gamma_t\,"
+    r"\mathbb{E}[(h^{t-1})^2]$."
+)
+_S1_CORRECTED = (
+    r"$\operatorname{Var}[z^t] = n_{t-1}\gamma_t\,\mathbb{E}[(h^{t-1})^2]$; after a "
+    r"ReLU $\mathbb{E}[(h^{t-1})^2] = q/2$, and using $\operatorname{Var}[h^{t-1}] = "
+    r"q/2 - q/(2\pi)$ instead underestimates the next variance by the factor "
+    r"$1 - 1/\pi$."
+)
+_S1_GAUSSIAN = Assumption(
+    "gaussian-preactivation",
+    r"$z^{t-1} \sim N(0, q)$ and $h^{t-1} = \mathrm{relu}(z^{t-1})$",
+)
 
-    Returns
-    -------
-    Claim
-        ReLU moments by integration, the corrected recursion
-        :math:`\\operatorname{Var}[z^t] = n_{t-1}\\gamma_t\\,\\mathbb{E}[(h^{t-1})^2]`
-        (the forward claim before its zero-mean step), and probes.
-    """
-    first, second, var = relu_moments()
+
+def _relu_recursions(relu_values: dict) -> tuple[Derivation, Derivation]:
+    """The forward recursion after a ReLU, with :math:`\\mathbb{E}[h^2]` and with the variance."""
     fwd = forward_variance()
     general = fwd.derivation("second moment").result  # n gamma (v + mu^2), He's form
     lecture = fwd.derivation("variance").result  # n gamma v
-    relu_values = {v_prev: var.result, mu_prev: first.result}
     recursion = (
         Chain("recursion after relu", Var(h[i]))
         .use("forward-variance", fwd.derivation("second moment"), relu_values)
@@ -639,7 +677,7 @@ def second_moment_recursion() -> Claim:
         .use(
             "forward-variance",
             fwd.derivation("variance"),
-            {v_prev: var.result},
+            {v_prev: relu_values[v_prev]},
             lhs=Var(h[i]),
         )
         .step(
@@ -650,11 +688,19 @@ def second_moment_recursion() -> Claim:
         )
         .done()
     )
-    gamma_fwd = fwd.conditions[1].rhs
-    ratio = recursion.result / q
-    gamma_he = _solve1(sp.Eq(ratio, 1), gamma)
-    loose_ratio = lecture.subs(relu_values) / q
+    return recursion, loose
 
+
+def _s1_probes(ratio: sp.Expr, loose_ratio: sp.Expr) -> tuple[Probe, ...]:
+    """Layer-2 over layer-1 pre-activation variance of relu networks at ``_S1_PROBES``."""
+    gamma_fwd = _forward_gamma()
+    obs = {
+        "direction": "forward",
+        "of": "preactivation",
+        "moment": "var",
+        "layer": 2,
+        "relative_to": 1,
+    }
     probes = []
     for label, widths, law in _S1_PROBES:
         var_w = gamma_fwd.subs(n_prev, widths[1])
@@ -664,56 +710,48 @@ def second_moment_recursion() -> Claim:
             else {"bound": _solve1(sp.Eq(weight_variance("uniform", {"bound": a}), var_w), a)}
         )
         values = {n_prev: widths[1], gamma: weight_variance(law, params)}
-        scenario = {
-            "kind": "mlp",
-            "widths": list(widths),
-            "weights": _law(law, params),
-            "activation": "relu",
-            "input": {"law": "normal", "mean": 0.0, "std": 1.0},
-            "dtype": "float64",
-        }
-        obs = {
-            "direction": "forward",
-            "of": "preactivation",
-            "moment": "var",
-            "layer": 2,
-            "relative_to": 1,
-        }
+        scenario = mlp_scenario(widths, _law(law, params), activation="relu")
         for suffix, expr, expect in (
             ("second-moment", ratio, "agrees"),
             ("variance", loose_ratio, "disagrees"),
         ):
             probes.append(Probe.derived(f"{label}-{suffix}", scenario, obs, expr, values, expect))
+    return tuple(probes)
 
+
+@cache
+def second_moment_recursion() -> Claim:
+    """S1: the forward recursion needs :math:`\\mathbb{E}[h^2]`, not :math:`\\operatorname{Var}[h]`.
+
+    Returns
+    -------
+    Claim
+        ReLU moments by integration, the corrected recursion
+        :math:`\\operatorname{Var}[z^t] = n_{t-1}\\gamma_t\\,\\mathbb{E}[(h^{t-1})^2]`
+        (the forward claim before its zero-mean step), and probes.
+    """
+    first, second, var = relu_moments()
+    fwd = forward_variance()
+    relu_values = {v_prev: var.result, mu_prev: first.result}
+    recursion, loose = _relu_recursions(relu_values)
+    ratio = recursion.result / q
+    loose_ratio = fwd.derivation("variance").result.subs(relu_values) / q
     return Claim(
         id="second-moment-recursion",
         lecture=("L5.2", "S1"),
         title="After a ReLU the forward recursion needs the second moment, not the variance",
-        summary=(
-            r"L5.2 writes $\mathbb{E}[(h^{t-1}_j)^2] = \operatorname{Var}[h^{t-1}_j]$, which "
-            r"needs a zero mean. For $z \sim N(0, q)$, $\mathbb{E}[\mathrm{relu}(z)] = "
-            r"\sqrt{q/(2\pi)} \neq 0$, so $\operatorname{Var}[\mathrm{relu}(z)] = q/2 - "
-            r"q/(2\pi)$ while $\mathbb{E}[\mathrm{relu}(z)^2] = q/2$; the pre-activation "
-            r"variance follows $\operatorname{Var}[z^t] = n_{t-1}\gamma_t\,"
-            r"\mathbb{E}[(h^{t-1})^2]$."
-        ),
+        summary=_S1_SUMMARY,
         assumptions=(
-            *fwd.assumptions[:3],
-            Assumption(
-                "gaussian-preactivation",
-                r"$z^{t-1} \sim N(0, q)$ and $h^{t-1} = \mathrm{relu}(z^{t-1})$",
+            *assumptions_named(
+                fwd.assumptions, "iid-weights", "independent-input", "identical-inputs"
             ),
+            _S1_GAUSSIAN,
         ),
         derivations=(first, second, var, recursion, loose),
-        conditions=(sp.Eq(ratio, 1), sp.Eq(gamma, gamma_he)),
+        conditions=(sp.Eq(ratio, 1), sp.Eq(gamma, _solve1(sp.Eq(ratio, 1), gamma))),
         confirmations=(_confirm_relu(first.result, second.result),),
-        probes=tuple(probes),
-        corrected=(
-            r"$\operatorname{Var}[z^t] = n_{t-1}\gamma_t\,\mathbb{E}[(h^{t-1})^2]$; after a "
-            r"ReLU $\mathbb{E}[(h^{t-1})^2] = q/2$, and using $\operatorname{Var}[h^{t-1}] = "
-            r"q/2 - q/(2\pi)$ instead underestimates the next variance by the factor "
-            r"$1 - 1/\pi$."
-        ),
+        probes=_s1_probes(ratio, loose_ratio),
+        corrected=_S1_CORRECTED,
     )
 
 
@@ -771,6 +809,117 @@ def _moment_chain(name: str, density: sp.Expr, lo: sp.Expr, hi: sp.Expr) -> Deri
 _XAVIER_WIDTHS = (100, 30)
 
 
+_XAVIER_TITLE = (
+    "Xavier initialization: the fan average compromise in normal, uniform and truncated normal form"
+)
+_XAVIER_SUMMARY = (
+    r"Forward ($n_{t-1}\gamma_t = 1$) and backward ($n_t\gamma_t = 1$) conditions "
+    r"hold together only when $n_{t-1} = n_t$; Xavier asks the mean of the two factors "
+    r"to be 1, $\gamma_t = 2/(n_{t-1} + n_t)$: a normal law with "
+    r"$\sigma = \sqrt{2/(n_{t-1}+n_t)}$, a uniform law on $[-a, a]$ with "
+    r"$a = \sqrt{6/(n_{t-1}+n_t)}$ since $\operatorname{Var}U[-a,a] = a^2/3$, or a "
+    r"normal truncated at two standard deviations whose std must be divided by "
+    r"$\sqrt{c(2)} \approx 0.8796$, the standard deviation of $N(0,1)$ truncated to "
+    r"$(-2, 2)$ (JAX's constant); PyTorch's trunc_normal_ cuts at absolute bounds "
+    r"and applies no correction."
+)
+_XAVIER_ASSUMPTIONS = (
+    Assumption(
+        "fan-average",
+        r"the compromise asks the mean of the forward factor $n_{t-1}\gamma_t$ and "
+        r"the backward factor $n_t\gamma_t$ to be $1$",
+    ),
+    Assumption(
+        "truncation-in-std-units",
+        r"truncated normal: $s\,T$ with $T \sim N(0,1)$ conditioned on "
+        r"$-2 \le T \le 2$ (as in JAX)",
+    ),
+)
+
+
+def _fan_average() -> tuple[list[dict], Derivation]:
+    """Both conditions at once (equal widths only), and the mean of the two factors."""
+    fwd = forward_variance().derivation("variance").result / v_prev  # n_{t-1} gamma_t
+    bwd = backward_variance().derivation("variance").result / b_t  # n_t gamma_t
+    both = sp.solve([sp.Eq(fwd, 1), sp.Eq(bwd, 1)], [gamma, n_t], dict=True)
+    average = (
+        Chain("fan average", (fwd + bwd) / 2)
+        .step(sp.factor((fwd + bwd) / 2), "factor", "mean of the forward and backward factors")
+        .done()
+    )
+    return both, average
+
+
+def _law_variances() -> tuple[Derivation, Derivation, Derivation, Derivation]:
+    """Variances of the normal, uniform and truncated laws, and PyTorch's absolute cut."""
+    normal = _moment_chain("normal variance", _gaussian_density(sigma**2, x), -sp.oo, sp.oo)
+    uniform = _moment_chain("uniform variance", 1 / (2 * a), -a, a)
+    trunc = truncated_variance()
+    torch_limit = (
+        Chain("absolute truncation", sp.Limit(trunc.result.subs(tau, 2 / s), s, 0, "+"))
+        .step(
+            sp.limit(trunc.result.subs(tau, 2 / s), s, 0, "+"),
+            "sympy.limit",
+            r"cutting at $\pm 2$ absolute is cutting at $\pm 2/s$ standard deviations: "
+            r"no effect as $s \to 0$",
+        )
+        .done()
+    )
+    return normal, uniform, trunc, torch_limit
+
+
+def _xavier_laws(gamma_x: sp.Expr, forms: dict, uniform: sp.Expr, c2: sp.Expr) -> tuple:
+    """(label, parameters, weight variance, probe backward?) at ``_XAVIER_WIDTHS``."""
+    at = dict(zip((n_prev, n_t), _XAVIER_WIDTHS, strict=True))
+    sigma_x, bound_x, scale_x = (forms[k].subs(at) for k in (sigma, a, s))
+    return (
+        ("normal", {"std": sigma_x}, sigma_x**2, True),
+        ("uniform", {"bound": bound_x}, uniform.subs(a, bound_x), True),
+        ("truncated_normal", {"std": scale_x, "a": -2, "b": 2}, scale_x**2 * c2, True),
+        (
+            "truncated_normal-uncorrected",
+            {"std": sp.sqrt(gamma_x.subs(at)), "a": -2, "b": 2},
+            gamma_x.subs(at) * c2,
+            False,
+        ),
+    )
+
+
+def _xavier_probes(gamma_x: sp.Expr, forms: dict, uniform: sp.Expr, c2: sp.Expr) -> tuple:
+    """Forward (and backward) variance of one linear layer for each Xavier form."""
+    n_in_, n_out_ = _XAVIER_WIDTHS
+    at = {n_prev: n_in_, n_t: n_out_}
+    fwd_var = forward_variance().derivation("variance").result
+    bwd_var = backward_variance().derivation("variance").result
+    forward_obs = {"direction": "forward", "moment": "var", "layer": 1}
+    probes = []
+    for label, params, var_w, backward in _xavier_laws(gamma_x, forms, uniform, c2):
+        weights = _law(label.split("-")[0], params)
+        scenario = mlp_scenario(_XAVIER_WIDTHS, weights, upstream={"law": "normal", "std": 1.0})
+        values = {**at, gamma: var_w, v_prev: 1, b_t: 1}
+        cases = [("forward", fwd_var, forward_obs)]
+        if backward:
+            cases.append(
+                ("backward", bwd_var, {"direction": "backward", "moment": "var", "layer": 0})
+            )
+        for direction, expr, obs in cases:
+            label_ = f"{n_in_}x{n_out_}-{label}-{direction}"
+            probes.append(Probe.derived(label_, scenario, obs, expr, values))
+        if not backward:  # the naive prediction ignores the truncation
+            probes.append(
+                Probe.derived(
+                    f"{n_in_}x{n_out_}-{label}-forward-naive",
+                    scenario,
+                    forward_obs,
+                    fwd_var,
+                    {**values, gamma: gamma_x.subs(at)},
+                    expect="disagrees",
+                    note="the naive reading: the truncated law keeps the untruncated variance",
+                )
+            )
+    return tuple(probes)
+
+
 @cache
 def xavier() -> Claim:
     """L7.1 and L7.2: the fan-average compromise and its normal, uniform, truncated forms.
@@ -796,127 +945,32 @@ def xavier() -> Claim:
     :math:`\\pm 2`, i.e. at :math:`\\pm 2/s` standard deviations: its variance is
     :math:`s^2 c(2/s) \\to s^2` for small ``s``, and it applies no correction.
     """
-    fwd = forward_variance().derivation("variance").result / v_prev  # n_{t-1} gamma_t
-    bwd = backward_variance().derivation("variance").result / b_t  # n_t gamma_t
-    both = sp.solve([sp.Eq(fwd, 1), sp.Eq(bwd, 1)], [gamma, n_t], dict=True)
-    average = (
-        Chain("fan average", (fwd + bwd) / 2)
-        .step(sp.factor((fwd + bwd) / 2), "factor", "mean of the forward and backward factors")
-        .done()
-    )
+    both, average = _fan_average()
     gamma_x = _solve1(sp.Eq(average.result, 1), gamma)
-
-    normal = _moment_chain("normal variance", _gaussian_density(sigma**2, x), -sp.oo, sp.oo)
-    sigma_x = _solve1(sp.Eq(normal.result, gamma_x), sigma)
-    uniform = _moment_chain("uniform variance", 1 / (2 * a), -a, a)
-    bound_x = _solve1(sp.Eq(uniform.result, gamma_x), a)
-    trunc = truncated_variance()
+    normal, uniform, trunc, torch_limit = _law_variances()
     c2 = trunc.result.subs(tau, 2)
-    scale_x = _solve1(sp.Eq(s**2 * c2, gamma_x), s)
-    torch_limit = (
-        Chain("absolute truncation", sp.Limit(trunc.result.subs(tau, 2 / s), s, 0, "+"))
-        .step(
-            sp.limit(trunc.result.subs(tau, 2 / s), s, 0, "+"),
-            "sympy.limit",
-            r"cutting at $\pm 2$ absolute is cutting at $\pm 2/s$ standard deviations: "
-            r"no effect as $s \to 0$",
-        )
-        .done()
-    )
-
-    n_in_, n_out_ = _XAVIER_WIDTHS
-    at = {n_prev: n_in_, n_t: n_out_}
-    laws = (
-        ("normal", {"std": sigma_x.subs(at)}, sigma_x.subs(at) ** 2, True),
-        ("uniform", {"bound": bound_x.subs(at)}, uniform.result.subs(a, bound_x.subs(at)), True),
-        (
-            "truncated_normal",
-            {"std": scale_x.subs(at), "a": -2, "b": 2},
-            scale_x.subs(at) ** 2 * c2,
-            True,
-        ),
-        (
-            "truncated_normal-uncorrected",
-            {"std": sp.sqrt(gamma_x.subs(at)), "a": -2, "b": 2},
-            gamma_x.subs(at) * c2,
-            False,
-        ),
-    )
-    fwd_var = forward_variance().derivation("variance").result
-    bwd_var = backward_variance().derivation("variance").result
-    probes = []
-    for label, params, var_w, backward in laws:
-        law = label.split("-")[0]
-        scenario = {
-            "kind": "mlp",
-            "widths": [n_in_, n_out_],
-            "weights": _law(law, params),
-            "activation": "linear",
-            "input": {"law": "normal", "mean": 0.0, "std": 1.0},
-            "upstream": {"law": "normal", "std": 1.0},
-            "dtype": "float64",
-        }
-        values = {**at, gamma: var_w, v_prev: 1, b_t: 1}
-        cases = [("forward", fwd_var, {"direction": "forward", "moment": "var", "layer": 1})]
-        if backward:
-            cases.append(
-                ("backward", bwd_var, {"direction": "backward", "moment": "var", "layer": 0})
-            )
-        for direction, expr, obs in cases:
-            label_ = f"{n_in_}x{n_out_}-{label}-{direction}"
-            probes.append(Probe.derived(label_, scenario, obs, expr, values))
-        if not backward:  # the naive prediction ignores the truncation
-            probes.append(
-                Probe.derived(
-                    f"{n_in_}x{n_out_}-{label}-forward-naive",
-                    scenario,
-                    cases[0][2],
-                    fwd_var,
-                    {**values, gamma: gamma_x.subs(at)},
-                    expect="disagrees",
-                    note="the naive reading: the truncated law keeps the untruncated variance",
-                )
-            )
-
+    forms = {
+        sigma: _solve1(sp.Eq(normal.result, gamma_x), sigma),
+        a: _solve1(sp.Eq(uniform.result, gamma_x), a),
+        s: _solve1(sp.Eq(s**2 * c2, gamma_x), s),
+    }
     return Claim(
         id="xavier",
         lecture=("L7.1", "L7.2"),
-        title="Xavier initialization: the fan average compromise in normal, uniform and "
-        "truncated normal form",
-        summary=(
-            r"Forward ($n_{t-1}\gamma_t = 1$) and backward ($n_t\gamma_t = 1$) conditions "
-            r"hold together only when $n_{t-1} = n_t$; Xavier asks the mean of the two factors "
-            r"to be 1, $\gamma_t = 2/(n_{t-1} + n_t)$: a normal law with "
-            r"$\sigma = \sqrt{2/(n_{t-1}+n_t)}$, a uniform law on $[-a, a]$ with "
-            r"$a = \sqrt{6/(n_{t-1}+n_t)}$ since $\operatorname{Var}U[-a,a] = a^2/3$, or a "
-            r"normal truncated at two standard deviations whose std must be divided by "
-            r"$\sqrt{c(2)} \approx 0.8796$, the standard deviation of $N(0,1)$ truncated to "
-            r"$(-2, 2)$ (JAX's constant); PyTorch's trunc_normal_ cuts at absolute bounds "
-            r"and applies no correction."
-        ),
+        title=_XAVIER_TITLE,
+        summary=_XAVIER_SUMMARY,
         assumptions=(
-            *BACKWARD_ASSUMPTIONS[:2],
-            Assumption(
-                "fan-average",
-                r"the compromise asks the mean of the forward factor $n_{t-1}\gamma_t$ and "
-                r"the backward factor $n_t\gamma_t$ to be $1$",
-            ),
-            Assumption(
-                "truncation-in-std-units",
-                r"truncated normal: $s\,T$ with $T \sim N(0,1)$ conditioned on "
-                r"$-2 \le T \le 2$ (as in JAX)",
-            ),
+            *assumptions_named(BACKWARD_ASSUMPTIONS, "iid-weights", "independent-upstream"),
+            *_XAVIER_ASSUMPTIONS,
         ),
         derivations=(average, normal, uniform, trunc, torch_limit),
         conditions=(
             *(sp.Eq(k, v) for sol in both for k, v in sol.items()),
             sp.Eq(gamma, gamma_x),
-            sp.Eq(sigma, sigma_x),
-            sp.Eq(a, bound_x),
-            sp.Eq(s, scale_x),
+            *(sp.Eq(symbol, value) for symbol, value in forms.items()),
         ),
         confirmations=(_confirm_jax(c2),),
-        probes=tuple(probes),
+        probes=_xavier_probes(gamma_x, forms, uniform.result, c2),
     )
 
 
@@ -993,6 +1047,116 @@ AFFINE_ASSUMPTIONS = (
 )
 
 
+_AFFINE_TITLE = (
+    "Linear activation: the forward mean fixes the offset, the variances fix the slope up to sign"
+)
+_AFFINE_SUMMARY = (
+    r"For $\sigma(y) = \alpha y + \beta$ after a zero-mean pre-activation $h'$, "
+    r"$\mathbb{E}[h^t_i] = \beta$ and $\operatorname{Var}[h^t_i] = \alpha^2 "
+    r"\operatorname{Var}[h'_i]$; backward, $\partial\ell/\partial h'_i = \alpha\,"
+    r"\partial\ell/\partial h^t_i$, with mean $\alpha\,\mathbb{E}[\partial\ell/"
+    r"\partial h^t_i]$ and variance $\alpha^2\operatorname{Var}[\partial\ell/"
+    r"\partial h^t_i]$. So $\beta = 0$ comes from the forward mean only, and "
+    r"$\alpha^2 = 1$ from either variance: $\alpha = \pm 1$, where $\alpha = -1$ "
+    r"works as well and $\alpha = 1$ is the choice that makes $\sigma$ the identity."
+)
+_AFFINE_CORRECTED = (
+    r"$\beta = 0$ follows from the forward mean $\mathbb{E}[h^t_i] = \beta$ alone; "
+    r"the backward mean $\alpha\,\mathbb{E}[\partial\ell/\partial h^t_i]$ does not "
+    r"contain $\beta$ ($\partial/\partial\beta = 0$), so the backward pass gives no "
+    r"condition on $\beta$, only $\alpha^2 = 1$."
+)
+_NO_BETA = r"the backward mean $\alpha m_t$ does not contain $\beta$"
+_WITH_BETA = "the forward mean moves with beta"
+
+
+def _moments_chain(name: str, start: sp.Expr) -> Chain:
+    """Definitions, variance definition, expectations and moments of the affine model."""
+    return (
+        Chain(name, start, AFFINE_MODEL, AFFINE_ASSUMPTIONS)
+        .apply(substitute_definitions)
+        .apply(variance_definition)
+        .apply(expand_expectations)
+        .apply(substitute_moments)
+    )
+
+
+def _affine_forward() -> tuple[sp.Expr, Derivation, Derivation]:
+    """The forward mean before and after the zero-mean step, and the forward variance."""
+    fwd_mean_chain = (
+        Chain("forward mean", Ex(h_act[i]), AFFINE_MODEL, AFFINE_ASSUMPTIONS)
+        .apply(substitute_definitions)
+        .apply(linearity)
+        .apply(substitute_moments)
+    )
+    fwd_mean_general = fwd_mean_chain.current
+    fwd_mean = fwd_mean_chain.assume("zero-mean-preactivation").done()
+    fwd_var_chain = _moments_chain("forward variance", Var(h_act[i]))
+    fwd_var = fwd_var_chain.step(sp.expand(fwd_var_chain.current), "expand", "collect terms").done()
+    return fwd_mean_general, fwd_mean, fwd_var
+
+
+def _affine_backward() -> tuple[Derivation, Derivation, Derivation]:
+    """The slope by ``sp.diff``, then the backward mean and variance."""
+    slope = (
+        Chain("slope", sp.Derivative(ACTIVATION, y))
+        .step(
+            SLOPE,
+            "sympy.diff",
+            r"$\partial\ell/\partial h'_i = \sigma'(h'_i)\,"
+            r"\partial\ell/\partial h^t_i$",
+        )
+        .done()
+    )
+    bwd_mean = (
+        Chain("backward mean", Ex(g_pre[i]), AFFINE_MODEL, AFFINE_ASSUMPTIONS)
+        .apply(substitute_definitions)
+        .apply(linearity)
+        .apply(substitute_moments)
+        .done()
+    )
+    bwd_var_chain = _moments_chain("backward variance", Var(g_pre[i]))
+    bwd_var = bwd_var_chain.step(sp.expand(bwd_var_chain.current), "expand", "collect terms").done()
+    return slope, bwd_mean, bwd_var
+
+
+def _in_beta(name: str, mean: sp.Expr, why: str) -> Derivation:
+    """The derivative of a mean in the offset :math:`\\beta`, by ``sp.diff``."""
+    return (
+        Chain(name, sp.Derivative(mean, beta)).step(sp.diff(mean, beta), "sympy.diff", why).done()
+    )
+
+
+def _identity_probes(
+    fwd_mean: Derivation, fwd_var: Derivation, bwd_mean: Derivation, bwd_var: Derivation
+) -> tuple[Probe, ...]:
+    """The four moments at the engine's "linear" activation, alpha = 1 and beta = 0."""
+    identity = {alpha: 1, beta: 0}
+    fwd_lin = forward_variance().derivation("variance").result  # n_{t-1} gamma_t v_{t-1}
+    bwd_lin = backward_variance().derivation("variance").result  # n_t gamma_t b_t
+    var_w = sp.Rational(1, 100)
+    widths = (100, 30)
+    values = {n_prev: widths[0], n_t: widths[1], gamma: var_w, v_prev: 1, b_t: 1, m_t: 0}
+    weights = _law("normal", {"std": sp.sqrt(var_w)})
+    scenario = mlp_scenario(widths, weights, upstream={"law": "normal", "std": 1.0})
+    cases = (
+        ("forward-mean", fwd_mean.result, "forward", "mean", 1),
+        ("forward-var", fwd_var.result.subs(v_pre, fwd_lin), "forward", "var", 1),
+        ("backward-mean", bwd_mean.result, "backward", "mean", 0),
+        ("backward-var", bwd_var.result.subs(b_t, bwd_lin), "backward", "var", 0),
+    )
+    return tuple(
+        Probe.derived(
+            f"100x30-identity-{label}",
+            scenario,
+            {"direction": direction, "moment": moment, "layer": layer},
+            expr,
+            {**identity, **values},
+        )
+        for label, expr, direction, moment, layer in cases
+    )
+
+
 @cache
 def linear_activation() -> Claim:
     """L8.1, L8.2 and S3: moments through :math:`\\sigma(y) = \\alpha y + \\beta`.
@@ -1015,131 +1179,29 @@ def linear_activation() -> Claim:
     :math:`\\alpha = 1` because it then compares activations with the identity
     (slope :math:`+1` at 0, as for tanh and relu in L8.3).
     """
-    model, asm = AFFINE_MODEL, AFFINE_ASSUMPTIONS
-    fwd_mean_chain = (
-        Chain("forward mean", Ex(h_act[i]), model, asm)
-        .apply(substitute_definitions)
-        .apply(linearity)
-        .apply(substitute_moments)
-    )
-    fwd_mean_general = fwd_mean_chain.current
-    fwd_mean = fwd_mean_chain.assume("zero-mean-preactivation").done()
-    fwd_var_chain = (
-        Chain("forward variance", Var(h_act[i]), model, asm)
-        .apply(substitute_definitions)
-        .apply(variance_definition)
-        .apply(expand_expectations)
-        .apply(substitute_moments)
-    )
-    fwd_var = fwd_var_chain.step(sp.expand(fwd_var_chain.current), "expand", "collect terms").done()
-    slope = (
-        Chain("slope", sp.Derivative(ACTIVATION, y))
-        .step(
-            SLOPE,
-            "sympy.diff",
-            r"$\partial\ell/\partial h'_i = \sigma'(h'_i)\,"
-            r"\partial\ell/\partial h^t_i$",
-        )
-        .done()
-    )
-    bwd_mean = (
-        Chain("backward mean", Ex(g_pre[i]), model, asm)
-        .apply(substitute_definitions)
-        .apply(linearity)
-        .apply(substitute_moments)
-        .done()
-    )
-    bwd_var_chain = (
-        Chain("backward variance", Var(g_pre[i]), model, asm)
-        .apply(substitute_definitions)
-        .apply(variance_definition)
-        .apply(expand_expectations)
-        .apply(substitute_moments)
-    )
-    bwd_var = bwd_var_chain.step(sp.expand(bwd_var_chain.current), "expand", "collect terms").done()
-    no_beta = (
-        Chain("backward mean in beta", sp.Derivative(bwd_mean.result, beta))
-        .step(
-            sp.diff(bwd_mean.result, beta),
-            "sympy.diff",
-            r"the backward mean $\alpha m_t$ does not contain $\beta$",
-        )
-        .done()
-    )
-    with_beta = (
-        Chain("forward mean in beta", sp.Derivative(fwd_mean_general, beta))
-        .step(sp.diff(fwd_mean_general, beta), "sympy.diff", "the forward mean moves with beta")
-        .done()
-    )
-
+    fwd_mean_general, fwd_mean, fwd_var = _affine_forward()
+    slope, bwd_mean, bwd_var = _affine_backward()
+    no_beta = _in_beta("backward mean in beta", bwd_mean.result, _NO_BETA)
+    with_beta = _in_beta("forward mean in beta", fwd_mean_general, _WITH_BETA)
     beta_star = _solve1(sp.Eq(fwd_mean.result, 0), beta)
     alphas = sp.solve(sp.Eq(fwd_var.result / v_pre, 1), alpha)
     alphas_bwd = sp.solve(sp.Eq(bwd_var.result / b_t, 1), alpha)
     if sorted(alphas) != sorted(alphas_bwd):
         raise AssertionError(f"forward and backward give different alpha: {alphas}, {alphas_bwd}")
-
-    # probes: the engine's "linear" activation is alpha = 1, beta = 0
-    identity = {alpha: 1, beta: 0}
-    fwd_lin = forward_variance().derivation("variance").result  # n_{t-1} gamma_t v_{t-1}
-    bwd_lin = backward_variance().derivation("variance").result  # n_t gamma_t b_t
-    var_w = sp.Rational(1, 100)
-    widths = (100, 30)
-    values = {n_prev: widths[0], n_t: widths[1], gamma: var_w, v_prev: 1, b_t: 1, m_t: 0}
-    scenario = {
-        "kind": "mlp",
-        "widths": list(widths),
-        "weights": _law("normal", {"std": sp.sqrt(var_w)}),
-        "activation": "linear",
-        "input": {"law": "normal", "mean": 0.0, "std": 1.0},
-        "upstream": {"law": "normal", "std": 1.0},
-        "dtype": "float64",
-    }
-    cases = (
-        ("forward-mean", fwd_mean.result, "forward", "mean", 1),
-        ("forward-var", fwd_var.result.subs(v_pre, fwd_lin), "forward", "var", 1),
-        ("backward-mean", bwd_mean.result, "backward", "mean", 0),
-        ("backward-var", bwd_var.result.subs(b_t, bwd_lin), "backward", "var", 0),
-    )
-    probes = tuple(
-        Probe.derived(
-            f"100x30-identity-{label}",
-            scenario,
-            {"direction": direction, "moment": moment, "layer": layer},
-            expr,
-            {**identity, **values},
-        )
-        for label, expr, direction, moment, layer in cases
-    )
-
     return Claim(
         id="linear-activation",
         lecture=("L8.1", "L8.2", "S3"),
-        title="Linear activation: the forward mean fixes the offset, the variances fix the "
-        "slope up to sign",
-        summary=(
-            r"For $\sigma(y) = \alpha y + \beta$ after a zero-mean pre-activation $h'$, "
-            r"$\mathbb{E}[h^t_i] = \beta$ and $\operatorname{Var}[h^t_i] = \alpha^2 "
-            r"\operatorname{Var}[h'_i]$; backward, $\partial\ell/\partial h'_i = \alpha\,"
-            r"\partial\ell/\partial h^t_i$, with mean $\alpha\,\mathbb{E}[\partial\ell/"
-            r"\partial h^t_i]$ and variance $\alpha^2\operatorname{Var}[\partial\ell/"
-            r"\partial h^t_i]$. So $\beta = 0$ comes from the forward mean only, and "
-            r"$\alpha^2 = 1$ from either variance: $\alpha = \pm 1$, where $\alpha = -1$ "
-            r"works as well and $\alpha = 1$ is the choice that makes $\sigma$ the identity."
-        ),
-        assumptions=asm,
+        title=_AFFINE_TITLE,
+        summary=_AFFINE_SUMMARY,
+        assumptions=AFFINE_ASSUMPTIONS,
         derivations=(fwd_mean, fwd_var, slope, bwd_mean, bwd_var, with_beta, no_beta),
         conditions=(
             sp.Eq(beta, beta_star),
             *(sp.Eq(alpha, r) for r in alphas),
         ),
         confirmations=(),
-        probes=probes,
-        corrected=(
-            r"$\beta = 0$ follows from the forward mean $\mathbb{E}[h^t_i] = \beta$ alone; "
-            r"the backward mean $\alpha\,\mathbb{E}[\partial\ell/\partial h^t_i]$ does not "
-            r"contain $\beta$ ($\partial/\partial\beta = 0$), so the backward pass gives no "
-            r"condition on $\beta$, only $\alpha^2 = 1$."
-        ),
+        probes=_identity_probes(fwd_mean, fwd_var, bwd_mean, bwd_var),
+        corrected=_AFFINE_CORRECTED,
     )
 
 
