@@ -69,6 +69,7 @@ import numpy as np
 import sympy as sp
 from scipy import integrate, optimize, stats
 
+from ._building import by_name, gaussian_square_expansion, mlp_scenario
 from ._check import Chain, check_algebraic
 from ._claim import Assumption, Check, Claim, Derivation, Probe, Status
 from ._gaussian import (
@@ -341,6 +342,91 @@ def _numeric_in_q(body: sp.Expr, Q: sp.Symbol, nodes: np.ndarray, weights: np.nd
     return value
 
 
+def _layer_moments(
+    f: Callable, nodes: np.ndarray, weights: np.ndarray, n: int, g: float
+) -> Callable:
+    """Mean and central moments 2 to 4 of :math:`Q_{t+1}` given :math:`Q_t = q` (a sum of
+    ``n`` i.i.d. terms :math:`\\gamma f(\\sqrt q\\,\\xi)`), by the Gauss-Hermite rule."""
+
+    def moments(qs: np.ndarray) -> tuple[np.ndarray, ...]:
+        with np.errstate(over="ignore", under="ignore"):
+            y = f(np.sqrt(np.asarray(qs, float))[..., None] * nodes)
+        m1 = y @ weights
+        c = y - m1[..., None]
+        k2, k3, k4 = ((c**2) @ weights, (c**3) @ weights, (c**4) @ weights)
+        return (
+            n * g * m1,
+            n * g**2 * k2,
+            n * g**3 * k3,
+            g**4 * (n * k4 + 3 * n * (n - 1) * k2**2),
+        )
+
+    return moments
+
+
+def _chebyshev(func: Callable, top: float) -> tuple[np.polynomial.Chebyshev, float]:
+    """The first interpolant on ``[0, top]`` whose trailing coefficients are small, and
+    their sum."""
+    for degree in CHAIN_DEGREES:
+        poly = np.polynomial.Chebyshev.interpolate(func, degree, domain=[0.0, top])
+        tail = np.abs(poly.coef[-8:])
+        if tail.max() <= CHAIN_TAIL * float(np.abs(poly.coef).max()):
+            return poly, float(tail.sum())
+    raise ValueError(f"no Chebyshev interpolant of degree <= {degree} reached {CHAIN_TAIL}.")
+
+
+def _one_layer_down(poly: np.polynomial.Chebyshev, moments: Callable) -> Callable:
+    """:math:`q \\mapsto \\mathbb{E}[h(Q_{t+1}) \\mid Q_t = q]` to fourth order in the
+    moments; with ``fourth=True``, the size of the fourth-order term."""
+    d2, d3, d4 = (poly.deriv(k) for k in (2, 3, 4))
+
+    def value(qs: np.ndarray, fourth: bool = False) -> np.ndarray:
+        mu, v, k3, m4 = moments(qs)
+        last = d4(mu) * m4 / 24
+        total = poly(mu) + d2(mu) * v / 2 + d3(mu) * k3 / 6 + last
+        return np.abs(last) if fourth else total
+
+    return value
+
+
+def _backward_recursion(
+    body_num: Callable, layer: int, top: float, moments: Callable
+) -> tuple[Callable, float]:
+    """:math:`h_1` from :math:`h_{\\mathrm{layer}} = g`, with the summed error estimate."""
+    error = 0.0
+    h1 = body_num
+    if layer >= 2:
+        grid = np.linspace(0.0, top, 2001)[1:]
+        poly, tail = _chebyshev(body_num, top)
+        error += tail
+        for _ in range(layer - 2):
+            step = _one_layer_down(poly, moments)
+            error += float(step(grid, fourth=True).max())
+            poly, tail = _chebyshev(step, top)
+            error += tail
+        step = _one_layer_down(poly, moments)
+        error += float(step(grid, fourth=True).max())
+        h1 = step
+    return h1, error
+
+
+def _chi_square_mean(h1: Callable, n: int, g: float, s2: float) -> tuple[float, float]:
+    """:math:`\\mathbb{E}[h_1(\\gamma s^2 U)]`, :math:`U \\sim \\chi^2_n`, by QUADPACK
+    between the tail probabilities, with its error plus the tails' bound."""
+    lo = stats.chi2.ppf(CHAIN_TAIL_MASS, n)
+    hi = stats.chi2.isf(CHAIN_TAIL_MASS, n)
+    value, quad_error = integrate.quad(
+        lambda uu: float(h1(np.array(g * s2 * uu))) * stats.chi2.pdf(uu, n),
+        lo,
+        hi,
+        epsabs=0.0,
+        epsrel=1e-12,
+        limit=200,
+    )
+    sup = float(np.abs(h1(np.linspace(g * s2 * lo, g * s2 * hi, 201))).max())
+    return value, quad_error + 2 * CHAIN_TAIL_MASS * sup
+
+
 def _chain_value(
     body: sp.Expr,
     Q: sp.Symbol,
@@ -371,71 +457,14 @@ def _chain_value(
     order ``n``) plus the trailing Chebyshev coefficients, summed over the layers.
     """
     nodes, weights = _gauss_hermite(order)
-    f = sp.lambdify(x, phi**2, modules="numpy")
     bound = max(float(sp.limit(phi**2, x, end)) for end in (sp.oo, -sp.oo))
     if not math.isfinite(bound):
         raise ValueError(f"the layer-variance chain needs a bounded activation; got {phi}.")
-    top = n * g * bound
-
-    def moments(qs: np.ndarray) -> tuple[np.ndarray, ...]:
-        with np.errstate(over="ignore", under="ignore"):
-            y = f(np.sqrt(np.asarray(qs, float))[..., None] * nodes)
-        m1 = y @ weights
-        c = y - m1[..., None]
-        k2, k3, k4 = ((c**2) @ weights, (c**3) @ weights, (c**4) @ weights)
-        return (
-            n * g * m1,
-            n * g**2 * k2,
-            n * g**3 * k3,
-            g**4 * (n * k4 + 3 * n * (n - 1) * k2**2),
-        )
-
-    def interpolate(func) -> tuple[np.polynomial.Chebyshev, float]:
-        for degree in CHAIN_DEGREES:
-            poly = np.polynomial.Chebyshev.interpolate(func, degree, domain=[0.0, top])
-            tail = np.abs(poly.coef[-8:])
-            if tail.max() <= CHAIN_TAIL * float(np.abs(poly.coef).max()):
-                return poly, float(tail.sum())
-        raise ValueError(f"no Chebyshev interpolant of degree <= {degree} reached {CHAIN_TAIL}.")
-
-    def expectation(poly: np.polynomial.Chebyshev):
-        d2, d3, d4 = (poly.deriv(k) for k in (2, 3, 4))
-
-        def value(qs: np.ndarray, fourth: bool = False) -> np.ndarray:
-            mu, v, k3, m4 = moments(qs)
-            last = d4(mu) * m4 / 24
-            total = poly(mu) + d2(mu) * v / 2 + d3(mu) * k3 / 6 + last
-            return np.abs(last) if fourth else total
-
-        return value
-
+    moments = _layer_moments(sp.lambdify(x, phi**2, modules="numpy"), nodes, weights, n, g)
     body_num = _numeric_in_q(body, Q, nodes, weights)
-    error = 0.0
-    h1 = body_num
-    if layer >= 2:
-        grid = np.linspace(0.0, top, 2001)[1:]
-        poly, tail = interpolate(body_num)
-        error += tail
-        for _ in range(layer - 2):
-            step = expectation(poly)
-            error += float(step(grid, fourth=True).max())
-            poly, tail = interpolate(step)
-            error += tail
-        step = expectation(poly)
-        error += float(step(grid, fourth=True).max())
-        h1 = step
-    lo = stats.chi2.ppf(CHAIN_TAIL_MASS, n)
-    hi = stats.chi2.isf(CHAIN_TAIL_MASS, n)
-    value, quad_error = integrate.quad(
-        lambda uu: float(h1(np.array(g * s2 * uu))) * stats.chi2.pdf(uu, n),
-        lo,
-        hi,
-        epsabs=0.0,
-        epsrel=1e-12,
-        limit=200,
-    )
-    sup = float(np.abs(h1(np.linspace(g * s2 * lo, g * s2 * hi, 201))).max())
-    return value, error, quad_error + 2 * CHAIN_TAIL_MASS * sup
+    h1, error = _backward_recursion(body_num, layer, n * g * bound, moments)
+    value, quad_error = _chi_square_mean(h1, n, g, s2)
+    return value, error, quad_error
 
 
 @lru_cache(maxsize=64)
@@ -502,6 +531,149 @@ def _in_terms_of_sigma(expr: sp.Expr) -> sp.Expr:
     return poly.subs(s, sigma(x))
 
 
+def _sigma_derivative_chain(
+    name: str, order: int, assumptions: tuple[Assumption, ...]
+) -> Derivation:
+    """:math:`\\sigma^{(k)}` by ``sympy.diff``, then written as a polynomial in :math:`\\sigma`."""
+    start = sp.Derivative(sigma(x), x) if order == 1 else sp.Derivative(sigma(x), (x, order))
+    derived = sp.diff(ACTIVATIONS["sigmoid"], x, order)
+    return (
+        Chain(name, start, assumptions=assumptions)
+        .step(derived, "sympy.diff", "", uses=("sigmoid-definition",))
+        .step(
+            _in_terms_of_sigma(derived),
+            "solve s = 1/(1 + u) for u = exp(-x) and substitute",
+            "",
+            uses=("sigmoid-definition",),
+        )
+        .done()
+    )
+
+
+@cache
+def _sigmoid_critical_point() -> tuple[sp.Set, sp.Expr]:
+    """The real zeros of :math:`\\sigma''` (``sympy.solveset``) and the only one."""
+    critical = sp.solveset(sp.Eq(sp.diff(ACTIVATIONS["sigmoid"], x, 2), 0), x, sp.S.Reals)
+    (x0,) = tuple(critical)
+    return critical, x0
+
+
+def _sigmoid_peak_chains(
+    derivative: Derivation, assumptions: tuple[Assumption, ...]
+) -> tuple[Derivation, ...]:
+    """The maximum :math:`\\sigma'(0)`, the product bound and the per-layer factor bound."""
+    _, x0 = _sigmoid_critical_point()
+    maximum = (
+        Chain("maximum", sp.Subs(derivative.result, x, x0), assumptions=assumptions)
+        .step(
+            sp.simplify(_explicit(derivative.result).subs(x, x0)),
+            "evaluate at the critical point",
+            "",
+            uses=("sigmoid-definition",),
+        )
+        .done()
+    )
+    peak = maximum.result
+    product = (
+        Chain("product bound", sp.Product(peak, (i, t + 1, d)), assumptions=assumptions)
+        .step(sp.Product(peak, (i, t + 1, d)).doit(), "sympy.Product.doit", "d - t equal factors")
+        .done()
+    )
+    factor = (
+        Chain("per-layer gradient factor bound", n_prev * gamma * peak**2, assumptions=assumptions)
+        .step(
+            sp.simplify((n_prev * gamma * peak**2).subs(gamma, XAVIER_EQUAL)),
+            "substitute",
+            "",
+            uses=("xavier-equal-widths",),
+        )
+        .done()
+    )
+    return maximum, product, factor
+
+
+def _sigmoid_maximum_checks(peak: sp.Expr) -> tuple[Check, ...]:
+    """One critical point, a maximum there, zero limits, and the largest value on a grid."""
+    first = sp.diff(ACTIVATIONS["sigmoid"], x)
+    critical, x0 = _sigmoid_critical_point()
+    third_at_x0 = sp.simplify(sp.diff(ACTIVATIONS["sigmoid"], x, 3).subs(x, x0))
+    limits = tuple(sp.limit(first, x, end) for end in (-sp.oo, sp.oo))
+    grid = np.linspace(-8.0, 8.0, 16001)
+    values = sp.lambdify(x, first, "numpy")(grid)
+    top = int(np.argmax(values))
+    return (
+        Check(
+            "solveset",
+            _status(critical == sp.FiniteSet(0)),
+            f"sigma''(x) = 0 on the reals exactly at x in {critical}: one critical point",
+        ),
+        Check(
+            "second derivative test",
+            _status(bool(third_at_x0 < 0)),
+            f"sigma'''({x0}) = {third_at_x0} < 0, so sigma' has a local maximum there",
+        ),
+        Check(
+            "limits",
+            _status(all(lim == 0 for lim in limits)),
+            f"sigma'(x) -> {limits[0]} as x -> -oo and {limits[1]} as x -> oo; with one "
+            "critical point the local maximum is global",
+        ),
+        Check(
+            "grid",
+            _status(
+                grid[top] == float(x0) and abs(values[top] - float(peak)) < 1e-15, Status.TESTED
+            ),
+            f"on 16001 points of [-8, 8] (NumPy, float64) the largest sigma' is "
+            f"{values[top]!r} at x = {grid[top]}",
+        ),
+    )
+
+
+def _sigmoid_scalar_probes(slope: sp.Expr) -> list[Probe]:
+    """:math:`\\mathbb{E}[\\sigma'(x)]` and :math:`\\mathbb{E}[\\sigma'(x)^2]` by quadrature."""
+    probes = [
+        _scalar_probe(
+            f"mean-derivative-q{qv}",
+            "sigmoid",
+            sp.Float(qv),
+            gaussian_integral(slope, x, q),
+            function="derivative",
+            moment="mean",
+        )
+        for qv in (0.25, 1.0, 4.0)
+    ]
+    probes.append(
+        _scalar_probe(
+            "m2-derivative-q1",
+            "sigmoid",
+            sp.Integer(1),
+            gaussian_integral(slope**2, x, q),
+            function="derivative",
+            moment="m2",
+        )
+    )
+    return probes
+
+
+def _sigmoid_summary(found: dict[str, Derivation]) -> str:
+    """The claim's summary, from its derivations by name."""
+    _, x0 = _sigmoid_critical_point()
+    edge = float(found["value at the edge of the D2L plot"].result)
+    return (
+        rf"${sp.latex(sp.Derivative(sigma(x), x))} = "
+        rf"{sp.latex(found['first derivative'].result)}$ has "
+        rf"one critical point, $x = {sp.latex(x0)}$, where it takes its maximum "
+        rf"${sp.latex(found['maximum'].result)}$; a product of $d - t$ such factors is at most "
+        rf"${sp.latex(found['product bound'].result)}$. In a deep sigmoid network with Xavier "
+        r"weights the gradient's second moment shrinks by the factor "
+        rf"$n_t\gamma_t\,\mathbb{{E}}[\sigma'(z^t)^2] \le "
+        rf"{sp.latex(found['per-layer gradient factor bound'].result)}$ "
+        "per layer. Away from 0 it falls like $e^{-|x|}$ (at the edge $x = 8$ of the "
+        rf"D2L plot it is ${_scientific(edge)}$), and for a wide input "
+        r"$x \sim N(0, q)$ its mean is at most $1/\sqrt{2\pi q}$."
+    )
+
+
 @cache
 def sigmoid_derivative() -> Claim:
     """L2.4/L2.5: :math:`\\sigma' = \\sigma(1 - \\sigma) \\le 1/4`, so products of them vanish.
@@ -530,148 +702,31 @@ def sigmoid_derivative() -> Claim:
     Schoenholz et al. (2017).
     """
     assumptions = (DEFINITIONS[0], GAUSSIAN, XAVIER_ASSUMPTION)
-    sig = ACTIVATIONS["sigmoid"]
-    first = sp.diff(sig, x)
-    second = sp.diff(sig, x, 2)
-    derivative = (
-        Chain("first derivative", sp.Derivative(sigma(x), x), assumptions=assumptions)
-        .step(first, "sympy.diff", "", uses=("sigmoid-definition",))
-        .step(
-            _in_terms_of_sigma(first),
-            "solve s = 1/(1 + u) for u = exp(-x) and substitute",
-            "",
-            uses=("sigmoid-definition",),
-        )
-        .done()
-    )
-    curvature = (
-        Chain("second derivative", sp.Derivative(sigma(x), (x, 2)), assumptions=assumptions)
-        .step(second, "sympy.diff", "", uses=("sigmoid-definition",))
-        .step(
-            _in_terms_of_sigma(second),
-            "solve s = 1/(1 + u) for u = exp(-x) and substitute",
-            "",
-            uses=("sigmoid-definition",),
-        )
-        .done()
-    )
-    critical = sp.solveset(sp.Eq(second, 0), x, sp.S.Reals)
-    (x0,) = tuple(critical)
-    third_at_x0 = sp.simplify(sp.diff(sig, x, 3).subs(x, x0))
-    limits = tuple(sp.limit(first, x, end) for end in (-sp.oo, sp.oo))
-    maximum = (
-        Chain("maximum", sp.Subs(derivative.result, x, x0), assumptions=assumptions)
-        .step(
-            sp.simplify(_explicit(derivative.result).subs(x, x0)),
-            "evaluate at the critical point",
-            "",
-            uses=("sigmoid-definition",),
-        )
-        .done()
-    )
-    peak = maximum.result
-    product = (
-        Chain("product bound", sp.Product(peak, (i, t + 1, d)), assumptions=assumptions)
-        .step(sp.Product(peak, (i, t + 1, d)).doit(), "sympy.Product.doit", "d - t equal factors")
-        .done()
-    )
-    factor = (
-        Chain("per-layer gradient factor bound", n_prev * gamma * peak**2, assumptions=assumptions)
-        .step(
-            sp.simplify((n_prev * gamma * peak**2).subs(gamma, XAVIER_EQUAL)),
-            "substitute",
-            "",
-            uses=("xavier-equal-widths",),
-        )
-        .done()
-    )
-
-    tails, tail_probes, tail_check = _sigmoid_tails(first)
-    grid = np.linspace(-8.0, 8.0, 16001)
-    values = sp.lambdify(x, first, "numpy")(grid)
-    top = int(np.argmax(values))
-    confirmations = (
-        Check(
-            "solveset",
-            _status(critical == sp.FiniteSet(0)),
-            f"sigma''(x) = 0 on the reals exactly at x in {critical}: one critical point",
-        ),
-        Check(
-            "second derivative test",
-            _status(bool(third_at_x0 < 0)),
-            f"sigma'''({x0}) = {third_at_x0} < 0, so sigma' has a local maximum there",
-        ),
-        Check(
-            "limits",
-            _status(all(lim == 0 for lim in limits)),
-            f"sigma'(x) -> {limits[0]} as x -> -oo and {limits[1]} as x -> oo; with one "
-            "critical point the local maximum is global",
-        ),
-        Check(
-            "grid",
-            _status(
-                grid[top] == float(x0) and abs(values[top] - float(peak)) < 1e-15, Status.TESTED
-            ),
-            f"on 16001 points of [-8, 8] (NumPy, float64) the largest sigma' is "
-            f"{values[top]!r} at x = {grid[top]}",
-        ),
-        tail_check,
-    )
-
-    # Scalar probes: E[sigma'(x)] and E[sigma'(x)^2] by quadrature of the derived sigma'.
-    slope = derivative.result
-    probes = [
-        _scalar_probe(
-            f"mean-derivative-q{qv}",
-            "sigmoid",
-            sp.Float(qv),
-            gaussian_integral(slope, x, q),
-            function="derivative",
-            moment="mean",
-        )
-        for qv in (0.25, 1.0, 4.0)
-    ]
-    probes.append(
-        _scalar_probe(
-            "m2-derivative-q1",
-            "sigmoid",
-            sp.Integer(1),
-            gaussian_integral(slope**2, x, q),
-            function="derivative",
-            moment="m2",
-        )
-    )
-    # Sigmoid networks, Xavier weights: the gradient's second moment shrinks by
+    derivative = _sigma_derivative_chain("first derivative", 1, assumptions)
+    curvature = _sigma_derivative_chain("second derivative", 2, assumptions)
+    peaks = _sigmoid_peak_chains(derivative, assumptions)
+    tails, tail_probes, tail_check = _sigmoid_tails(sp.diff(ACTIVATIONS["sigmoid"], x))
+    found = by_name((derivative, curvature, *peaks, *tails))
+    peak, slope = found["maximum"].result, derivative.result
+    # sigmoid networks, Xavier weights: the gradient's second moment shrinks by
     # n*gamma*E[sigma'(z^t)^2] per layer; probed at the top layer, where the finite-width
-    # factor is exact (see _sigmoid_backward_probes).
-    probes += _sigmoid_backward_probes(slope)
-    probes += tail_probes
-
+    # factor is exact (see _sigmoid_backward_probes)
+    probes = _sigmoid_scalar_probes(slope) + _sigmoid_backward_probes(slope) + tail_probes
     return Claim(
         id="sigmoid-derivative",
         lecture=("L2.4", "L2.5"),
         title="The sigmoid derivative is at most one quarter, so long products of it vanish",
-        summary=(
-            rf"${sp.latex(sp.Derivative(sigma(x), x))} = {sp.latex(derivative.result)}$ has "
-            rf"one critical point, $x = {sp.latex(x0)}$, where it takes its maximum "
-            rf"${sp.latex(peak)}$; a product of $d - t$ such factors is at most "
-            rf"${sp.latex(product.result)}$. In a deep sigmoid network with Xavier weights "
-            r"the gradient's second moment shrinks by the factor "
-            rf"$n_t\gamma_t\,\mathbb{{E}}[\sigma'(z^t)^2] \le {sp.latex(factor.result)}$ "
-            "per layer. Away from 0 it falls like $e^{-|x|}$ (at the edge $x = 8$ of the "
-            rf"D2L plot it is ${_scientific(float(tails[1].result))}$), and for a wide input "
-            r"$x \sim N(0, q)$ its mean is at most $1/\sqrt{2\pi q}$."
-        ),
+        summary=_sigmoid_summary(found),
         assumptions=assumptions,
-        derivations=(derivative, curvature, maximum, product, factor, *tails),
+        derivations=tuple(found.values()),
         conditions=(
             sp.Le(sp.Derivative(sigma(x), x), peak),
             sp.Le(
                 sp.Product(sp.Subs(sp.Derivative(sigma(x), x), x, zi[i]), (i, t + 1, d)),
-                product.result,
+                found["product bound"].result,
             ),
         ),
-        confirmations=confirmations,
+        confirmations=(*_sigmoid_maximum_checks(peak), tail_check),
         probes=tuple(probes),
     )
 
@@ -744,6 +799,62 @@ def _finite_width_note(value: float, infinite: float, error: float, what: str) -
     )
 
 
+def _mlp_scenario(
+    activation_name: str, depth: int, g_value: sp.Expr, upstream: dict | None = None
+) -> dict:
+    """A network of ``depth`` layers of width :data:`WIDTH` with :math:`N(0, \\gamma)`
+    weights and :math:`N(0, s^2)` inputs (:func:`._building.mlp_scenario`)."""
+    return mlp_scenario(
+        [WIDTH] * (depth + 1),
+        _normal(sp.sqrt(g_value)),
+        activation=activation_name,
+        input_std=INPUT_STD,
+        upstream=upstream,
+    )
+
+
+def _finite_width_probe(
+    label: str,
+    scenario: dict,
+    observable: dict,
+    expression: sp.Expr,
+    values: dict,
+    infinite: float,
+    what: str,
+) -> Probe:
+    """A probe predicted by the layer-variance chain, its note comparing the infinite-width
+    value ``infinite``."""
+    probe = Probe.derived(
+        label,
+        scenario,
+        observable,
+        expression,
+        values,
+        method="finite-width chain",
+        evaluator=evaluate_finite_width,
+    )
+    return replace(
+        probe,
+        note=_finite_width_note(probe.predicted, infinite, probe.bias_bound, what),
+    )
+
+
+def _top_layer_factor(slope: sp.Expr) -> sp.Expr:
+    """:math:`n_t(\\operatorname{Var}[e]A(Q) + c^2B(Q))`, averaged over the entries ``j``
+    (see :func:`_sigmoid_backward_probes`)."""
+    h_j = sp.Symbol("h_j", real=True)
+    a_q = gaussian_integral(slope**2, x, Q)
+    b_q = gaussian_integral(x**2 * slope**2, x, Q)
+    cov = gamma * h_j  # Cov[W_ij, z_i | h]
+    c = cov / Q  # regression of W_ij on z_i; Var[z_i | h] = Q
+    a_s, b_s = sp.symbols("A B")  # the two moments, kept whole while expanding
+    per_term = (gamma - c * cov) * a_s + c**2 * b_s
+    averaged = sp.expand(per_term).subs(h_j**2, Q / (n_prev * gamma))
+    if averaged.has(h_j):
+        raise ValueError(f"h_j should enter only as h_j^2; got {averaged}.")
+    return sp.collect(sp.expand(n_t * averaged), [a_s, b_s]).subs({a_s: a_q, b_s: b_q})
+
+
 def _sigmoid_backward_probes(slope: sp.Expr) -> list[Probe]:
     """The gradient factor of the top layer of a sigmoid network, exact at finite width.
 
@@ -766,57 +877,24 @@ def _sigmoid_backward_probes(slope: sp.Expr) -> list[Probe]:
     the probes are the top layers of a one-layer and of a deep network.
     """
     g_value = XAVIER_EQUAL.subs(n_prev, WIDTH)
-    h_j = sp.Symbol("h_j", real=True)
-    a_q = gaussian_integral(slope**2, x, Q)
-    b_q = gaussian_integral(x**2 * slope**2, x, Q)
-    cov = gamma * h_j  # Cov[W_ij, z_i | h]
-    c = cov / Q  # regression of W_ij on z_i; Var[z_i | h] = Q
-    a_s, b_s = sp.symbols("A B")  # the two moments, kept whole while expanding
-    per_term = (gamma - c * cov) * a_s + c**2 * b_s
-    averaged = sp.expand(per_term).subs(h_j**2, Q / (n_prev * gamma))
-    if averaged.has(h_j):
-        raise ValueError(f"h_j should enter only as h_j^2; got {averaged}.")
-    factor = sp.collect(sp.expand(n_t * averaged), [a_s, b_s]).subs({a_s: a_q, b_s: b_q})
+    factor = _top_layer_factor(slope)
+    leading = _explicit(n_t * gamma * gaussian_integral(slope**2, x, Q))
     values = {n_t: WIDTH, n_prev: WIDTH, gamma: g_value, s2: INPUT_STD**2}
     m = _mean_field(ACTIVATIONS["sigmoid"], WIDTH, g_value, INPUT_STD**2, SIGMOID_DEPTH)
-    probes = []
-    for depth in (1, SIGMOID_DEPTH):
-        scenario = {
-            "kind": "mlp",
-            "widths": [WIDTH] * (depth + 1),
-            "weights": _normal(sp.sqrt(g_value)),
-            "activation": "sigmoid",
-            "input": {"law": "normal", "mean": 0.0, "std": INPUT_STD},
-            "upstream": {"law": "normal", "std": 1.0},
-            "dtype": "float64",
-        }
-        # E[(g^t)^2] = 1, the upstream gradient's second moment: the factor itself
-        expression = LayerMean(factor, Q, depth, ACTIVATIONS["sigmoid"], x, n_prev, gamma, s2)
-        infinite = evaluate(
-            _explicit(n_t * gamma * a_q).subs({**values, Q: WIDTH * g_value * m[depth - 1]})
-        )
-        probe = Probe.derived(
+    return [
+        _finite_width_probe(
             f"backward-factor-layer{depth}",
-            scenario,
+            _mlp_scenario("sigmoid", depth, g_value, upstream={"law": "normal", "std": 1.0}),
             {"direction": "backward", "moment": "m2", "layer": depth - 1, "relative_to": depth},
-            expression,
+            # E[(g^t)^2] = 1, the upstream gradient's second moment: the factor itself
+            LayerMean(factor, Q, depth, ACTIVATIONS["sigmoid"], x, n_prev, gamma, s2),
             values,
-            method="finite-width chain",
-            evaluator=evaluate_finite_width,
+            evaluate(leading.subs({**values, Q: WIDTH * g_value * m[depth - 1]})),
+            f"top layer of a {depth}-layer network, upstream gradient N(0, 1): exact "
+            "factor averaged over the layer variance",
         )
-        probes.append(
-            replace(
-                probe,
-                note=_finite_width_note(
-                    probe.predicted,
-                    infinite,
-                    probe.bias_bound,
-                    f"top layer of a {depth}-layer network, upstream gradient N(0, 1): exact "
-                    "factor averaged over the layer variance",
-                ),
-            )
-        )
-    return probes
+        for depth in (1, SIGMOID_DEPTH)
+    ]
 
 
 # --------------------------------------------------------------------------------------
@@ -891,13 +969,10 @@ def _series_at_zero(e: ActivationEntry, assumptions: tuple[Assumption, ...]) -> 
     return chain.done()
 
 
-def _one_sided(
-    e: ActivationEntry, assumptions: tuple[Assumption, ...]
-) -> tuple[list[Derivation], tuple[sp.Expr, ...]]:
+def _one_sided(e: ActivationEntry, assumptions: tuple[Assumption, ...]) -> list[Derivation]:
     """Series on each side of 0, the one-sided derivatives and the value at 0.
 
-    Returns the chains and ``(f(0), right derivative, left derivative, series on
-    x >= 0, series on x < 0)``.
+    Their results are read by name with :func:`_one_sided_facts`.
     """
     uses = _uses(e.display)
     chains = [
@@ -910,19 +985,16 @@ def _one_sided(
         .done()
         for label, s in _side_series(e).items()
     ]
-    one_sided = {}
     for direction in ("+", "-"):
         quotient = sp.Limit((e.display.subs(x, h) - e.display.subs(x, 0)) / h, h, 0, direction)
-        chain = (
+        chains.append(
             Chain(f"{e.name}: {direction} derivative at 0", quotient, assumptions=assumptions)
             .step(_explicit(quotient).doit(), "sympy.limit", "", uses=uses)
             .done()
         )
-        one_sided[direction] = chain.result
-        chains.append(chain)
     at_zero = e.expression.subs(x, 0)
     start = e.display.subs(x, 0)  # relu(0); a form that evaluates at once stays a Subs
-    value = (
+    chains.append(
         Chain(
             f"{e.name}: value at 0",
             sp.Subs(e.display, x, 0) if start == at_zero else start,
@@ -931,9 +1003,22 @@ def _one_sided(
         .step(at_zero, "evaluate", "", uses=uses)
         .done()
     )
-    chains.append(value)
-    facts = (value.result, one_sided["+"], one_sided["-"], chains[0].result, chains[1].result)
-    return chains, facts
+    return chains
+
+
+#: The results of :func:`_one_sided` that its check reads, in the check's order.
+ONE_SIDED_FACTS = (
+    "value at 0",
+    "+ derivative at 0",
+    "- derivative at 0",
+    "series on x >= 0",
+    "series on x < 0",
+)
+
+
+def _one_sided_facts(found: dict[str, Derivation], name: str) -> tuple[sp.Expr, ...]:
+    """``(f(0), right derivative, left derivative, series on x >= 0, series on x < 0)``."""
+    return tuple(found[f"{name}: {fact}"].result for fact in ONE_SIDED_FACTS)
 
 
 def _identity_check(e: ActivationEntry, f0: sp.Expr, f1: sp.Expr) -> Check:
@@ -974,6 +1059,85 @@ def _one_sided_check(
     )
 
 
+def _near_zero_derivations(
+    entries: tuple[ActivationEntry, ...],
+    smooth: list[ActivationEntry],
+    assumptions: tuple[Assumption, ...],
+) -> dict[str, Derivation]:
+    """Series at 0 of the smooth entries, one-sided facts of the others, then
+    :math:`f(0)` and :math:`f'(0)` of the smooth ones, by name."""
+    derivations = [_series_at_zero(e, assumptions) for e in smooth]
+    for e in entries:
+        if e not in smooth:
+            derivations += _one_sided(e, assumptions)
+    for e in smooth:
+        derivations += _value_and_slope(e.name, assumptions)
+    return by_name(tuple(derivations))
+
+
+def _near_zero_checks(
+    entries: tuple[ActivationEntry, ...],
+    smooth: list[ActivationEntry],
+    found: dict[str, Derivation],
+) -> tuple[Check, ...]:
+    """Identity to first order (smooth), one-sided derivatives (the others), rewrites."""
+    checks = [
+        _identity_check(
+            activation(e.name),
+            found[f"{e.name}: value at 0"].result,
+            found[f"{e.name}: slope at 0"].result,
+        )
+        for e in smooth
+    ]
+    checks += [
+        _one_sided_check(activation(e.name), *_one_sided_facts(found, e.name))
+        for e in entries
+        if e not in smooth
+    ]
+    checks += [
+        check_algebraic(e.display, e.form, _subs("sigmoid-definition", "tanh-definition"))
+        for e in smooth
+        if e.simplify
+    ]
+    return tuple(checks)
+
+
+def _near_zero_probes(entries: tuple[ActivationEntry, ...]) -> tuple[Probe, ...]:
+    """:math:`\\mathbb{E}[f(x)^2]` at a small variance, the ``taylor`` family first."""
+    return tuple(
+        _scalar_probe(
+            f"{e.name}-m2-q{float(NEAR_ZERO_Q)}",
+            e.name,
+            NEAR_ZERO_Q,
+            gaussian_integral(e.display**2, x, q),
+        )
+        for e in sorted(entries, key=lambda e: "taylor" not in e.families)
+    )
+
+
+def _near_zero_summary(found: dict[str, Derivation]) -> str:
+    """The claim's summary, from its derivations by name."""
+
+    def tex(name: str) -> str:
+        return sp.latex(found[name].result)
+
+    return (
+        rf"At $0$: ${sp.latex(sigma(x))} = {tex('sigmoid: series at 0')}$, "
+        rf"$\tanh x = {tex('tanh: series at 0')}$ and "
+        rf"${sp.latex(DISPLAY['scaled_sigmoid'])} = "
+        rf"{sp.latex(activation('scaled_sigmoid').form)} = "
+        rf"{tex('scaled_sigmoid: series at 0')}$. "
+        r"The identity to first order needs $f(0) = 0$ and $f'(0) = 1$: tanh and "
+        r"$4\sigma - 2$ meet both, $\sigma$ meets neither "
+        rf"($\sigma(0) = {tex('sigmoid: value at 0')}$, "
+        rf"$\sigma'(0) = {tex('sigmoid: slope at 0')}$). "
+        rf"$\operatorname{{relu}}(0) = {tex('relu: value at 0')}$ but its one-sided "
+        rf"derivatives are ${tex('relu: + derivative at 0')}$ (right) and "
+        rf"${tex('relu: - derivative at 0')}$ (left): it is "
+        r"the identity on $x \ge 0$ and zero on $x < 0$."
+    )
+
+
 @cache
 def taylor_identity_near_zero() -> Claim:
     """L8.3/L8.4: near 0, tanh and :math:`4\\sigma - 2` are the identity; sigmoid is not.
@@ -1010,64 +1174,22 @@ def taylor_identity_near_zero() -> Claim:
     assumptions = (*DEFINITIONS, GAUSSIAN)
     entries = family("near-zero")
     smooth = [e for e in entries if _two_sided(e)]
-    derivations = [_series_at_zero(e, assumptions) for e in smooth]
-    series = {e.name: d.result for e, d in zip(smooth, derivations, strict=True)}
-    sides: dict[str, tuple[sp.Expr, ...]] = {}
-    for e in entries:
-        if e not in smooth:
-            chains, sides[e.name] = _one_sided(e, assumptions)
-            derivations += chains
-    at_zero: dict[str, tuple[sp.Expr, sp.Expr]] = {}
-    for e in smooth:
-        value, slope = _value_and_slope(e.name, assumptions)
-        derivations += [value, slope]
-        at_zero[e.name] = (value.result, slope.result)
-    confirmations = [_identity_check(activation(n), *v) for n, v in at_zero.items()]
-    confirmations += [_one_sided_check(activation(n), *v) for n, v in sides.items()]
-    rewritten = [e for e in smooth if e.simplify]
-    confirmations += [
-        check_algebraic(e.display, e.form, _subs("sigmoid-definition", "tanh-definition"))
-        for e in rewritten
-    ]
+    found = _near_zero_derivations(entries, smooth, assumptions)
     f = sp.Function("f")
-    conditions = (
-        sp.Eq(f(0), 0),
-        sp.Eq(sp.Subs(sp.Derivative(f(x), x), x, 0), 1),
-        *(sp.Eq(e.display, e.form) for e in rewritten),
-    )
-    probes = [
-        _scalar_probe(
-            f"{e.name}-m2-q{float(NEAR_ZERO_Q)}",
-            e.name,
-            NEAR_ZERO_Q,
-            gaussian_integral(e.display**2, x, q),
-        )
-        for e in sorted(entries, key=lambda e: "taylor" not in e.families)
-    ]
-    scaled = DISPLAY["scaled_sigmoid"]
-    relu_at_zero, right, left = sides["relu"][:3]
     return Claim(
         id="taylor-identity-near-zero",
         lecture=("L8.3", "L8.4"),
         title="Near zero tanh and the adjusted sigmoid are the identity, sigmoid is not",
-        summary=(
-            rf"At $0$: ${sp.latex(sigma(x))} = {sp.latex(series['sigmoid'])}$, "
-            rf"$\tanh x = {sp.latex(series['tanh'])}$ and "
-            rf"${sp.latex(scaled)} = {sp.latex(activation('scaled_sigmoid').form)} = "
-            rf"{sp.latex(series['scaled_sigmoid'])}$. "
-            r"The identity to first order needs $f(0) = 0$ and $f'(0) = 1$: tanh and "
-            r"$4\sigma - 2$ meet both, $\sigma$ meets neither "
-            rf"($\sigma(0) = {sp.latex(at_zero['sigmoid'][0])}$, "
-            rf"$\sigma'(0) = {sp.latex(at_zero['sigmoid'][1])}$). "
-            rf"$\operatorname{{relu}}(0) = {sp.latex(relu_at_zero)}$ but its one-sided "
-            rf"derivatives are ${sp.latex(right)}$ (right) and ${sp.latex(left)}$ (left): it is "
-            r"the identity on $x \ge 0$ and zero on $x < 0$."
-        ),
+        summary=_near_zero_summary(found),
         assumptions=assumptions,
-        derivations=tuple(derivations),
-        conditions=conditions,
-        confirmations=tuple(confirmations),
-        probes=tuple(probes),
+        derivations=tuple(found.values()),
+        conditions=(
+            sp.Eq(f(0), 0),
+            sp.Eq(sp.Subs(sp.Derivative(f(x), x), x, 0), 1),
+            *(sp.Eq(e.display, e.form) for e in smooth if e.simplify),
+        ),
+        confirmations=_near_zero_checks(entries, smooth, found),
+        probes=_near_zero_probes(entries),
     )
 
 
@@ -1180,6 +1302,164 @@ def validity_bounds() -> dict[str, dict[str, float]]:
     return out
 
 
+def _first_order(series: sp.Expr) -> sp.Expr:
+    """:math:`c_1` in :math:`\\mathbb{E}[f(x)^2]/q = 1 + c_1 q + O(q^2)`."""
+    return sp.expand(series / q).removeO().coeff(q, 1)
+
+
+def _first_order_bound(series: sp.Expr) -> sp.Expr:
+    """The q at which the first-order ratio :math:`1 + c_1 q` reaches :math:`1 - \\varepsilon`."""
+    (bound,) = sp.solve(sp.Eq(1 + _first_order(series) * q, 1 - EPS), q)
+    return bound
+
+
+def _expansion_chains(
+    name: str, form: sp.Expr, assumptions: tuple[Assumption, ...]
+) -> list[Derivation]:
+    """The expansion of :math:`\\mathbb{E}[f(x)^2]`, the ratio to q and its first-order bound."""
+    expansion = gaussian_square_series(ACTIVATIONS[name], x, q, EXPANSION_ORDER)
+    expansion_chain = gaussian_square_expansion(
+        f"{name}: expansion of E[f(x)^2]",
+        form,
+        expansion,
+        assumptions,
+        why=(
+            "linearity of E; the Taylor remainder O(x^(2N)) of a bounded function adds O(q^N)",
+            "E[x^(2k)] = q^k (2k-1)!! and odd moments vanish, computed by sympy.stats",
+        ),
+    )
+    ratio = (
+        Chain(
+            f"{name}: variance ratio", gaussian_integral(form**2, x, q) / q, assumptions=assumptions
+        )
+        .step(
+            sp.expand(expansion.value / q),
+            "divide the expansion by q",
+            "the expansion above, divided by q",
+        )
+        .done()
+    )
+    bound = (
+        Chain(
+            f"{name}: first-order bound",
+            sp.Subs(1 + _first_order(expansion.value) * q, q, _first_order_bound(expansion.value)),
+            assumptions=assumptions,
+        )
+        .step(
+            1 - EPS,
+            "evaluate at the root of 1 + c_1 q = 1 - epsilon (sympy.solve)",
+            "the first-order ratio reaches 1 - epsilon at this q",
+        )
+        .done()
+    )
+    return [expansion_chain, ratio, bound]
+
+
+def _range_derivations(assumptions: tuple[Assumption, ...]) -> dict[str, Derivation]:
+    """The scaled sigmoid as tanh, then the expansions of the ``taylor`` family, by name."""
+    # 4 sigma(x) - 2 = 2 tanh(x/2), proved here as in the L8.3/L8.4 claim; the scaled
+    # sigmoid's expansion is then checked on the tanh form, because SymPy 1.14
+    # mis-expands 1/(1 + exp(-sqrt(q) z)) in q (it drops the sqrt(q) term)
+    as_tanh = sp.simplify(ACTIVATIONS["scaled_sigmoid"])
+    derivations = [
+        Chain("scaled_sigmoid: as tanh", DISPLAY["scaled_sigmoid"], assumptions=assumptions)
+        .step(as_tanh, "sympy.simplify", "", uses=("sigmoid-definition", "tanh-definition"))
+        .done()
+    ]
+    for e in family("taylor"):
+        derivations += _expansion_chains(e.name, e.form, assumptions)
+    return by_name(tuple(derivations))
+
+
+def _expansion(found: dict[str, Derivation], name: str) -> sp.Expr:
+    """The small-variance expansion of :math:`\\mathbb{E}[f(x)^2]`, by name."""
+    return found[f"{name}: expansion of E[f(x)^2]"].result
+
+
+def _range_checks(
+    bounds: dict[str, dict[str, float]], found: dict[str, Derivation]
+) -> tuple[Check, ...]:
+    """The enclosures of the bounds, and the residual scaling of two expansions."""
+    checks = [
+        _enclosure_check(name, eps, bounds[name][f"{float(eps):.0%}"])
+        for name in names("taylor")
+        for eps in TOLERANCES
+    ]
+    checks.append(_residual_scaling("tanh", _expansion(found, "tanh"), 0.01))
+    checks.append(_residual_scaling("scaled_sigmoid", _expansion(found, "scaled_sigmoid"), 0.04))
+    return tuple(checks)
+
+
+def _range_conditions(
+    bounds: dict[str, dict[str, float]], found: dict[str, Derivation]
+) -> tuple[sp.Basic, ...]:
+    """The bounds as equations of named symbols, with the first-order ones."""
+    conditions = []
+    for name in names("taylor"):
+        label = name.replace("_", " ")
+        for eps in TOLERANCES:
+            symbol = sp.Symbol(rf"q_{{\text{{{label}}}, {int(eps * 100)}\%}}")
+            conditions.append(sp.Eq(symbol, sp.Float(bounds[name][f"{float(eps):.0%}"], 4)))
+        first = sp.Symbol(rf"q^{{(1)}}_{{\text{{{label}}}}}")
+        conditions.append(sp.Eq(first, _first_order_bound(_expansion(found, name))))
+    return tuple(conditions)
+
+
+def _range_probes() -> list[Probe]:
+    """Exact :math:`\\mathbb{E}[f(x)^2]` at small and not-small q; the lecture's "unchanged"."""
+    probes = [
+        _scalar_probe(
+            f"{name}-m2-q{float(qv)}", name, qv, gaussian_integral(DISPLAY[name] ** 2, x, q)
+        )
+        for name, qs in (
+            ("tanh", RANGE_QS),
+            ("scaled_sigmoid", (sp.Rational(1, 10), sp.Integer(2))),
+        )
+        for qv in qs
+    ]
+    probes.append(
+        _scalar_probe(
+            "lecture-tanh-unchanged-q0.5", "tanh", sp.Rational(1, 2), q, expect="disagrees"
+        )
+    )
+    probes.append(
+        _scalar_probe(
+            "lecture-scaled-sigmoid-unchanged-q2",
+            "scaled_sigmoid",
+            sp.Integer(2),
+            q,
+            expect="disagrees",
+        )
+    )
+    return probes + _tanh_network_probes()
+
+
+def _range_qualification(bounds: dict[str, dict[str, float]]) -> str:
+    """Where the lecture's "unchanged" holds, from the derived bounds."""
+    tb, sb = bounds["tanh"], bounds["scaled_sigmoid"]
+    return (
+        rf"holds only for $q$ below {tb['1%']:.3g} (tanh keeps $\mathbb{{E}}[f(x)^2]/q$ "
+        rf"within 1% of 1) or {tb['5%']:.3g} (within 5%); for $4\sigma - 2$ below "
+        rf"{sb['1%']:.3g} and {sb['5%']:.3g}. The first term of the expansion predicts "
+        rf"{tb['1% first order']:.3g} and {sb['1% first order']:.3g} for 1%."
+    )
+
+
+def _range_summary(bounds: dict[str, dict[str, float]], found: dict[str, Derivation]) -> str:
+    """The claim's summary, from its expansions and bounds."""
+    tb, sb = bounds["tanh"], bounds["scaled_sigmoid"]
+    return (
+        rf"For $x \sim N(0, q)$, $\mathbb{{E}}[\tanh(x)^2] = "
+        rf"{sp.latex(_expansion(found, 'tanh'))}$ "
+        rf"and $\mathbb{{E}}[(4\sigma(x) - 2)^2] = "
+        rf"{sp.latex(_expansion(found, 'scaled_sigmoid'))}$, "
+        r"so the variance passes through unchanged only while $q$ is small: the ratio "
+        rf"$\mathbb{{E}}[f(x)^2]/q$ stays within 1% of 1 for $q < {tb['1%']:.3g}$ (tanh) "
+        rf"and $q < {sb['1%']:.3g}$ ($4\sigma - 2$), within 5% for $q < {tb['5%']:.3g}$ "
+        rf"and $q < {sb['5%']:.3g}$."
+    )
+
+
 @cache
 def taylor_range_of_validity() -> Claim:
     """S4: "near 0" means a small variance, and how small is computed, not assumed.
@@ -1206,133 +1486,45 @@ def taylor_range_of_validity() -> Claim:
     coefficients grow), so it is useful only where it is also accurate.
     """
     assumptions = (*DEFINITIONS, GAUSSIAN, XAVIER_ASSUMPTION)
-    derivations: list[Derivation] = []
-    series: dict[str, sp.Expr] = {}
-    first_bounds: dict[str, sp.Expr] = {}
-    # 4 sigma(x) - 2 = 2 tanh(x/2), proved here as in the L8.3/L8.4 claim; the scaled
-    # sigmoid's expansion is then checked on the tanh form, because SymPy 1.14
-    # mis-expands 1/(1 + exp(-sqrt(q) z)) in q (it drops the sqrt(q) term)
-    as_tanh = sp.simplify(ACTIVATIONS["scaled_sigmoid"])
-    derivations.append(
-        Chain("scaled_sigmoid: as tanh", DISPLAY["scaled_sigmoid"], assumptions=assumptions)
-        .step(as_tanh, "sympy.simplify", "", uses=("sigmoid-definition", "tanh-definition"))
-        .done()
-    )
-    forms = {e.name: e.form for e in family("taylor")}
-    for name in names("taylor"):
-        expansion = gaussian_square_series(ACTIVATIONS[name], x, q, EXPANSION_ORDER)
-        series[name] = expansion.value
-        chain = Chain(
-            f"{name}: expansion of E[f(x)^2]",
-            gaussian_integral(forms[name] ** 2, x, q),
-            assumptions=assumptions,
-        )
-        chain.step(
-            expansion.terms,
-            "Taylor series of f(x)^2 at 0 (sympy.series), expectation term by term",
-            "linearity of E; the Taylor remainder O(x^(2N)) of a bounded function adds O(q^N)",
-        ).step(
-            expansion.value,
-            "Gaussian moments E[x^k] (sympy.stats)",
-            "E[x^(2k)] = q^k (2k-1)!! and odd moments vanish, computed by sympy.stats",
-        )
-        derivations.append(chain.done())
-        ratio = sp.expand(expansion.value / q)
-        derivations.append(
-            Chain(
-                f"{name}: variance ratio",
-                gaussian_integral(forms[name] ** 2, x, q) / q,
-                assumptions=assumptions,
-            )
-            .step(ratio, "divide the expansion by q", "the expansion above, divided by q")
-            .done()
-        )
-        first_order = ratio.removeO().coeff(q, 1)
-        (bound,) = sp.solve(sp.Eq(1 + first_order * q, 1 - EPS), q)
-        first_bounds[name] = bound
-        derivations.append(
-            Chain(
-                f"{name}: first-order bound",
-                sp.Subs(1 + first_order * q, q, bound),
-                assumptions=assumptions,
-            )
-            .step(
-                1 - EPS,
-                "evaluate at the root of 1 + c_1 q = 1 - epsilon (sympy.solve)",
-                "the first-order ratio reaches 1 - epsilon at this q",
-            )
-            .done()
-        )
-
+    found = _range_derivations(assumptions)
     bounds = validity_bounds()
-    confirmations = []
-    for name in names("taylor"):
-        for eps in TOLERANCES:
-            confirmations.append(_enclosure_check(name, eps, bounds[name][f"{float(eps):.0%}"]))
-    confirmations.append(_residual_scaling("tanh", series["tanh"], 0.01))
-    confirmations.append(_residual_scaling("scaled_sigmoid", series["scaled_sigmoid"], 0.04))
-
-    conditions = []
-    for name in names("taylor"):
-        for eps in TOLERANCES:
-            key = f"{float(eps):.0%}"
-            label = name.replace("_", " ")
-            symbol = sp.Symbol(rf"q_{{\text{{{label}}}, {int(eps * 100)}\%}}")
-            conditions.append(sp.Eq(symbol, sp.Float(bounds[name][key], 4)))
-        first = sp.Symbol(rf"q^{{(1)}}_{{\text{{{name.replace('_', ' ')}}}}}")
-        conditions.append(sp.Eq(first, first_bounds[name]))
-
-    # Probes: exact E[f(x)^2] at small and not-small q; the lecture's "unchanged".
-    probes = []
-    for name, qs in (("tanh", RANGE_QS), ("scaled_sigmoid", (sp.Rational(1, 10), sp.Integer(2)))):
-        for qv in qs:
-            probes.append(
-                _scalar_probe(
-                    f"{name}-m2-q{float(qv)}", name, qv, gaussian_integral(DISPLAY[name] ** 2, x, q)
-                )
-            )
-    probes.append(
-        _scalar_probe(
-            "lecture-tanh-unchanged-q0.5", "tanh", sp.Rational(1, 2), q, expect="disagrees"
-        )
-    )
-    probes.append(
-        _scalar_probe(
-            "lecture-scaled-sigmoid-unchanged-q2",
-            "scaled_sigmoid",
-            sp.Integer(2),
-            q,
-            expect="disagrees",
-        )
-    )
-    probes += _tanh_network_probes()
-
-    tb, sb = bounds["tanh"], bounds["scaled_sigmoid"]
-    qualification = (
-        rf"holds only for $q$ below {tb['1%']:.3g} (tanh keeps $\mathbb{{E}}[f(x)^2]/q$ "
-        rf"within 1% of 1) or {tb['5%']:.3g} (within 5%); for $4\sigma - 2$ below "
-        rf"{sb['1%']:.3g} and {sb['5%']:.3g}. The first term of the expansion predicts "
-        rf"{tb['1% first order']:.3g} and {sb['1% first order']:.3g} for 1%."
-    )
     return Claim(
         id="taylor-range-of-validity",
         lecture=("S4",),
         title="How small the variance must be for tanh to pass it through unchanged",
-        summary=(
-            rf"For $x \sim N(0, q)$, $\mathbb{{E}}[\tanh(x)^2] = {sp.latex(series['tanh'])}$ "
-            rf"and $\mathbb{{E}}[(4\sigma(x) - 2)^2] = {sp.latex(series['scaled_sigmoid'])}$, "
-            r"so the variance passes through unchanged only while $q$ is small: the ratio "
-            rf"$\mathbb{{E}}[f(x)^2]/q$ stays within 1% of 1 for $q < {tb['1%']:.3g}$ (tanh) "
-            rf"and $q < {sb['1%']:.3g}$ ($4\sigma - 2$), within 5% for $q < {tb['5%']:.3g}$ "
-            rf"and $q < {sb['5%']:.3g}$."
-        ),
+        summary=_range_summary(bounds, found),
         assumptions=assumptions,
-        derivations=tuple(derivations),
-        conditions=tuple(conditions),
-        confirmations=tuple(confirmations),
-        probes=tuple(probes),
-        qualification=qualification,
+        derivations=tuple(found.values()),
+        conditions=_range_conditions(bounds, found),
+        confirmations=_range_checks(bounds, found),
+        probes=tuple(_range_probes()),
+        qualification=_range_qualification(bounds),
     )
+
+
+def _tanh_second_moment(layer: int) -> sp.Expr:
+    """:math:`\\mathbb{E}[(h^t)^2]` of the tanh network: the input's variance at layer 0."""
+    if layer == 0:
+        return s2
+    moment = gaussian_integral(sp.tanh(x) ** 2, x, q).subs(q, Q)
+    return LayerMean(moment, Q, layer, ACTIVATIONS["tanh"], x, n_prev, gamma, s2)
+
+
+def _forward_m2(layer: int, relative_to: int, of: str = "output") -> dict:
+    """The observable: the ratio of a layer's second moment to another layer's."""
+    return {
+        "direction": "forward",
+        "of": of,
+        "moment": "m2",
+        "layer": layer,
+        "relative_to": relative_to,
+    }
+
+
+#: The lecture's reading of tanh in a network, a literal ratio 1.
+TANH_UNCHANGED_NOTE = (
+    "the lecture's 'tanh passes the variance through unchanged' (L8.3, L8.4), a literal ratio 1"
+)
 
 
 def _tanh_network_probes() -> list[Probe]:
@@ -1349,69 +1541,31 @@ def _tanh_network_probes() -> list[Probe]:
     """
     g_value = XAVIER_EQUAL.subs(n_prev, WIDTH)
     m = _mean_field(ACTIVATIONS["tanh"], WIDTH, g_value, INPUT_STD**2, TANH_DEPTH)
-    moment = gaussian_integral(sp.tanh(x) ** 2, x, q).subs(q, Q)
-
-    def second_moment(layer: int) -> sp.Expr:
-        """E[(h^layer)^2]: the input's variance at layer 0."""
-        if layer == 0:
-            return s2
-        return LayerMean(moment, Q, layer, ACTIVATIONS["tanh"], x, n_prev, gamma, s2)
-
-    scenario = {
-        "kind": "mlp",
-        "widths": [WIDTH] * (TANH_DEPTH + 1),
-        "weights": _normal(sp.sqrt(g_value)),
-        "activation": "tanh",
-        "input": {"law": "normal", "mean": 0.0, "std": INPUT_STD},
-        "dtype": "float64",
-    }
+    scenario = _mlp_scenario("tanh", TANH_DEPTH, g_value)
     values = {n_prev: WIDTH, gamma: g_value, s2: INPUT_STD**2}
-    probes = []
-    for layer in (1, TANH_DEPTH):
-        probe = Probe.derived(
+    probes = [
+        _finite_width_probe(
             f"tanh-net-ratio-layer{layer}",
             scenario,
-            {
-                "direction": "forward",
-                "of": "output",
-                "moment": "m2",
-                "layer": layer,
-                "relative_to": layer - 1,
-            },
-            second_moment(layer) / second_moment(layer - 1),
+            _forward_m2(layer, layer - 1),
+            _tanh_second_moment(layer) / _tanh_second_moment(layer - 1),
             values,
-            method="finite-width chain",
-            evaluator=evaluate_finite_width,
+            m[layer] / m[layer - 1],
+            "exact ratio of second moments, each averaged over the layer variance",
         )
-        probes.append(
-            replace(
-                probe,
-                note=_finite_width_note(
-                    probe.predicted,
-                    m[layer] / m[layer - 1],
-                    probe.bias_bound,
-                    "exact ratio of second moments, each averaged over the layer variance",
-                ),
-            )
-        )
+        for layer in (1, TANH_DEPTH)
+    ]
     unchanged = sp.Integer(1)
     probes.append(
         Probe(
             label="lecture-tanh-net-unchanged-layer1",
             scenario=scenario,
-            observable={
-                "direction": "forward",
-                "of": "output",
-                "moment": "m2",
-                "layer": 1,
-                "relative_to": 0,
-            },
+            observable=_forward_m2(1, 0),
             predicted=float(unchanged),
             expression=unchanged,
             expect="disagrees",
             source="lecture",
-            note="the lecture's 'tanh passes the variance through unchanged' (L8.3, L8.4), "
-            "a literal ratio 1",
+            note=TANH_UNCHANGED_NOTE,
         )
     )
     return probes
@@ -1420,6 +1574,154 @@ def _tanh_network_probes() -> list[Probe]:
 # --------------------------------------------------------------------------------------
 # S2: relu halves the variance
 # --------------------------------------------------------------------------------------
+
+
+HE_ASSUMPTION = Assumption(
+    "he-initialization",
+    r"He initialization $\gamma_t = 2/n_{t-1}$",
+)
+#: The correction of the lecture's reading of relu as the identity.
+RELU_CORRECTED = (
+    r"relu is the identity only for $x \ge 0$; for $x \sim N(0, q)$, "
+    r"$\mathbb{E}[\operatorname{relu}(x)^2] = q/2$, so with Xavier weights the "
+    r"pre-activation variance halves at every layer (a factor $2^{-d}$ after $d$ "
+    r"layers). He et al. (2015) fix it with $\gamma_t = 2/n_{t-1}$."
+)
+#: Why a relu network's per-layer ratio is exact at every width.
+RELU_EXACT_NOTE = (
+    "exact at every width: given the layer below, z is Gaussian and "
+    "symmetric, so E[relu(z)^2] = E[z^2]/2"
+)
+
+
+def _relu_second_moment(assumptions: tuple[Assumption, ...]) -> Derivation:
+    """:math:`\\mathbb{E}[\\operatorname{relu}(x)^2] = q/2` by ``sympy.integrate``."""
+    moment = gaussian_moment(ACTIVATIONS["relu"] ** 2, x, q)
+    z = gaussian_integral(x, x, q).limits[0][0]
+    z_pos = sp.Symbol(str(z), positive=True)
+    # on z > 0, relu(sqrt(q) z) = sqrt(q) z: the integrand of the positive half
+    positive_half = (ACTIVATIONS["relu"] ** 2).subs(x, sp.sqrt(q) * z_pos).subs(z_pos, z)
+    density = gaussian_integral(sp.Integer(1), x, q).function
+    return (
+        Chain("second moment", gaussian_integral(relu(x) ** 2, x, q), assumptions=assumptions)
+        .step(
+            sp.Integral(positive_half * density, (z, 0, sp.oo)),
+            "relu vanishes for z < 0 and is the identity for z > 0",
+            "relu(x) = max(0, x); both sides integrated by sympy.integrate in the check",
+        )
+        .step(moment.value, "sympy.integrate", "exact Gaussian integral")
+        .done()
+    )
+
+
+def _relu_recursion(half: sp.Expr, assumptions: tuple[Assumption, ...]) -> Derivation:
+    """He's recursion :math:`v_t = n_{t-1}\\gamma_t\\,\\mathbb{E}[\\operatorname{relu}^2]`."""
+    return (
+        Chain(
+            "pre-activation recursion",
+            n_prev * gamma * gaussian_integral(relu(x) ** 2, x, v_prev),
+            assumptions=assumptions,
+        )
+        .step(
+            n_prev * gamma * half * v_prev,
+            "second moment of relu at variance v_{t-1}",
+            "the second moment derived above, at q = v_{t-1}",
+        )
+        .done()
+    )
+
+
+def _he_gamma(factor: sp.Expr) -> sp.Expr:
+    """The weight variance that makes the per-layer factor 1 (``sympy.solve``)."""
+    (gamma_he,) = sp.solve(sp.Eq(factor, 1), gamma)
+    return gamma_he
+
+
+def _relu_factor_chains(
+    factor: sp.Expr, assumptions: tuple[Assumption, ...]
+) -> tuple[Derivation, Derivation]:
+    """The per-layer factor under Xavier (1/2) and under He's weights (1)."""
+    xavier = (
+        Chain("per-layer factor under Xavier", factor, assumptions=assumptions)
+        .step(
+            sp.simplify(factor.subs(gamma, XAVIER_EQUAL)),
+            "substitute",
+            "",
+            uses=("xavier-equal-widths",),
+        )
+        .done()
+    )
+    gamma_he = _he_gamma(factor)
+    he_chain = (
+        Chain("per-layer factor under He", factor.subs(gamma, gamma_he), assumptions=assumptions)
+        .step(
+            sp.simplify(factor.subs(gamma, gamma_he)),
+            "simplify",
+            "gamma_t from sympy.solve(factor = 1, gamma_t)",
+        )
+        .done()
+    )
+    return xavier, he_chain
+
+
+def _relu_derivations(assumptions: tuple[Assumption, ...]) -> dict[str, Derivation]:
+    """The second moment, the recursion and the two per-layer factors, by name."""
+    second = _relu_second_moment(assumptions)
+    recursion = _relu_recursion(sp.simplify(second.result / q), assumptions)
+    factor = sp.simplify(recursion.result / v_prev)
+    return by_name((second, recursion, *_relu_factor_chains(factor, assumptions)))
+
+
+def _relu_network_probes(factor: sp.Expr, half: sp.Expr) -> list[Probe]:
+    """Per-layer pre-activation ratios under Xavier and He weights, and the lecture's."""
+    probes = []
+    # the lecture's reading: relu(x) = x, so E[relu(x)^2] = E[x^2] = q, factor n*gamma
+    for label, g_value in (("xavier", XAVIER_EQUAL), ("he", _he_gamma(factor))):
+        g_num = g_value.subs(n_prev, WIDTH)
+        scenario = _mlp_scenario("relu", RELU_DEPTH, g_num)
+        observable = _forward_m2(RELU_DEPTH, RELU_DEPTH - 1, of="preactivation")
+        values = {n_prev: WIDTH, gamma: g_num}
+        probes.append(
+            Probe.derived(
+                f"{label}-preactivation-ratio",
+                scenario,
+                observable,
+                factor,
+                values,
+                "agrees",
+                note=RELU_EXACT_NOTE,
+            )
+        )
+        if label == "xavier":
+            probes.append(
+                Probe.derived(
+                    "lecture-xavier-preactivation-ratio",
+                    scenario,
+                    observable,
+                    factor / half,
+                    values,
+                    "disagrees",
+                    source="lecture",
+                    note="the lecture's reading relu(x) = x, i.e. the factor n gamma",
+                )
+            )
+    return probes
+
+
+def _relu_summary(found: dict[str, Derivation], factor: sp.Expr) -> str:
+    """The claim's summary, from its derivations by name."""
+    return (
+        rf"For $x \sim N(0, q)$, $\mathbb{{E}}[\operatorname{{relu}}(x)^2] = "
+        rf"{sp.latex(found['second moment'].result)}$: relu zeroes the half of its input "
+        r"below 0. Hence "
+        rf"$\operatorname{{Var}}[z^t] = n_{{t-1}}\gamma_t\,"
+        rf"\mathbb{{E}}[\operatorname{{relu}}(z^{{t-1}})^2] = {sp.latex(factor)}\,"
+        rf"\operatorname{{Var}}[z^{{t-1}}]$: with Xavier weights (equal widths) the "
+        rf"factor is ${sp.latex(found['per-layer factor under Xavier'].result)}$, so the "
+        rf"pre-activation variance halves at every layer; $\gamma_t = "
+        rf"{sp.latex(_he_gamma(factor))}$ makes it "
+        rf"${sp.latex(found['per-layer factor under He'].result)}$."
+    )
 
 
 @cache
@@ -1448,148 +1750,33 @@ def relu_halves_variance() -> Claim:
     (He et al. 2015, Sec. 2.2), which needs no zero mean; relu's output has mean
     :math:`\\sqrt{q/(2\\pi)} \\neq 0`.
     """
-    he = Assumption(
-        "he-initialization",
-        r"He initialization $\gamma_t = 2/n_{t-1}$",
-    )
-    assumptions = (DEFINITIONS[1], GAUSSIAN, XAVIER_ASSUMPTION, he)
+    assumptions = (DEFINITIONS[1], GAUSSIAN, XAVIER_ASSUMPTION, HE_ASSUMPTION)
+    found = _relu_derivations(assumptions)
+    second = found["second moment"]
+    factor = found["per-layer factor under Xavier"].start
     square = relu(x) ** 2
-    moment = gaussian_moment(ACTIVATIONS["relu"] ** 2, x, q)
-    z = gaussian_integral(x, x, q).limits[0][0]
-    z_pos = sp.Symbol(str(z), positive=True)
-    # on z > 0, relu(sqrt(q) z) = sqrt(q) z: the integrand of the positive half
-    positive_half = (ACTIVATIONS["relu"] ** 2).subs(x, sp.sqrt(q) * z_pos).subs(z_pos, z)
-    density = gaussian_integral(sp.Integer(1), x, q).function
-    second = (
-        Chain("second moment", gaussian_integral(square, x, q), assumptions=assumptions)
-        .step(
-            sp.Integral(positive_half * density, (z, 0, sp.oo)),
-            "relu vanishes for z < 0 and is the identity for z > 0",
-            "relu(x) = max(0, x); both sides integrated by sympy.integrate in the check",
-        )
-        .step(moment.value, "sympy.integrate", "exact Gaussian integral")
-        .done()
-    )
-    half = sp.simplify(second.result / q)
-    recursion = (
-        Chain(
-            "pre-activation recursion",
-            n_prev * gamma * gaussian_integral(square, x, v_prev),
-            assumptions=assumptions,
-        )
-        .step(
-            n_prev * gamma * half * v_prev,
-            "second moment of relu at variance v_{t-1}",
-            "the second moment derived above, at q = v_{t-1}",
-        )
-        .done()
-    )
-    factor = sp.simplify(recursion.result / v_prev)
-    xavier = (
-        Chain("per-layer factor under Xavier", factor, assumptions=assumptions)
-        .step(
-            sp.simplify(factor.subs(gamma, XAVIER_EQUAL)),
-            "substitute",
-            "",
-            uses=("xavier-equal-widths",),
-        )
-        .done()
-    )
-    (gamma_he,) = sp.solve(sp.Eq(factor, 1), gamma)
-    he_chain = (
-        Chain("per-layer factor under He", factor.subs(gamma, gamma_he), assumptions=assumptions)
-        .step(
-            sp.simplify(factor.subs(gamma, gamma_he)),
-            "simplify",
-            "gamma_t from sympy.solve(factor = 1, gamma_t)",
-        )
-        .done()
-    )
-    mean = gaussian_moment(ACTIVATIONS["relu"], x, q)
-
-    probes = []
-    # the lecture's reading: relu(x) = x, so E[relu(x)^2] = E[x^2] = q, factor n*gamma
-    lecture_factor = factor / half
-    for label, g_value, expected in (
-        ("xavier", XAVIER_EQUAL, "agrees"),
-        ("he", gamma_he, "agrees"),
-    ):
-        g_num = g_value.subs(n_prev, WIDTH)
-        scenario = {
-            "kind": "mlp",
-            "widths": [WIDTH] * (RELU_DEPTH + 1),
-            "weights": _normal(sp.sqrt(g_num)),
-            "activation": "relu",
-            "input": {"law": "normal", "mean": 0.0, "std": INPUT_STD},
-            "dtype": "float64",
-        }
-        observable = {
-            "direction": "forward",
-            "of": "preactivation",
-            "moment": "m2",
-            "layer": RELU_DEPTH,
-            "relative_to": RELU_DEPTH - 1,
-        }
-        values = {n_prev: WIDTH, gamma: g_num}
-        probes.append(
-            Probe.derived(
-                f"{label}-preactivation-ratio",
-                scenario,
-                observable,
-                factor,
-                values,
-                expected,
-                note="exact at every width: given the layer below, z is Gaussian and "
-                "symmetric, so E[relu(z)^2] = E[z^2]/2",
-            )
-        )
-        if label == "xavier":
-            probes.append(
-                Probe.derived(
-                    "lecture-xavier-preactivation-ratio",
-                    scenario,
-                    observable,
-                    lecture_factor,
-                    values,
-                    "disagrees",
-                    source="lecture",
-                    note="the lecture's reading relu(x) = x, i.e. the factor n gamma",
-                )
-            )
+    probes = _relu_network_probes(factor, sp.simplify(second.result / q))
     probes.append(
         _scalar_probe("relu-m2-q1", "relu", sp.Integer(1), gaussian_integral(square, x, q))
     )
     probes.append(_scalar_probe("lecture-relu-m2-q1", "relu", sp.Integer(1), q, expect="disagrees"))
-
     return Claim(
         id="relu-halves-variance",
         lecture=("L8.3", "L8.4", "S2"),
         title="Relu halves the second moment, so Xavier halves the variance at every layer",
-        summary=(
-            rf"For $x \sim N(0, q)$, $\mathbb{{E}}[\operatorname{{relu}}(x)^2] = "
-            rf"{sp.latex(second.result)}$: relu zeroes the half of its input below 0. Hence "
-            rf"$\operatorname{{Var}}[z^t] = n_{{t-1}}\gamma_t\,"
-            rf"\mathbb{{E}}[\operatorname{{relu}}(z^{{t-1}})^2] = {sp.latex(factor)}\,"
-            rf"\operatorname{{Var}}[z^{{t-1}}]$: with Xavier weights (equal widths) the "
-            rf"factor is ${sp.latex(xavier.result)}$, so the pre-activation variance halves at "
-            rf"every layer; $\gamma_t = {sp.latex(gamma_he)}$ makes it "
-            rf"${sp.latex(he_chain.result)}$."
-        ),
+        summary=_relu_summary(found, factor),
         assumptions=assumptions,
-        derivations=(second, recursion, xavier, he_chain),
+        derivations=tuple(found.values()),
         conditions=(
             sp.Eq(gaussian_integral(square, x, q), second.result),
-            sp.Eq(gamma, gamma_he),
-            sp.Eq(gaussian_integral(relu(x), x, q), mean.value),
+            sp.Eq(gamma, _he_gamma(factor)),
+            sp.Eq(
+                gaussian_integral(relu(x), x, q), gaussian_moment(ACTIVATIONS["relu"], x, q).value
+            ),
         ),
         confirmations=(),
         probes=tuple(probes),
-        corrected=(
-            r"relu is the identity only for $x \ge 0$; for $x \sim N(0, q)$, "
-            r"$\mathbb{E}[\operatorname{relu}(x)^2] = q/2$, so with Xavier weights the "
-            r"pre-activation variance halves at every layer (a factor $2^{-d}$ after $d$ "
-            r"layers). He et al. (2015) fix it with $\gamma_t = 2/n_{t-1}$."
-        ),
+        corrected=RELU_CORRECTED,
     )
 
 
