@@ -523,3 +523,15 @@ def gaussian_moments(expr: sp.Expr, model: Model) -> Rewrite:
         r"\mu^{p-k} v^{k/2} (k-1)!!$",
         tuple(used[k] for k in sorted(used, key=str)),
     )
+
+
+#: The moment calculus's recipe for the expectation of a sum of products of independent
+#: entries: definitions in, expectation through the sums, factors split by independence,
+#: the entries' moments in, the sums evaluated.
+MOMENT_OF_SUM = (
+    substitute_definitions,
+    expand_expectations,
+    factor_independent,
+    substitute_moments,
+    evaluate_sums,
+)

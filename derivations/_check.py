@@ -18,7 +18,7 @@ Every step is checked by whatever applies, and each check says what it establish
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import mpmath
 import sympy as sp
@@ -389,6 +389,13 @@ class Chain:
         return self._record(
             rewrite.after, rule.__name__.replace("_", " "), rewrite.why, checks, uses
         )
+
+    def apply_all(self, rules: Sequence[Callable[[sp.Expr, Model], Rewrite]]) -> Chain:
+        """:meth:`apply` each of ``rules`` in turn (a recipe such as
+        :data:`~derivations._calculus.MOMENT_OF_SUM`)."""
+        for rule in rules:
+            self.apply(rule)
+        return self
 
     def _evidence(self, before, after, subs, obligations=()) -> Check:
         random_side = self.model is not None and (

@@ -54,14 +54,10 @@ import numpy as np
 import sympy as sp
 
 from ._calculus import (
+    MOMENT_OF_SUM,
     Ex,
     Model,
     RandomFamily,
-    evaluate_sums,
-    expand_expectations,
-    factor_independent,
-    substitute_definitions,
-    substitute_moments,
 )
 from ._check import Chain
 from ._claim import Assumption, Check, Claim, Derivation, Probe, Status
@@ -74,10 +70,8 @@ from ._user import x
 # --------------------------------------------------------------------------- symbols
 
 n = sp.Symbol("n", integer=True, positive=True)
-gamma = sp.Symbol("gamma", positive=True)
+gamma, v, sw2 = sp.symbols("gamma v sigma_w^2", positive=True)
 mu = sp.Symbol("mu", real=True)
-v = sp.Symbol("v", positive=True)
-sw2 = sp.Symbol("sigma_w^2", positive=True)
 sb2 = sp.Symbol("sigma_b^2", nonnegative=True)
 q1, q2 = sp.symbols("q_1 q_2", positive=True)
 q12, s, c = sp.symbols("q_12 s c", real=True)
@@ -213,11 +207,7 @@ def _layer_chains() -> tuple[Derivation, Derivation]:
     """The second moment of a pre-activation (moment calculus), then the q-map."""
     second = (
         Chain("pre-activation second moment", Ex(zz[i] ** 2), LAYER_MODEL, ASSUMPTIONS)
-        .apply(substitute_definitions)
-        .apply(expand_expectations)
-        .apply(factor_independent)
-        .apply(substitute_moments)
-        .apply(evaluate_sums)
+        .apply_all(MOMENT_OF_SUM)
         .done()
     )
     qmap = (

@@ -39,6 +39,7 @@ from sympy import stats
 
 from ._building import assumptions_named, mlp_scenario
 from ._calculus import (
+    MOMENT_OF_SUM,
     Ex,
     Model,
     RandomFamily,
@@ -437,15 +438,7 @@ _LOSS_QUALIFICATION = (
 def _loss_moments() -> tuple[Derivation, Derivation]:
     """Mean and exact variance of :math:`\\partial\\ell/\\partial h^{d-1}_j`, Gaussian weights."""
     model, asm = LOSS_MODEL, LOSS_ASSUMPTIONS
-    mean = (
-        Chain("mean", Ex(grad_in[j]), model, asm)
-        .apply(substitute_definitions)
-        .apply(expand_expectations)
-        .apply(factor_independent)
-        .apply(substitute_moments)
-        .apply(evaluate_sums)
-        .done()
-    )
+    mean = Chain("mean", Ex(grad_in[j]), model, asm).apply_all(MOMENT_OF_SUM).done()
     # Var[g] written as E[g^2] - E[g]^2 (the definition), which the instance check
     # evaluates far faster than a central moment
     chain = (
