@@ -98,6 +98,22 @@ def list_claims(claims) -> str:
 LANG_HELP = "editions: en (English), zh (Chinese: report-zh.pdf, ...) or en,zh (default en)"
 
 
+def _edition_args(p: argparse.ArgumentParser, out: Path, html: str) -> None:
+    """The options of ``report`` and ``handout``: the run, the folder and the editions."""
+    p.add_argument("--seed", type=_seed, default=0, help="root seed of the run (default 0)")
+    p.add_argument("--out", type=Path, default=out, help=f"output folder (default {out})")
+    p.add_argument(
+        "--alpha",
+        type=_alpha,
+        default=DEFAULT_ALPHA,
+        help=f"family-wise error budget (default {DEFAULT_ALPHA})",
+    )
+    p.add_argument("--quick", action="store_true", help="fast draft at 5%% precision")
+    p.add_argument("--no-pdf", action="store_true", help="skip compiling the PDF")
+    p.add_argument("--lang", type=_langs, default=("en",), help=LANG_HELP)
+    p.add_argument("--html", action="store_true", help=html)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="initproof",
@@ -106,36 +122,12 @@ def parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     rep = sub.add_parser("report", help="derive and simulate every claim; write the report")
-    rep.add_argument("--seed", type=_seed, default=0, help="root seed of the run (default 0)")
-    rep.add_argument("--out", type=Path, default=Path("build/report"), help="output folder")
-    rep.add_argument(
-        "--alpha",
-        type=_alpha,
-        default=DEFAULT_ALPHA,
-        help=f"family-wise error budget (default {DEFAULT_ALPHA})",
-    )
-    rep.add_argument("--quick", action="store_true", help="fast draft at 5%% precision")
-    rep.add_argument("--no-pdf", action="store_true", help="skip compiling the PDF")
-    rep.add_argument("--lang", type=_langs, default=("en",), help=LANG_HELP)
-    rep.add_argument("--html", action="store_true", help="also write report.html, a web page")
+    _edition_args(rep, Path("build/report"), "also write report.html, a web page")
     hand = sub.add_parser(
         "handout",
         help="a printable handout (at most 12 pages, results blank) and its answer key",
     )
-    hand.add_argument("--seed", type=_seed, default=0, help="root seed of the run (default 0)")
-    hand.add_argument("--out", type=Path, default=Path("build/handout"), help="output folder")
-    hand.add_argument(
-        "--alpha",
-        type=_alpha,
-        default=DEFAULT_ALPHA,
-        help=f"family-wise error budget (default {DEFAULT_ALPHA})",
-    )
-    hand.add_argument("--quick", action="store_true", help="fast draft at 5%% precision")
-    hand.add_argument("--no-pdf", action="store_true", help="skip compiling the PDF")
-    hand.add_argument("--lang", type=_langs, default=("en",), help=LANG_HELP)
-    hand.add_argument(
-        "--html", action="store_true", help="also write handout.html, a web page with answers"
-    )
+    _edition_args(hand, Path("build/handout"), "also write handout.html, a web page with answers")
     sub.add_parser(
         "list", help="list the registered claims, their symbolic status and steps by status"
     )
