@@ -269,12 +269,14 @@ def user_loop_speedup_family(repeats: int = 2) -> tuple[float, str]:
 
 def lecture_probes_seconds() -> tuple[float, str]:
     import derivations
+    from report._evidence import measure_probe
 
     claims = derivations.claims()
     probes = [(c.id, p) for c in claims for p in c.probes]
+    simulation = derivations.simulation_activations()
     t = time.perf_counter()
     for cid, p in probes:
-        mc.measure(p.scenario, p.observable, seed=mc.seed_for(0, cid, p.label))
+        measure_probe(cid, p, 0, activations=simulation)
     seconds = time.perf_counter() - t
     return seconds, f"{len(probes)} probes of {len(claims)} claims (simulation only)"
 

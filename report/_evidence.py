@@ -212,6 +212,32 @@ def _gains() -> list[dict]:
     return gains_evidence()
 
 
+def measure_probe(
+    claim_id: str,
+    probe,
+    seed: int,
+    *,
+    precision: float = montecarlo.DEFAULT_PRECISION,
+    activations: Mapping | None = None,
+) -> montecarlo.Estimate:
+    """Simulate one probe of a claim with its own seed (``seed_for(seed, claim, probe)``).
+
+    A network scenario takes the activation table's NumPy functions (``activations``,
+    by default :func:`derivations.simulation_activations`); a pair scenario names its
+    activation.
+    """
+    if activations is None:
+        activations = derivations.simulation_activations()
+    pair = probe.scenario.get("kind") == "pair"
+    return montecarlo.measure(
+        probe.scenario,
+        probe.observable,
+        seed=montecarlo.seed_for(seed, claim_id, probe.label),
+        precision=precision,
+        **({} if pair else {"activations": activations}),
+    )
+
+
 def evidence(
     seed: int,
     *,
@@ -248,14 +274,8 @@ def evidence(
         for probe in claim.probes:
             bar.set_postfix_str(f"{claim.id}/{probe.label}", refresh=False)
             bar.update()
-            # a pair scenario names its activation; the others take the table's functions
-            pair = probe.scenario.get("kind") == "pair"
-            estimates[claim.id, probe.label] = montecarlo.measure(
-                probe.scenario,
-                probe.observable,
-                seed=montecarlo.seed_for(seed, claim.id, probe.label),
-                precision=precision,
-                **({} if pair else {"activations": simulation}),
+            estimates[claim.id, probe.label] = measure_probe(
+                claim.id, probe, seed, precision=precision, activations=simulation
             )
     bar.close()
     keys = list(estimates)
