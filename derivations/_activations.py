@@ -69,7 +69,7 @@ import numpy as np
 import sympy as sp
 from scipy import integrate, optimize, stats
 
-from ._building import by_name, gaussian_square_expansion, mlp_scenario
+from ._building import assumptions_named, by_name, gaussian_square_expansion, mlp_scenario
 from ._check import Chain, check_algebraic
 from ._claim import Assumption, Check, Claim, Derivation, Probe, Status
 from ._gaussian import (
@@ -81,10 +81,10 @@ from ._gaussian import (
     moment_function,
     standard_normal_density,
 )
-from ._symbols import Q, gamma, i, n_prev, n_t, q, s2, v_prev, x
+from ._symbols import Q, gamma, i, n_prev, n_t, q, s2, u, v_prev, x
+from ._symbols import s as s_value
 from ._table import TABLE, ActivationEntry, activation, family, names, relu, sigma
 
-u = sp.Symbol("u", real=True)
 h = sp.Symbol("h", real=True)
 d, t = sp.symbols("d t", integer=True, positive=True)
 zi = sp.IndexedBase("z")
@@ -523,7 +523,7 @@ def _in_terms_of_sigma(expr: sp.Expr) -> sp.Expr:
 
     With :math:`u = e^{-x}`, solve :math:`s = 1/(1 + u)` for :math:`u` and substitute.
     """
-    s, e = sp.Symbol("s", positive=True), sp.Symbol("u", positive=True)
+    s, e = s_value, sp.Symbol("u", positive=True)  # e = exp(-x) > 0, unlike the shared real u
     (e_of_s,) = sp.solve(sp.Eq(s, ACTIVATIONS["sigmoid"].subs(sp.exp(-x), e)), e)
     poly = sp.factor(sp.simplify(expr.subs(sp.exp(-x), e).subs(e, e_of_s)))
     # present s(1 - s)... with positive factors: s * cancel(poly / s)
@@ -701,7 +701,8 @@ def sigmoid_derivative() -> Claim:
     \\mathbb{E}[\\sigma'(z^t)^2]\\,\\mathbb{E}[(g^t)^2]` is the infinite-width one of
     Schoenholz et al. (2017).
     """
-    assumptions = (DEFINITIONS[0], GAUSSIAN, XAVIER_ASSUMPTION)
+    definition = assumptions_named(DEFINITIONS, "sigmoid-definition")
+    assumptions = (*definition, GAUSSIAN, XAVIER_ASSUMPTION)
     derivative = _sigma_derivative_chain("first derivative", 1, assumptions)
     curvature = _sigma_derivative_chain("second derivative", 2, assumptions)
     peaks = _sigmoid_peak_chains(derivative, assumptions)
@@ -1750,7 +1751,8 @@ def relu_halves_variance() -> Claim:
     (He et al. 2015, Sec. 2.2), which needs no zero mean; relu's output has mean
     :math:`\\sqrt{q/(2\\pi)} \\neq 0`.
     """
-    assumptions = (DEFINITIONS[1], GAUSSIAN, XAVIER_ASSUMPTION, HE_ASSUMPTION)
+    definition = assumptions_named(DEFINITIONS, "relu-definition")
+    assumptions = (*definition, GAUSSIAN, XAVIER_ASSUMPTION, HE_ASSUMPTION)
     found = _relu_derivations(assumptions)
     second = found["second moment"]
     factor = found["per-layer factor under Xavier"].start

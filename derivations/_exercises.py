@@ -42,8 +42,10 @@ from functools import cache
 import numpy as np
 import sympy as sp
 
+from ._building import by_name
 from ._check import Chain
 from ._claim import Check, Derivation, Status, combine
+from ._symbols import c as C
 
 #: Agreement required of the numeric symmetry checks (relative to the output's size).
 SYMMETRY_TOLERANCE = 1e-12
@@ -65,6 +67,13 @@ class Exercise:
 
     #: Exercises state no side conditions; the same shape as a claim's for the report.
     conditions: tuple = ()
+
+    def derivation(self, name: str) -> Derivation:
+        """The derivation called ``name`` (results are read by name, as a claim's are)."""
+        table = by_name(self.derivations)
+        if name not in table:
+            raise KeyError(f"exercise {self.id!r} has no derivation {name!r}; it has {list(table)}")
+        return table[name]
 
     @property
     def confirmations(self) -> tuple[Check, ...]:
@@ -92,7 +101,6 @@ def _within(name: str, error: float, tolerance: float, detail: str) -> Check:
 
 x1, x2, v1, v2 = sp.symbols("x_1 x_2 v_1 v_2", real=True)
 W = sp.Matrix(2, 2, lambda a, b: sp.Symbol(f"w_{{{a + 1}{b + 1}}}", real=True))
-C = sp.Symbol("c", positive=True)
 
 
 def _two_unit_net(act, w: sp.Matrix, v: tuple) -> sp.Expr:
@@ -195,6 +203,7 @@ def symmetries() -> Exercise:
 # --------------------------------------------------------------------------- 2. constant init
 
 
+# Local: a real step in either direction, unlike the positive ``epsilon`` of other claims.
 EPS = sp.Symbol("epsilon", real=True)
 
 
@@ -214,22 +223,23 @@ def _entry_derivatives(loss, weights: sp.Matrix) -> tuple[sp.Matrix, sp.Matrix]:
     return start, value
 
 
+def _gradient_at_constant(model: str, loss: sp.Expr, weights: sp.Matrix, why: str) -> Derivation:
+    """``model``'s gradient at constant weights (:func:`_entry_derivatives`), one step."""
+    start, value = _entry_derivatives(loss, weights)
+    name = f"{model}: gradient at constant weights"
+    return Chain(name, start).step(value, "sympy.diff", why).done()
+
+
 def _softmax_gradient() -> Derivation:
     """The cross-entropy gradient of softmax regression at constant weights (3 classes)."""
     w = sp.Matrix(3, 2, lambda a, b: sp.Symbol(f"w_{{{a + 1}{b + 1}}}", real=True))
     logits = w * sp.Matrix([x1, x2])
     loss = -sp.log(sp.exp(logits[0]) / sum(sp.exp(z) for z in logits))  # label: class 1
-    start, value = _entry_derivatives(loss, w)
-    return (
-        Chain("softmax regression: gradient at constant weights", start)
-        .step(
-            value,
-            "sympy.diff",
-            r"all logits equal, so every class has probability $1/3$; the gradient's row "
-            r"$k$ is $(p_k - y_k)\,x^\top$ with the label $y = e_1$",
-        )
-        .done()
+    why = (
+        r"all logits equal, so every class has probability $1/3$; the gradient's row "
+        r"$k$ is $(p_k - y_k)\,x^\top$ with the label $y = e_1$"
     )
+    return _gradient_at_constant("softmax regression", loss, w, why)
 
 
 def _linear_gradient() -> Derivation:
@@ -237,16 +247,8 @@ def _linear_gradient() -> Derivation:
     b, y = sp.symbols("b y", real=True)
     w = sp.Matrix(1, 2, sp.symbols("w_1 w_2", real=True))
     loss = ((w * sp.Matrix([x1, x2]))[0] + b - y) ** 2 / 2
-    start, value = _entry_derivatives(loss, w)
-    return (
-        Chain("linear regression: gradient at constant weights", start)
-        .step(
-            value,
-            "sympy.diff",
-            "the two entries differ by the inputs: the weights separate at the first step",
-        )
-        .done()
-    )
+    why = "the two entries differ by the inputs: the weights separate at the first step"
+    return _gradient_at_constant("linear regression", loss, w, why)
 
 
 #: Gradient-descent steps for the convex models (enough to converge to 1e-8 here).
@@ -343,6 +345,8 @@ def constant_initialization() -> Exercise:
 
 A_NIL = sp.Matrix([[0, 1], [0, 0]])
 B_NIL = sp.Matrix([[0, 0], [1, 0]])
+# Local: an eigenvalue may be complex, so this ``lambda`` has no assumptions (SELU's is
+# positive).
 LAMBDA = sp.Symbol("lambda")
 
 

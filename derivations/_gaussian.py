@@ -424,13 +424,25 @@ def gaussian_moment(
         )
     _check_convergence(f, x, q)
     integral = gaussian_integral(f, x, q)
-    extra = f.free_symbols - {x}
     try_exact = method == "exact" or (method == "auto" and _closed_form_candidate(f, x))
-    if try_exact:
-        general = _exact(f, x)
-        if general is not None:
-            value = sp.simplify(general.subs(_Q, q))
-            return GaussianMoment(f, x, q, integral, value, "sympy.integrate", 0.0)
+    general = _exact(f, x) if try_exact else None
+    if general is not None:
+        value = sp.simplify(general.subs(_Q, q))
+        return GaussianMoment(f, x, q, integral, value, "sympy.integrate", 0.0)
+    return _quadrature_moment(f, x, q, integral)
+
+
+def _quadrature_moment(
+    f: sp.Expr, x: sp.Symbol, q: sp.Expr, integral: sp.Integral
+) -> GaussianMoment:
+    """The numeric branch of :func:`gaussian_moment`: QUADPACK at a numeric ``q``.
+
+    Raises
+    ------
+    ValueError
+        If ``q`` or ``f`` has free symbols other than ``x`` (no closed form was found).
+    """
+    extra = f.free_symbols - {x}
     if q.free_symbols or extra:
         raise ValueError(
             f"SymPy finds no closed form for E[f(x)] with f({x}) = {f}; give numeric values "
@@ -826,77 +838,91 @@ class Growth:
         return q < self.q_max
 
 
+#: Functions of anything that stay bounded on the real line.
+_BOUNDED_HEADS = (sp.tanh, sp.erf, sp.erfc, sp.sin, sp.cos, sp.atan, sp.sign, sp.Heaviside)
+
+
+def _power_degree(e: sp.Expr, x: sp.Symbol) -> float | None:
+    """:func:`_growth_degree` of ``e`` that does not fit a rule of its own, or ``None``.
+
+    ``e**p``, ``p`` constant: ``p`` times the degree of the base for :math:`p \\ge 0`,
+    0 for :math:`1/P` with ``P`` a non-constant polynomial; ``exp`` of something
+    bounded: 0.
+    """
+    if isinstance(e, sp.Pow) and not e.exp.has(x):
+        d = _growth_degree(e.base, x)
+        if d is None:
+            return None
+        if e.exp.is_nonnegative:
+            return d * float(e.exp)
+        # 1/p with p a polynomial without real zeros beyond a bounded set
+        if e.base.is_polynomial(x) and sp.degree(e.base, x) >= 1:
+            return 0.0
+        return None
+    if isinstance(e, sp.exp):
+        return 0.0 if _growth_degree(e.args[0], x) == 0.0 else None
+    return None
+
+
+def _growth_degree(e: sp.Expr, x: sp.Symbol) -> float | None:
+    """An exponent ``d`` with :math:`|e| \\le C (1 + |x|)^d` for large ``|x|``, or ``None``.
+
+    Structural and conservative: bounded functions (tanh, erf, sin, ...) of anything
+    have degree 0, sums the largest and products the sum of their terms' degrees;
+    ``None`` means "not shown".
+    """
+    if not e.has(x):
+        return 0.0
+    if e == x:
+        return 1.0
+    if isinstance(e, _BOUNDED_HEADS):
+        return 0.0
+    if isinstance(e, sp.Add | sp.Max | sp.Min | sp.Mul | sp.Piecewise):
+        pieces = [p for p, _ in e.args] if isinstance(e, sp.Piecewise) else e.args
+        parts = [_growth_degree(a, x) for a in pieces]
+        if None in parts:
+            return None
+        return sum(parts) if isinstance(e, sp.Mul) else max(parts)
+    if isinstance(e, sp.Abs):
+        return _growth_degree(e.args[0], x)
+    if isinstance(e, sp.log):
+        inner = e.args[0]
+        shown = _growth_rate(inner, x) is not None or _growth_degree(inner, x) is not None
+        return 1.0 if shown else None
+    return _power_degree(e, x)
+
+
+def _growth_rate(e: sp.Expr, x: sp.Symbol) -> float | None:
+    """Like :func:`_growth_degree`, allowing a factor :math:`e^{a|x|}`: 1.0 if it is
+    needed, 0.0 if not, ``None`` if such a bound is not shown."""
+    if _growth_degree(e, x) is not None:
+        return 0.0
+    if isinstance(e, sp.exp | sp.sinh | sp.cosh):
+        d = _growth_degree(e.args[0], x)
+        return 1.0 if d is not None and d <= 1 else None
+    if isinstance(e, sp.Add | sp.Mul | sp.Max | sp.Min | sp.Piecewise):
+        pieces = [p for p, _ in e.args] if isinstance(e, sp.Piecewise) else e.args
+        parts = [_growth_rate(a, x) for a in pieces]
+        return None if None in parts else 1.0
+    if isinstance(e, sp.Abs):
+        return _growth_rate(e.args[0], x)
+    if isinstance(e, sp.log):
+        return 0.0 if _growth_rate(e.args[0], x) is not None else None
+    if isinstance(e, sp.Pow) and not e.exp.has(x) and e.exp.is_nonnegative:
+        return _growth_rate(e.base, x)
+    if isinstance(e, sp.Pow) and e.base == sp.E:
+        return _growth_rate(sp.exp(e.exp), x)
+    return None
+
+
 def _subgaussian(e: sp.Expr, x: sp.Symbol) -> bool:
     """Whether ``|e|`` grows at most like :math:`e^{a|x|}` times a power (structurally).
 
     Bounded functions (tanh, erf, sin, ...) of anything, polynomials, and ``exp`` of
-    something that grows at most linearly; products and sums of such. Conservative:
-    ``False`` means "not shown".
+    something that grows at most linearly; products and sums of such
+    (:func:`_growth_rate`). Conservative: ``False`` means "not shown".
     """
-
-    def degree(e: sp.Expr) -> float | None:
-        """An exponent ``d`` with ``|e| <= C (1 + |x|)**d`` for large ``|x|``, or ``None``."""
-        if not e.has(x):
-            return 0.0
-        if e == x:
-            return 1.0
-        if isinstance(e, sp.tanh | sp.erf | sp.erfc | sp.sin | sp.cos | sp.atan | sp.sign):
-            return 0.0
-        if isinstance(e, sp.Heaviside):
-            return 0.0
-        if isinstance(e, sp.Add | sp.Max | sp.Min):
-            parts = [degree(a) for a in e.args]
-            return None if None in parts else max(parts)
-        if isinstance(e, sp.Mul):
-            parts = [degree(a) for a in e.args]
-            return None if None in parts else sum(parts)
-        if isinstance(e, sp.Abs):
-            return degree(e.args[0])
-        if isinstance(e, sp.Piecewise):
-            parts = [degree(p) for p, _ in e.args]
-            return None if None in parts else max(parts)
-        if isinstance(e, sp.log):
-            return 1.0 if rate(e.args[0]) is not None or degree(e.args[0]) is not None else None
-        if isinstance(e, sp.Pow) and not e.exp.has(x):
-            d = degree(e.base)
-            if d is None:
-                return None
-            if e.exp.is_nonnegative:
-                return d * float(e.exp)
-            # 1/p with p a polynomial without real zeros beyond a bounded set
-            if e.base.is_polynomial(x) and sp.degree(e.base, x) >= 1:
-                return 0.0
-            return None
-        if isinstance(e, sp.exp):
-            a = e.args[0]
-            return 0.0 if degree(a) == 0.0 else None
-        return None
-
-    def rate(e: sp.Expr) -> float | None:
-        """Like ``degree`` but allowing a factor :math:`e^{a|x|}`."""
-        d = degree(e)
-        if d is not None:
-            return 0.0
-        if isinstance(e, sp.exp | sp.sinh | sp.cosh):
-            d = degree(e.args[0])
-            return 1.0 if d is not None and d <= 1 else None
-        if isinstance(e, sp.Add | sp.Mul | sp.Max | sp.Min):
-            parts = [rate(a) for a in e.args]
-            return None if None in parts else 1.0
-        if isinstance(e, sp.Abs):
-            return rate(e.args[0])
-        if isinstance(e, sp.Piecewise):
-            parts = [rate(p) for p, _ in e.args]
-            return None if None in parts else 1.0
-        if isinstance(e, sp.log):
-            return 0.0 if rate(e.args[0]) is not None else None
-        if isinstance(e, sp.Pow) and not e.exp.has(x) and e.exp.is_nonnegative:
-            return rate(e.base)
-        if isinstance(e, sp.Pow) and e.base == sp.E:
-            return rate(sp.exp(e.exp))
-        return None
-
-    return rate(e) is not None
+    return _growth_rate(e, x) is not None
 
 
 def growth(g: sp.Expr, x: sp.Symbol) -> Growth:
@@ -1255,6 +1281,163 @@ def compare_methods(
     return "numeric", vb, error, diff, ""
 
 
+def _undecided(g: sp.Expr, q: float, reason: str, method: str = "none") -> CheckedMoment:
+    """No value can be stated for :math:`\\mathbb{E}[g(x)]`; ``reason`` says why."""
+    return CheckedMoment(g, q, "undecided", None, math.inf, method, reason=reason)
+
+
+def _divergent(g: sp.Expr, q: float, method: str, reason: str) -> CheckedMoment:
+    """:math:`\\mathbb{E}[g(x)]` is infinite; ``method`` is the test that shows it."""
+    return CheckedMoment(g, q, "divergent", None, math.inf, method, reason=reason)
+
+
+def _tail_verdict(
+    g: sp.Expr, x: sp.Symbol, q: float, budget: Budget, growth_of: Growth | None
+) -> CheckedMoment | None:
+    """Step 1a of :func:`checked_moment`: the tails (:func:`growth`) at variance ``q``.
+
+    Returns
+    -------
+    CheckedMoment or None
+        ``divergent`` when ``g`` is known to grow faster than :math:`e^{x^2/(2q)}`,
+        ``undecided`` when the test failed or did not show convergence at ``q``, and
+        ``None`` when the tails converge.
+    """
+    ok, grow, why = (
+        (True, growth_of, "")
+        if growth_of is not None
+        else budget.attempt("the tail test", lambda: growth(g, x))
+    )
+    if not ok:
+        return _undecided(g, q, why)
+    if grow.converges(q):
+        return None
+    if grow.diverges_at_q_max:
+        return _divergent(
+            g,
+            q,
+            "tail test",
+            f"{grow.how}, faster than exp(x^2/(2q)) at q = {q:g}: the moment is "
+            f"infinite for q >= {grow.q_max:.6g}",
+        )
+    return _undecided(g, q, f"convergence not shown at q = {q:g}: {grow.how}", "tail test")
+
+
+def _local_verdict(g: sp.Expr, x: sp.Symbol, q: float, budget: Budget) -> CheckedMoment | None:
+    """Step 1b of :func:`checked_moment`: every kink and pole (:func:`singularities`).
+
+    A power :math:`|x - r|^\\alpha` with :math:`\\alpha \\le -1` next to a special
+    point ``r`` is not integrable. Returns ``divergent`` for such a point,
+    ``undecided`` when the search or the test failed, and ``None`` otherwise.
+    """
+    ok, _points, why = budget.attempt("the search for kinks and poles", lambda: breakpoints(g, x))
+    if not ok:
+        return _undecided(g, q, why)
+    ok, sing, why = budget.attempt(
+        "the test of local singularities", lambda: singularities(g, x, special_points(g, x))
+    )
+    if not ok:
+        return _undecided(g, q, why)
+    for s in sing:
+        if s.exponent is not None and s.unbounded and s.exponent <= -0.98:
+            return _divergent(
+                g,
+                q,
+                "local singularity",
+                f"the integrand behaves like |x - r|^({s.exponent:.3g}) next to "
+                f"r = {s.at:.10g}, which is not integrable (exponent <= -1; numeric, 40 digits)",
+            )
+    return None
+
+
+def _closed_form_at(
+    g: sp.Expr, x: sp.Symbol, q: float, budget: Budget
+) -> tuple[sp.Expr, float] | None:
+    """SymPy's closed form of :math:`\\mathbb{E}[g(x)]` at ``q`` and its numeric value.
+
+    ``None`` when :func:`sympy.integrate` finds none or runs out of its budget; a
+    ``simplify`` that runs out of its budget leaves the form unsimplified.
+    """
+    ok, closed, _ = budget.attempt("sympy.integrate", lambda: _exact(g, x))
+    if not ok or closed is None:
+        return None
+    value = closed.subs(_Q, sp.Rational(q) if float(q).is_integer() else sp.Float(q, 30))
+    ok, simpler, _ = budget.attempt("simplify", lambda: sp.simplify(value))
+    value = simpler if ok else value
+    try:
+        numeric = float(sp.N(value, 20))
+    except (TypeError, ValueError):
+        numeric = math.nan
+    return value, numeric
+
+
+def _closed_form_verdict(
+    g: sp.Expr, q: float, closed: tuple[sp.Expr, float], a: tuple[float, float]
+) -> CheckedMoment:
+    """Step 2 of :func:`checked_moment`: the closed form, kept only if QUADPACK agrees.
+
+    ``closed`` is ``(form, its value)`` and ``a`` is QUADPACK's ``(value, estimate)``;
+    they agree within :math:`10^{-9}` relative, ten estimates or :math:`10^{-14}`.
+    """
+    value, numeric = closed
+    estimates = (("sympy.integrate", numeric, 0.0), ("QUADPACK", a[0], a[1]))
+    gap = abs(numeric - a[0])
+    if gap <= max(1e-9 * abs(numeric), 10 * a[1], 1e-14):
+        return CheckedMoment(
+            g,
+            q,
+            "exact",
+            value,
+            0.0,
+            "sympy.integrate",
+            estimates,
+            gap,
+            "closed form, cross-checked by QUADPACK",
+        )
+    return CheckedMoment(
+        g,
+        q,
+        "undecided",
+        None,
+        math.inf,
+        "sympy.integrate vs QUADPACK",
+        estimates,
+        gap,
+        f"SymPy's closed form {sp.sstr(value)} = {numeric:.12g} disagrees with "
+        f"QUADPACK's {a[0]:.12g}",
+    )
+
+
+def _quadrature_verdict(
+    g: sp.Expr,
+    q: float,
+    a: tuple[float, float] | None,
+    b: tuple[float, float] | None,
+    reasons: tuple[str, str],
+    absolute: float,
+) -> CheckedMoment:
+    """Step 3 of :func:`checked_moment`: method A against method B (:func:`compare_methods`).
+
+    ``a`` and ``b`` are each method's ``(value, estimate)``, ``None`` for a method that
+    failed (``reasons`` says why); ``absolute`` is the integral of :math:`|g\\varphi|`.
+    """
+    status, value, error, diff, reason = compare_methods(a, b, reasons, absolute)
+    estimates = tuple(
+        (name, r[0], r[1]) for name, r in (("QUADPACK", a), ("mpmath", b)) if r is not None
+    )
+    return CheckedMoment(
+        g,
+        q,
+        status,
+        None if value is None else sp.Float(value, 17),
+        error,
+        f"{METHOD_A}, against {METHOD_B}",
+        estimates,
+        diff,
+        reason,
+    )
+
+
 def checked_moment(
     g: sp.Expr,
     x: sp.Symbol,
@@ -1276,115 +1459,28 @@ def checked_moment(
 
     Every step runs under ``budget``; a step that runs out of time or fails leaves the
     value ``undecided`` with the reason.
+
+    .. math::
+
+        \\mathbb{E}[g(x)] = \\int_{-\\infty}^{\\infty} g(\\sqrt{q}\\,z)\\,
+            \\frac{e^{-z^2/2}}{\\sqrt{2\\pi}}\\,dz
     """
     budget = budget or Budget()
     q = float(q)
     g = sp.sympify(g)
     if not g.has(x):
         return CheckedMoment(g, q, "exact", g, 0.0, "a constant")
-    ok, grow, why = (
-        (True, growth_of, "")
-        if growth_of is not None
-        else budget.attempt("the tail test", lambda: growth(g, x))
-    )
-    if not ok:
-        return CheckedMoment(g, q, "undecided", None, math.inf, "none", reason=why)
-    if not grow.converges(q):
-        if grow.diverges_at_q_max:
-            return CheckedMoment(
-                g,
-                q,
-                "divergent",
-                None,
-                math.inf,
-                "tail test",
-                reason=f"{grow.how}, faster than exp(x^2/(2q)) at q = {q:g}: the moment is "
-                f"infinite for q >= {grow.q_max:.6g}",
-            )
-        return CheckedMoment(
-            g,
-            q,
-            "undecided",
-            None,
-            math.inf,
-            "tail test",
-            reason=f"convergence not shown at q = {q:g}: {grow.how}",
-        )
-    ok, _points, why = budget.attempt("the search for kinks and poles", lambda: breakpoints(g, x))
-    if not ok:
-        return CheckedMoment(g, q, "undecided", None, math.inf, "none", reason=why)
-    ok, sing, why = budget.attempt(
-        "the test of local singularities", lambda: singularities(g, x, special_points(g, x))
-    )
-    if not ok:
-        return CheckedMoment(g, q, "undecided", None, math.inf, "none", reason=why)
-    for s in sing:
-        if s.exponent is not None and s.unbounded and s.exponent <= -0.98:
-            return CheckedMoment(
-                g,
-                q,
-                "divergent",
-                None,
-                math.inf,
-                "local singularity",
-                reason=f"the integrand behaves like |x - r|^({s.exponent:.3g}) next to "
-                f"r = {s.at:.10g}, which is not integrable (exponent <= -1; numeric, 40 digits)",
-            )
+    refused = _tail_verdict(g, x, q, budget, growth_of) or _local_verdict(g, x, q, budget)
+    if refused is not None:
+        return refused
     ok_a, a3, why_a = budget.attempt("quadrature (QUADPACK)", lambda: _quadpack(g, x, q))
     a, absolute = (a3[:2], a3[2]) if ok_a else (None, 0.0)
     if exact and _closed_form_candidate(g, x):
-        ok, closed, why = budget.attempt("sympy.integrate", lambda: _exact(g, x))
-        if ok and closed is not None:
-            value = closed.subs(_Q, sp.Rational(q) if float(q).is_integer() else sp.Float(q, 30))
-            ok2, v, _ = budget.attempt("simplify", lambda: sp.simplify(value))
-            value = v if ok2 else value
-            try:
-                numeric = float(sp.N(value, 20))
-            except (TypeError, ValueError):
-                numeric = math.nan
-            if ok_a and abs(numeric - a[0]) <= max(1e-9 * abs(numeric), 10 * a[1], 1e-14):
-                return CheckedMoment(
-                    g,
-                    q,
-                    "exact",
-                    value,
-                    0.0,
-                    "sympy.integrate",
-                    (("sympy.integrate", numeric, 0.0), ("QUADPACK", a[0], a[1])),
-                    abs(numeric - a[0]),
-                    "closed form, cross-checked by QUADPACK",
-                )
-            if ok_a:
-                return CheckedMoment(
-                    g,
-                    q,
-                    "undecided",
-                    None,
-                    math.inf,
-                    "sympy.integrate vs QUADPACK",
-                    (("sympy.integrate", numeric, 0.0), ("QUADPACK", a[0], a[1])),
-                    abs(numeric - a[0]),
-                    f"SymPy's closed form {sp.sstr(value)} = {numeric:.12g} disagrees with "
-                    f"QUADPACK's {a[0]:.12g}",
-                )
+        closed = _closed_form_at(g, x, q, budget)
+        if closed is not None and a is not None:
+            return _closed_form_verdict(g, q, closed, a)
     ok_b, b, why_b = budget.attempt("quadrature (mpmath)", lambda: mpmath_moment(g, x, q))
-    status, value, error, diff, reason = compare_methods(
-        a if ok_a else None, b if ok_b else None, (why_a, why_b), absolute
-    )
-    estimates = tuple(
-        (name, r[0], r[1]) for name, r, ok in (("QUADPACK", a, ok_a), ("mpmath", b, ok_b)) if ok
-    )
-    return CheckedMoment(
-        g,
-        q,
-        status,
-        None if value is None else sp.Float(value, 17),
-        error,
-        f"{METHOD_A}, against {METHOD_B}",
-        estimates,
-        diff,
-        reason,
-    )
+    return _quadrature_verdict(g, q, a, b if ok_b else None, (why_a, why_b), absolute)
 
 
 def quadrature_map(g: sp.Expr, x: sp.Symbol) -> Callable[[float], tuple[float, float]]:

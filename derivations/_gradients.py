@@ -43,13 +43,18 @@ from ._check import Chain, check_algebraic
 from ._claim import Assumption, Check, Claim, Derivation, Probe, Status
 from ._forward import layer_moments, linear_model, weight_variance
 from ._kernel import disproof, sign
+from ._symbols import c as C_FACTOR
 from ._symbols import g as G
 from ._symbols import g_prev as G_PREV
 from ._symbols import gamma as GAMMA
 from ._symbols import i as I_IDX
 from ._symbols import j as J_IDX
+from ._symbols import mu as MU_U
+from ._symbols import n as N_DOF
+from ._symbols import n as N_RES
 from ._symbols import n_prev as N_PREV
 from ._symbols import n_t as N_T
+from ._symbols import s as STD
 from ._symbols import w as W_B
 
 HALF, QUARTER = sp.Rational(1, 2), sp.Rational(1, 4)
@@ -59,8 +64,7 @@ HALF, QUARTER = sp.Rational(1, 2), sp.Rational(1, 4)
 
 def _normal_std_for(per_layer: sp.Expr, n: int) -> sp.Expr:
     """The std ``s`` of ``N(0, s^2)`` weights with ``n Var[w] = per_layer`` (solved)."""
-    s = sp.Symbol("s", positive=True)
-    (root,) = sp.solve(sp.Eq(n * weight_variance("normal", {"std": s}), per_layer), s)
+    (root,) = sp.solve(sp.Eq(n * weight_variance("normal", {"std": STD}), per_layer), STD)
     return root
 
 
@@ -82,7 +86,7 @@ def _mlp(widths, std, *, dtype="float64", residual=False, upstream=False) -> dic
 
 def _diag_derivative(act: Callable[[sp.Expr], sp.Expr], z: sp.Matrix) -> sp.Matrix:
     """``diag(act'(z_1), ..., act'(z_n))`` with ``act'`` from :func:`sympy.diff`."""
-    x = sp.Symbol("x")
+    x = sp.Symbol("x")  # no assumptions, unlike the shared real x: act' as SymPy gives it
     d = sp.diff(act(x), x)
     return sp.diag(*[d.subs(x, zi) for zi in z])
 
@@ -699,9 +703,10 @@ def numeric_jacobian_check(seed: int = 0, eps: float = 1e-6) -> dict[str, float]
 
 # --------------------------------------------------------------------------- L2.2
 
+# positive, unlike the shared real x: the chi-square's support
 X_CHI = sp.Symbol("x", positive=True)
-N_DOF = sp.Symbol("n", integer=True, positive=True)
-S_MOM = sp.Symbol("s", real=True)
+S_MOM = sp.Symbol("s", real=True)  # real, unlike the shared s > 0: K(s) is expanded at s = 0
+S_ORDER = sp.Symbol("s", nonnegative=True)  # E[X^s] is integrated for s >= 0, s = 0 included
 SIGMA_W = sp.Symbol("sigma", positive=True)
 DEPTH = sp.Symbol("d", integer=True, positive=True)
 
@@ -715,14 +720,13 @@ def chi_square_density(n: sp.Expr = N_DOF, x: sp.Symbol = X_CHI) -> sp.Expr:
 @cache
 def _chi_square_moments() -> tuple[Derivation, Derivation, Derivation]:
     """``E[X^s]`` of ``X ~ chi2_n`` by integration, then the cumulants of ``log X``."""
-    s = sp.Symbol("s", nonnegative=True)
-    integrand = X_CHI**s * chi_square_density()
+    integrand = X_CHI**S_ORDER * chi_square_density()
     closed = sp.simplify(sp.integrate(integrand, (X_CHI, 0, sp.oo), conds="none"))
-    closed = closed.subs(s, S_MOM)
+    closed = closed.subs(S_ORDER, S_MOM)
     moment = (
         Chain("moment function of chi-square", sp.Integral(integrand, (X_CHI, 0, sp.oo)))
         .step(
-            closed.subs(S_MOM, s),
+            closed.subs(S_MOM, S_ORDER),
             "sympy.integrate",
             r"$\mathbb{E}[X^s] = \int_0^\infty x^s f_n(x)\,dx$ for $X \sim \chi^2_n$; valid "
             r"for $s > -n/2$",
@@ -754,7 +758,7 @@ def _chi_square_moments() -> tuple[Derivation, Derivation, Derivation]:
 def chi_square_moment(s: sp.Expr, n: sp.Expr = N_DOF) -> sp.Expr:
     """The derived :math:`\\mathbb{E}[(\\chi^2_n)^s] = 2^s\\Gamma(n/2+s)/\\Gamma(n/2)`."""
     moment, _, _ = _chi_square_moments()
-    return moment.result.subs({sp.Symbol("s", nonnegative=True): s, N_DOF: n})
+    return moment.result.subs({S_ORDER: s, N_DOF: n})
 
 
 PRODUCTS_ASSUMPTIONS = (
@@ -1254,7 +1258,6 @@ FLOAT_ASSUMPTIONS = (
     ),
 )
 
-C_FACTOR = sp.Symbol("c", positive=True)
 BOUND = sp.Symbol("B", positive=True)
 D_REAL = sp.Symbol("d", positive=True)
 T_CHERNOFF = sp.Symbol("t", positive=True)
@@ -1280,7 +1283,7 @@ def overflow_bound() -> tuple[sp.Expr, dict]:
     Any ``t`` gives a valid bound; the smallest over a grid is used. Returns the
     symbolic bound and the values it is evaluated at.
     """
-    n, gam, depth, a = sp.symbols("n gamma L a", positive=True)
+    n, gam, depth, a = sp.symbols("n gamma L a", positive=True)  # n real here, not an integer
     expr = (
         sp.exp(T_CHERNOFF * a)
         * gam ** (-T_CHERNOFF * (depth - 1))
@@ -1595,9 +1598,7 @@ def _float_probes(mean_square: sp.Expr, finite_bound: sp.Expr, values: dict) -> 
 
 # --------------------------------------------------------------------------- L3.1, L3.2
 
-N_RES = sp.Symbol("n", integer=True, positive=True)
 GAMMA_RES = sp.Symbol("gamma", positive=True)
-MU_U = sp.Symbol("mu", real=True)
 V_U = sp.Symbol("v", positive=True)
 A_W = sp.IndexedBase("a")
 U = sp.IndexedBase("u")
@@ -1713,22 +1714,21 @@ def _moment_factor(second_moment: Derivation) -> sp.Expr:
 def _scaled_stack(res_factor: sp.Expr) -> Derivation:
     """``(1 + c/L)^L -> e^c``: ``L`` residual layers with ``n gamma = c/L``."""
     L = sp.Symbol("L", integer=True, positive=True)
-    c = sp.Symbol("c", positive=True)
     return (
         Chain(
             "scaled residual stack",
-            sp.Limit(res_factor.subs(GAMMA_RES, c / (L * N_RES)) ** L, L, sp.oo),
+            sp.Limit(res_factor.subs(GAMMA_RES, C_FACTOR / (L * N_RES)) ** L, L, sp.oo),
             None,
             RESIDUAL_ASSUMPTIONS,
         )
-        .step(sp.exp(c), "sympy.limit", r"$L$ layers with $n\gamma = c/L$")
+        .step(sp.exp(C_FACTOR), "sympy.limit", r"$L$ layers with $n\gamma = c/L$")
         .done()
     )
 
 
 def _scaled_norm() -> Derivation:
     """``||k g|| = k ||g||`` for ``k > 0``: clipping keeps the direction."""
-    k = sp.Symbol("k", positive=True)
+    k = sp.Symbol("k", positive=True)  # a real scale, unlike the shared integer k
     g = sp.Matrix(sp.symbols("g_1:4", real=True))
     return (
         Chain("norm of a scaled gradient", (k * g).norm(), None, RESIDUAL_ASSUMPTIONS)

@@ -44,15 +44,17 @@ import sympy as sp
 from ._check import Chain
 from ._claim import Assumption, Check, Claim, Probe, Status
 from ._gradients import N_DOF, _chi_square_moments
+from ._symbols import k as K
+from ._symbols import n as N
 
-N = sp.Symbol("n", integer=True, positive=True)
-K = sp.Symbol("k", integer=True, positive=True)
-S2 = sp.Symbol("sigma^2", positive=True)  # the weight variance
+S2 = sp.Symbol("sigma^2", positive=True)  # the weight variance (this claim's only)
 #: Widths of the probes: 2^-n per layer for a dead layer must be unobservable.
 PROBE_WIDTHS = (32, 128)
 #: Widths at which the large-width form is compared with the exact sum.
 ASYMPTOTIC_WIDTHS = (32, 128, 512, 2048)
 
+#: He initialization, the assumption whose substitution the probes use.
+HE_INIT = Assumption("he", r"He initialization $\sigma^2 = 2/n$", {S2: 2 / N})
 ASSUMPTIONS = (
     Assumption(
         "gaussian-weights",
@@ -67,7 +69,7 @@ ASSUMPTIONS = (
         r"$K \sim \mathrm{Bin}(n, \frac12)$; conditioned on $K \ge 1$ (all units off has "
         r"probability $2^{-n}$)",
     ),
-    Assumption("he", r"He initialization $\sigma^2 = 2/n$", {S2: 2 / N}),
+    HE_INIT,
 )
 
 
@@ -179,7 +181,7 @@ def _probes(he: sp.Expr) -> tuple[Probe, ...]:
             _relu_mlp(n, layer),
             {**step, "moment": "m2"},
             mean_square,
-            ASSUMPTIONS[2].subs,
+            HE_INIT.subs,
         ),
     ]
     return tuple(probes)

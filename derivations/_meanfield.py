@@ -157,11 +157,24 @@ def _undecided(reason: str, status: str = "undecided") -> Value:
 
 
 @dataclass(frozen=True)
-class QFixedPoint:
-    """A fixed point of the q-map and :math:`F'(q)` there (stable when below 1 in size)."""
+class FixedPoint:
+    r"""A fixed point :math:`q^* = F(q^*)` of the variance map, and the slope there.
+
+    ``slope`` is :math:`F'(q^*)` (stable when below 1 in size). ``chi``, when known, is
+    the backward factor at the fixed point,
+
+    .. math::
+
+        \chi = n\gamma\,\mathbb{E}_z[f'(\sqrt{q^*}\,z)^2],
+
+    :math:`\chi_1` of Schoenholz et al. (2017) with :math:`\sigma_w^2 = n\gamma`
+    (``None`` where it is not computed, as in :func:`fixed_points`; :class:`MeanField`
+    holds it as ``chi1``).
+    """
 
     q: float
     slope: float
+    chi: float | None = None
 
     @property
     def stable(self) -> bool:
@@ -199,7 +212,7 @@ class MeanField:
         ``divergent`` when the variance grows without bound).
     q_slope : Value
         :math:`F'(q^*)`; ``q_stable`` is :math:`|F'(q^*)| < 1`.
-    fixed_points : tuple of QFixedPoint
+    fixed_points : tuple of FixedPoint
         Every fixed point found on :data:`Q_GRID` (and 0).
     chi1 : Value
         :math:`\\sigma_w^2\\,\\mathbb{E}[\\phi'(\\sqrt{q^*} z)^2]`.
@@ -223,7 +236,7 @@ class MeanField:
     q_star: Value
     q_slope: Value
     q_stable: bool | None
-    fixed_points: tuple[QFixedPoint, ...]
+    fixed_points: tuple[FixedPoint, ...]
     chi1: Value
     phase: str
     c_star: Value
@@ -383,15 +396,15 @@ def _bracket_roots(
     return roots
 
 
-def fixed_points(a: Activation, sigma_w2: float, sigma_b2: float) -> tuple[QFixedPoint, ...]:
+def fixed_points(a: Activation, sigma_w2: float, sigma_b2: float) -> tuple[FixedPoint, ...]:
     """Every fixed point of the q-map on :data:`Q_GRID` (and 0 when it is one), by QUADPACK."""
     found = _bracket_roots(lambda v: q_map(a, sigma_w2, sigma_b2, v) - v, Q_GRID)
     if sigma_b2 == 0 and a.f0 == 0:
         found = [0.0, *found]
-    return tuple(QFixedPoint(r, _slope_of_map(a, sigma_w2, r)) for r in found)
+    return tuple(FixedPoint(r, _slope_of_map(a, sigma_w2, r)) for r in found)
 
 
-def _select(points: tuple[QFixedPoint, ...], grows: bool) -> QFixedPoint | None:
+def _select(points: tuple[FixedPoint, ...], grows: bool) -> FixedPoint | None:
     """The fixed point the q-map reaches from :data:`Q_START` (``F`` increasing)."""
     near = Q_START * 1e-9  # a root at the start, up to the root finder's tolerance
     above = [p for p in points if p.q >= Q_START - near]
@@ -401,21 +414,76 @@ def _select(points: tuple[QFixedPoint, ...], grows: bool) -> QFixedPoint | None:
     return max(below, key=lambda p: p.q) if below else None
 
 
+#: How the numeric :math:`q^*` and its error are found.
+_Q_STAR_METHOD = (
+    "root of F(q) - q by Brent's method on QUADPACK; error = (|F(q*) - q*| + sigma_w2 "
+    "err(E[f^2])) / |1 - F'(q*)|, F by two quadratures"
+)
+#: Why :math:`q^* = 0` when the map reaches 0 from :data:`Q_START`.
+_Q_STAR_ZERO = (
+    "q = 0 is a fixed point (sigma_b2 = 0, f(0) = 0); F(q) < q at every scanned q below 1 "
+    "(QUADPACK), so the map reaches it from q = 1"
+)
+
+
+def _homogeneous_q_star(
+    a: Activation, sw: float, sb: float, notes: list[str]
+) -> tuple[Value, Value, tuple, list]:
+    """``(q*, F'(q*), fixed points, notes)`` of the linear map :math:`F(q) = r q + \\sigma_b^2`."""
+    r = sw * float(a.homogeneous)
+    how = f"closed form: F(q) = sigma_w2 {sp.sstr(a.homogeneous)} q + sigma_b2"
+    slope = Value(r, 0.0, "exact", how)
+    if abs(r - 1) <= 1e-12 and sb == 0:
+        notes.append("every q > 0 is a fixed point (F(q) = q); q* is the starting q = 1")
+        return Value(Q_START, 0.0, "exact", how), slope, (FixedPoint(Q_START, r),), notes
+    if r >= 1:
+        reason = f"F(q) - q = ({r:.6g} - 1) q + {sb:g} > 0: the variance grows without bound"
+        return _undecided(reason, "divergent"), slope, (), notes
+    qs = sb / (1 - r)
+    return Value(qs, 0.0, "exact", how), slope, (FixedPoint(qs, r),), notes
+
+
+def _zero_slope(a: Activation, sw: float) -> Value:
+    """:math:`F'(0) = \\sigma_w^2 (\\phi'(0^+)^2 + \\phi'(0^-)^2)/2`, the limit at :math:`q = 0`."""
+    s0 = a.slope0_sq
+    if not s0.decided:
+        return _undecided(s0.reason)
+    return Value(sw * s0.value, sw * s0.error, s0.status, f"limit q -> 0: sigma_w2 {s0.method}")
+
+
+def _numeric_q_star(
+    a: Activation, sw: float, sb: float, chosen: FixedPoint, b: Budget
+) -> tuple[Value, Value]:
+    """``(q*, F'(q*))`` at a positive root, with the error estimate of :data:`_Q_STAR_METHOD`.
+
+    The slope is :math:`\\sigma_w^2\\,\\mathbb{E}[x f(x) f'(x)]/q^*` (Gaussian integration
+    by parts).
+    """
+    qs = chosen.q
+    m2 = checked_moment(a.f**2, x, qs, exact=False, budget=b)
+    xff = checked_moment(x * a.f * a.derivative, x, qs, exact=False, budget=b)
+    if not xff.decided:
+        slope = _undecided(f"E[x f(x) f'(x)] at q*: {xff.reason}")
+    else:
+        slope = Value(
+            sw * float(xff.value) / qs,
+            sw * xff.error / qs,
+            "numeric",
+            "sigma_w2 E[x f(x) f'(x)]/q* (Gaussian integration by parts); " + xff.method,
+        )
+    if not m2.decided:
+        return _undecided(f"E[f(x)^2] at q*: {m2.reason}"), slope
+    residual = sw * float(m2.value) + sb - qs
+    gap = abs(1 - (slope.value if slope.decided else chosen.slope))
+    err = (abs(residual) + sw * m2.error) / max(gap, 1e-12)
+    return Value(qs, err, "numeric", _Q_STAR_METHOD), slope
+
+
 def _q_star(a: Activation, sw: float, sb: float, b: Budget) -> tuple[Value, Value, tuple, list]:
-    """``(q*, F'(q*), fixed points, notes)``."""
+    """``(q*, F'(q*), fixed points, notes)``: the fixed point the map reaches from 1."""
     notes: list[str] = []
     if a.homogeneous is not None:
-        r = sw * float(a.homogeneous)
-        how = f"closed form: F(q) = sigma_w2 {sp.sstr(a.homogeneous)} q + sigma_b2"
-        slope = Value(r, 0.0, "exact", how)
-        if abs(r - 1) <= 1e-12 and sb == 0:
-            notes.append("every q > 0 is a fixed point (F(q) = q); q* is the starting q = 1")
-            return Value(Q_START, 0.0, "exact", how), slope, (QFixedPoint(Q_START, r),), notes
-        if r >= 1:
-            reason = f"F(q) - q = ({r:.6g} - 1) q + {sb:g} > 0: the variance grows without bound"
-            return _undecided(reason, "divergent"), slope, (), notes
-        qs = sb / (1 - r)
-        return Value(qs, 0.0, "exact", how), slope, (QFixedPoint(qs, r),), notes
+        return _homogeneous_q_star(a, sw, sb, notes)
     ok, pts, why = b.attempt(
         "the search for fixed points of the q-map", lambda: fixed_points(a, sw, sb)
     )
@@ -431,12 +499,8 @@ def _q_star(a: Activation, sw: float, sb: float, b: Budget) -> tuple[Value, Valu
             if grows
             else "no fixed point below q = 1 was found"
         )
-        return (
-            _undecided(reason, "divergent" if grows else "undecided"),
-            _undecided(reason),
-            pts,
-            notes,
-        )
+        status = "divergent" if grows else "undecided"
+        return _undecided(reason, status), _undecided(reason), pts, notes
     if len(pts) > 1:
         notes.append(
             "the q-map has several fixed points ("
@@ -444,46 +508,8 @@ def _q_star(a: Activation, sw: float, sb: float, b: Budget) -> tuple[Value, Valu
             + f"); q* is the one reached from q = {Q_START:g}"
         )
     if chosen.q == 0:
-        s0 = a.slope0_sq
-        slope = (
-            Value(sw * s0.value, sw * s0.error, s0.status, f"limit q -> 0: sigma_w2 {s0.method}")
-            if s0.decided
-            else _undecided(s0.reason)
-        )
-        return (
-            Value(
-                0.0,
-                0.0,
-                "exact",
-                "q = 0 is a fixed point (sigma_b2 = 0, f(0) = 0); F(q) < q at every scanned "
-                "q below 1 (QUADPACK), so the map reaches it from q = 1",
-            ),
-            slope,
-            pts,
-            notes,
-        )
-    qs = chosen.q
-    m2 = checked_moment(a.f**2, x, qs, exact=False, budget=b)
-    xff = checked_moment(x * a.f * a.derivative, x, qs, exact=False, budget=b)
-    if not xff.decided:
-        slope = _undecided(f"E[x f(x) f'(x)] at q*: {xff.reason}")
-    else:
-        slope = Value(
-            sw * float(xff.value) / qs,
-            sw * xff.error / qs,
-            "numeric",
-            "sigma_w2 E[x f(x) f'(x)]/q* (Gaussian integration by parts); " + xff.method,
-        )
-    if not m2.decided:
-        return _undecided(f"E[f(x)^2] at q*: {m2.reason}"), slope, pts, notes
-    residual = sw * float(m2.value) + sb - qs
-    gap = abs(1 - (slope.value if slope.decided else chosen.slope))
-    err = (abs(residual) + sw * m2.error) / max(gap, 1e-12)
-    method = (
-        "root of F(q) - q by Brent's method on QUADPACK; error = (|F(q*) - q*| + sigma_w2 "
-        "err(E[f^2])) / |1 - F'(q*)|, F by two quadratures"
-    )
-    return Value(qs, err, "numeric", method), slope, pts, notes
+        return Value(0.0, 0.0, "exact", _Q_STAR_ZERO), _zero_slope(a, sw), pts, notes
+    return (*_numeric_q_star(a, sw, sb, chosen, b), pts, notes)
 
 
 def _chi1(a: Activation, sw: float, q: Value, b: Budget) -> Value:
@@ -654,9 +680,39 @@ def c_map(a: Activation, sigma_w2: float, sigma_b2: float, q: float, c: float) -
     return Value((sigma_w2 * p.value + sigma_b2) / q, sigma_w2 * p.error / q, p.status, p.method)
 
 
+def _c_map_roots(
+    a: Activation, sw: float, sb: float, qs: float, b: Budget
+) -> tuple[list[float] | None, str]:
+    """``(roots, "")`` of :math:`C(c) - c` on :data:`C_GRID` (Brent), or ``(None, why)``."""
+    fa = numpy_function(a.f)
+    ok, cuts, why = b.attempt("the kinks", lambda: breakpoints(a.f, x))
+    if not ok:
+        return None, why
+
+    def h(c: float, rule: tuple[float, int] = RULE_B) -> float:
+        return (sw * _pair_rule(fa, fa, qs, c, cuts, rule) + sb) / qs - c
+
+    ok, values, why = b.attempt("the scan of the c-map", lambda: [h(c, RULE_SCAN) for c in C_GRID])
+    if not ok:
+        return None, why
+    brackets = [
+        (C_GRID[k], C_GRID[k + 1])
+        for k in range(len(C_GRID) - 1)
+        if values[k] == 0 or values[k] * values[k + 1] < 0
+    ]
+    ok, roots, why = b.attempt(
+        "the fixed points of the c-map",
+        lambda: [
+            lo if h(lo) == 0 else optimize.brentq(h, lo, hi, xtol=1e-14) for lo, hi in brackets
+        ],
+    )
+    return (roots, "") if ok else (None, why)
+
+
 def _c_star(
     a: Activation, sw: float, sb: float, q: Value, chi1: Value, phase: str, b: Budget
 ) -> tuple[Value, Value]:
+    """``(c*, C'(c*))``: 1 outside the chaotic phase, else the largest root below 1."""
     if phase == "ordered":
         return (
             Value(1.0, 0.0, "exact", "C(1) = F(q*)/q* = 1, stable since C'(1) = chi1 < 1"),
@@ -670,29 +726,8 @@ def _c_star(
         reason = "q* = 0: the signal vanishes and the correlation map is not defined in the limit"
         return _undecided(reason), _undecided(reason)
     qs = q.value
-    fa = numpy_function(a.f)
-    ok, cuts, why = b.attempt("the kinks", lambda: breakpoints(a.f, x))
-    if not ok:
-        return _undecided(why), _undecided(why)
-
-    def h(c: float, rule: tuple[float, int] = RULE_B) -> float:
-        return (sw * _pair_rule(fa, fa, qs, c, cuts, rule) + sb) / qs - c
-
-    ok, values, why = b.attempt("the scan of the c-map", lambda: [h(c, RULE_SCAN) for c in C_GRID])
-    if not ok:
-        return _undecided(why), _undecided(why)
-    brackets = [
-        (C_GRID[k], C_GRID[k + 1])
-        for k in range(len(C_GRID) - 1)
-        if values[k] == 0 or values[k] * values[k + 1] < 0
-    ]
-    ok, roots, why = b.attempt(
-        "the fixed points of the c-map",
-        lambda: [
-            lo if h(lo) == 0 else optimize.brentq(h, lo, hi, xtol=1e-14) for lo, hi in brackets
-        ],
-    )
-    if not ok:
+    roots, why = _c_map_roots(a, sw, sb, qs, b)
+    if roots is None:
         return _undecided(why), _undecided(why)
     if not roots:
         reason = f"no fixed point of the c-map in [-1, {C_GRID[-1]}]"
@@ -987,9 +1022,9 @@ __all__ = [
     "TORCH_ACTIVATIONS",
     "Activation",
     "CriticalPoint",
+    "FixedPoint",
     "GainRow",
     "MeanField",
-    "QFixedPoint",
     "Value",
     "c_map",
     "critical_line",

@@ -62,8 +62,10 @@ from ._gradients import (
 from ._symbols import g_prev as G_PREV
 from ._symbols import gamma as GAMMA
 from ._symbols import j as J_IDX
+from ._symbols import k as K_IDX
 from ._symbols import n_t as N_T
 from ._symbols import q as Q
+from ._symbols import s as S_SCALE
 from ._symbols import x as X
 
 MU_U = sp.Symbol("mu_u", real=True)
@@ -286,11 +288,10 @@ def _factor_chain(slope_m2: Derivation, name: str) -> Derivation:
 
 
 def _power_chain(factor: sp.Expr, name: str) -> Derivation:
-    k = sp.Symbol("k", integer=True, positive=True)
-    start = sp.Product(factor, (k, 1, LAYERS))
+    start = sp.Product(factor, (K_IDX, 1, LAYERS))
     return (
         Chain(f"factor after L = d - t layers, {name}", start, None, ASSUMPTIONS)
-        .step(sp.product(factor, (k, 1, LAYERS)), "sympy.product", "the same factor per layer")
+        .step(sp.product(factor, (K_IDX, 1, LAYERS)), "sympy.product", "the same factor per layer")
         .done()
     )
 
@@ -341,11 +342,10 @@ def _undefined_at_zero(right: Derivation, left: Derivation) -> Check:
 def _confirm_by_stats(slope_m2: sp.Expr) -> Check:
     """``E[H(Z)^2 G^2] = E[H(Z)^2] v_g`` with independent Gaussians, and ``P(Z > 0)`` for a
     non-Gaussian symmetric law, by ``sympy.stats``."""
-    s = sp.Symbol("s", positive=True)
-    zn = stats.Normal("Z", 0, s)
+    zn = stats.Normal("Z", 0, S_SCALE)
     gn = stats.Normal("G", 0, sp.sqrt(V_G))
     joint = sp.simplify(stats.E(sp.Heaviside(zn) ** 2 * gn**2))
-    laplace = sp.simplify(stats.P(stats.Laplace("Y", 0, s) > 0))
+    laplace = sp.simplify(stats.P(stats.Laplace("Y", 0, S_SCALE) > 0))
     ok = sp.simplify(joint - slope_m2 * V_G) == 0 and sp.simplify(laplace - slope_m2) == 0
     return Check(
         "sympy.stats",
@@ -372,8 +372,7 @@ def _scenario(activation: str, std: sp.Expr) -> dict:
 def _probes(masked: sp.Expr, unmasked: sp.Expr, gamma_he: sp.Expr) -> tuple[Probe, ...]:
     """Backward ratios of layer ``d - 1`` to layer ``d`` under He weights."""
     g_value = gamma_he.subs(N_T, PROBE_WIDTH)
-    s = sp.Symbol("s", positive=True)
-    (std,) = sp.solve(sp.Eq(weight_variance("normal", {"std": s}), g_value), s)
+    (std,) = sp.solve(sp.Eq(weight_variance("normal", {"std": S_SCALE}), g_value), S_SCALE)
     values = {N_T: PROBE_WIDTH, GAMMA: weight_variance("normal", {"std": std})}
     observable = {
         "direction": "backward",

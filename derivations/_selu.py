@@ -49,6 +49,7 @@ import sympy as sp
 from ._check import Chain
 from ._claim import Check, Derivation, Status, Step, combine
 from ._gaussian import OPERATION_SECONDS, Budget
+from ._symbols import mu, s, tau, u
 from ._user import InputError, parse_number
 
 #: Digits of the reported solution; the solver works with :data:`WORK_DPS`.
@@ -59,14 +60,14 @@ CONTINUATION_STEPS = 40
 #: Largest |mean| and variance accepted.
 MAX_MEAN, MAX_VAR = 10.0, 100.0
 
+# Local: SELU's own parameters. ``alpha`` and ``m`` are positive and real here, unlike
+# the real ``alpha`` and integer ``m`` of the Xavier claims, so they are other symbols;
+# ``z`` below has no assumptions (a placeholder for SELU's argument, replaced at once),
+# unlike the shared real ``z``.
 lam, alpha = sp.symbols("lambda alpha", positive=True)
-mu = sp.Symbol("mu", real=True)
 nu = sp.Symbol("nu", positive=True)
 omega = sp.Symbol("omega", real=True)
-tau = sp.Symbol("tau", positive=True)
 m = sp.Symbol("m", real=True)
-s = sp.Symbol("s", positive=True)
-u = sp.Symbol("u", real=True)
 
 
 @dataclass(frozen=True)
@@ -279,27 +280,14 @@ def _jacobian_check(J, lv, av, M, V, W, T, b: Budget) -> str:
     )
 
 
-def selu_parameters(
-    mean: str | float = 0,
-    var: str | float = 1,
-    *,
-    omega_: str | float = 0,
-    tau_: str | float = 1,
-    budget: float = OPERATION_SECONDS,
-) -> SeluFixedPoint:
-    """:math:`\\lambda`, :math:`\\alpha` with :math:`(M, V)` = ``(mean, var)`` a fixed point.
+def _parse_target(mean: object, var: object, omega_: object, tau_: object) -> tuple[float, ...]:
+    """``(M, V, omega, tau)`` as floats, each parsed as a constant and checked for range.
 
     Raises
     ------
     InputError
-        If ``var <= 0``, a value is not a finite number (text is parsed as a constant
-        expression: ``"1/2"``), or no solution is found (the message says so).
-
-    Examples
-    --------
-    >>> p = selu_parameters(0, 1)
-    >>> p.alpha[:12], p.lam[:12]
-    ('1.6732632423', '1.0507009873')
+        If a value is not a finite number, or lies outside its range (the message
+        names the argument).
     """
     values = []
     for name, v, lo, hi in (
@@ -313,9 +301,12 @@ def selu_parameters(
         if not lo <= value <= hi or (lo == 0 and value <= 0):
             raise InputError(f"`{name}` must lie in ({lo:g}, {hi:g}]; got {name}={v!r}.")
         values.append(value)
-    M, V, W, T = values
-    b = Budget(float(budget))
-    mean_map, var_map = maps()
+    return tuple(values)
+
+
+def _solved(mean_map, var_map, target: tuple[float, ...], b: Budget):
+    """``(lambda, alpha, residual)`` from :func:`_solve`, or ``InputError`` saying why not."""
+    M, V, W, T = target
     ok, solved, why = b.attempt("mpmath.findroot", lambda: _solve(mean_map, var_map, (M, V), W, T))
     if not ok:
         raise InputError(
@@ -328,6 +319,16 @@ def selu_parameters(
             f"no valid (lambda, alpha) for (mean, var) = ({M:g}, {V:g}): the solver ended at "
             f"lambda = {float(lv):.6g}, alpha = {float(av):.6g} (residual {float(res):.2g})."
         )
+    return lv, av, res
+
+
+def _jacobian(mean_map, var_map, target: tuple[float, ...], lv, av):
+    """:math:`J = \\partial(\\tilde\\mu, \\tilde\\nu)/\\partial(\\mu, \\nu)` at the fixed point.
+
+    Returns ``J`` (an ``mpmath.matrix`` at :data:`WORK_DPS` digits), its rows as
+    floats, its largest singular value and its eigenvalues.
+    """
+    M, V, W, T = target
     jac = sp.Matrix([mean_map, var_map]).jacobian([mu, nu]).subs({omega: W, tau: T})
     with mpmath.workdps(WORK_DPS):
         f = sp.lambdify((mu, nu, lam, alpha), jac, modules="mpmath")
@@ -337,6 +338,42 @@ def selu_parameters(
         jrows = tuple(tuple(float(J[i, j]) for j in range(2)) for i in range(2))
         norm = float(max(sv))
         eig = tuple(complex(e) for e in ev)
+    return J, jrows, norm, eig
+
+
+def selu_parameters(
+    mean: str | float = 0,
+    var: str | float = 1,
+    *,
+    omega_: str | float = 0,
+    tau_: str | float = 1,
+    budget: float = OPERATION_SECONDS,
+) -> SeluFixedPoint:
+    """:math:`\\lambda`, :math:`\\alpha` with :math:`(M, V)` = ``(mean, var)`` a fixed point.
+
+    .. math::
+
+        \\tilde\\mu(M, V) = M, \\qquad \\tilde\\nu(M, V) = V
+
+    Raises
+    ------
+    InputError
+        If ``var <= 0``, a value is not a finite number (text is parsed as a constant
+        expression: ``"1/2"``), or no solution is found (the message says so).
+
+    Examples
+    --------
+    >>> p = selu_parameters(0, 1)
+    >>> p.alpha[:12], p.lam[:12]
+    ('1.6732632423', '1.0507009873')
+    """
+    target = _parse_target(mean, var, omega_, tau_)
+    M, V, W, T = target
+    b = Budget(float(budget))
+    mean_map, var_map = maps()
+    lv, av, res = _solved(mean_map, var_map, target, b)
+    J, jrows, norm, eig = _jacobian(mean_map, var_map, target, lv, av)
+    with mpmath.workdps(WORK_DPS):
         lam_s = mpmath.nstr(lv, DIGITS, strip_zeros=False)
         alpha_s = mpmath.nstr(av, DIGITS, strip_zeros=False)
     jac_check = _jacobian_check(J, lv, av, M, V, W, T, b)

@@ -98,6 +98,7 @@ from ._claim import Assumption, Check, Claim, Derivation, Probe, Status
 from ._forward import forward_variance, weight_variance
 from ._gaussian import evaluate, gaussian_integral, gaussian_moment, gaussian_square_series
 from ._gradients import float_format
+from ._symbols import c as c_factor
 from ._symbols import gamma, mu_prev, n_prev, n_t, q, s2, v_prev, x
 from ._table import activation, family, names
 from ._xavier import b_t, backward_variance, second_moment_recursion, xavier
@@ -106,7 +107,7 @@ d = sp.Symbol("d", integer=True, positive=True)
 t = sp.Symbol("t", integer=True, positive=True)
 m_prev = sp.Symbol("m_{t-1}", positive=True)
 eps = sp.Symbol("epsilon", positive=True)
-u = sp.Symbol("u", positive=True)
+u = sp.Symbol("u", positive=True)  # positive, unlike the shared real u: a chi-square variable
 
 #: The two readings of the slide's N(0, 0.01), in native parameters (a std).
 STD_READING = sp.Rational(1, 100)  # D2L: normal(0, 0.01) is a standard deviation
@@ -234,7 +235,7 @@ def _iterate(name: str, start_value: sp.Symbol, factor: sp.Expr, why: str) -> De
 def _confirm_rsolve(factor: sp.Expr, result: sp.Expr, what: str) -> Check:
     """The recurrence :math:`m_t = c\\,m_{t-1}`, :math:`m_0 = v`, solved by ``sympy.rsolve``."""
     m = sp.Function("m")
-    k = sp.Symbol("k", integer=True)
+    k = sp.Symbol("k", integer=True)  # rsolve's index, any integer (the shared k is positive)
     solved = sp.rsolve(m(k) - factor * m(k - 1), m(k), {m(0): v_prev})
     ok = solved is not None and sp.simplify(solved.subs(k, d) - result) == 0
     return Check(
@@ -256,10 +257,9 @@ def crossing_depth(factor: sp.Expr) -> sp.Expr:
 
 @cache
 def _generic_root() -> tuple[sp.Symbol, sp.Expr]:
-    c = sp.Symbol("c", positive=True)
     real_d = sp.Symbol("d", positive=True)
-    (root,) = sp.solve(sp.Eq(sp.sqrt(v_prev * c**real_d), eps), real_d)
-    return c, root
+    (root,) = sp.solve(sp.Eq(sp.sqrt(v_prev * c_factor**real_d), eps), real_d)
+    return c_factor, root
 
 
 @cache

@@ -12,7 +12,12 @@ symbol used by one derivation only stays in its module.
   :math:`v_{t-1}` of the previous layer's outputs; ``mu_prev``: their mean;
 * ``i``, ``j``: unit indices; ``h``, ``h_prev``, ``w``, ``g``, ``g_prev``: the indexed
   outputs :math:`h^t`, :math:`h^{t-1}`, weights :math:`w^t` and gradients :math:`g^t`,
-  :math:`g^{t-1}` of layer :math:`t`.
+  :math:`g^{t-1}` of layer :math:`t`;
+* ``n``: a width (a count of units, or of a chi-square's degrees of freedom); ``k``: a
+  count up to it (active units, summation index);
+* ``mu``: a mean; ``s``: a standard deviation or scale; ``tau``: a positive parameter
+  (a truncation point, a sum of squared weights); ``c``: a positive constant factor;
+  ``u``: a real variable (a standardized one, or an activation's argument).
 """
 
 from __future__ import annotations
@@ -35,3 +40,10 @@ h_prev = sp.IndexedBase("h^{t-1}")
 w = sp.IndexedBase("w^{t}")
 g = sp.IndexedBase("g^{t}")
 g_prev = sp.IndexedBase("g^{t-1}")
+n = sp.Symbol("n", integer=True, positive=True)
+k = sp.Symbol("k", integer=True, positive=True)
+mu = sp.Symbol("mu", real=True)
+s = sp.Symbol("s", positive=True)
+tau = sp.Symbol("tau", positive=True)
+c = sp.Symbol("c", positive=True)
+u = sp.Symbol("u", real=True)

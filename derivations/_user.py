@@ -98,7 +98,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import mpmath
 import numpy as np
@@ -125,6 +125,9 @@ from ._gaussian import (
 from ._symbols import x
 from ._table import RELU, SIGMOID, TABLE, activation
 from ._xavier import tau, truncated_variance
+
+if TYPE_CHECKING:  # the record is defined where the mean-field maps use it too
+    from ._meanfield import FixedPoint
 
 
 class InputError(ValueError):
@@ -433,6 +436,225 @@ def _tokens(text: str, argument: str, symbols: Mapping[str, sp.Symbol]) -> None:
 
 _AST_BINOPS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)
 _AST_COMPARE = (ast.Lt, ast.LtE, ast.Gt, ast.GtE)
+#: Values of the named constants, for the size of a constant exponent.
+_CONSTANT_VALUES = {"pi": math.pi, "E": math.e}
+#: ``log10`` of a named constant's size (both are below :math:`10^{0.5}`).
+_CONSTANT_MAGNITUDE = 0.5
+#: ``log10(2)`` rounded up: a sum or difference is at most twice its larger term.
+_SUM_MAGNITUDE = 0.31
+#: Bits of an integer constant at :math:`10^{1000}` (:data:`MAX_MAGNITUDE`).
+_MAX_BITS = 3400
+#: How to write a ``Piecewise``, in its refusals.
+_PIECEWISE_FORM = "Piecewise((value, x > 0), ..., (value, True))"
+
+
+class _Refused(Exception):
+    """A size or form limit of :func:`_check_syntax` broken; ``args[0]`` says which.
+
+    Worded to follow the argument's name (```EXPR` holds a tuple ...``); turned into an
+    :class:`InputError` by :func:`_check_syntax`.
+    """
+
+
+def _syntax_tree(text: str, argument: str, symbols: Mapping[str, sp.Symbol]) -> ast.Expression:
+    """The syntax tree of ``text`` (``^`` read as ``**``), parsed by :mod:`ast`, never run."""
+    source = text.replace("^", "**")
+    try:
+        return ast.parse(source.strip(), mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        msg = exc.args[0] if exc.args else type(exc).__name__
+        raise InputError(
+            f"`{argument}` is not a valid expression ({msg}); got {argument}={text!r}. "
+            f"Allowed: {_allowed(symbols)}."
+        ) from None
+
+
+def _power_value(a: float, b: float) -> float:
+    """:math:`a^b` for constants, ``inf`` when the power is too large to compute."""
+    if abs(b) > MAX_EXPONENT or (a != 0 and abs(b * math.log10(abs(a))) > 300):
+        return math.inf
+    return float(abs(a) ** b) if a >= 0 or float(b).is_integer() else math.nan
+
+
+def _constant_value(node: ast.AST) -> float | None:
+    """The value of a small constant exponent (``None`` if it has a symbol)."""
+    if isinstance(node, ast.Constant):
+        return float(node.value)
+    if isinstance(node, ast.Name):
+        return _CONSTANT_VALUES.get(node.id)
+    if isinstance(node, ast.UnaryOp):
+        v = _constant_value(node.operand)
+        return None if v is None else (-v if isinstance(node.op, ast.USub) else v)
+    if not isinstance(node, ast.BinOp):
+        return None
+    a, b = _constant_value(node.left), _constant_value(node.right)
+    if a is None or b is None:
+        return None
+    try:
+        if isinstance(node.op, ast.Pow):
+            return _power_value(a, b)
+        return {
+            ast.Add: a + b,
+            ast.Sub: a - b,
+            ast.Mult: a * b,
+            ast.Div: a / b if b else math.inf,
+        }[type(node.op)]
+    except (OverflowError, ZeroDivisionError):
+        return math.inf
+
+
+def _magnitude(node: ast.AST) -> float | None:
+    """``log10`` of the size of a constant subexpression (``None`` if it has a symbol).
+
+    An upper estimate: a sum is at most twice its larger term, a product adds the
+    logarithms, a power multiplies the base's by the exponent.
+    """
+    if isinstance(node, ast.Constant):
+        v = abs(float(node.value))
+        if not math.isfinite(v):
+            raise _Refused("holds a number that is not finite")
+        return math.log10(v) if v > 0 else -math.inf
+    if isinstance(node, ast.Name):
+        return _CONSTANT_MAGNITUDE if node.id in CONSTANTS else None
+    if isinstance(node, ast.UnaryOp):
+        return _magnitude(node.operand)
+    if not isinstance(node, ast.BinOp):
+        return None
+    a, b = _magnitude(node.left), _magnitude(node.right)
+    if a is None or b is None:
+        return None
+    if isinstance(node.op, ast.Add | ast.Sub):
+        return max(a, b) + _SUM_MAGNITUDE
+    if isinstance(node.op, ast.Mult):
+        return a + b
+    if isinstance(node.op, ast.Div):
+        return a - b if b > -math.inf else None
+    e = _constant_value(node.right)
+    if e is None or not math.isfinite(e) or a == -math.inf:
+        return None
+    return a * e
+
+
+@dataclass
+class _Walk:
+    """What the walk over a syntax tree carries: the names allowed, the nodes seen."""
+
+    names: frozenset[str]
+    nodes: int = 0
+
+
+def _walk(node: ast.AST, depth: int, walk: _Walk) -> None:
+    """Check ``node`` and, depth first, everything below it; refuse the first fault."""
+    walk.nodes += 1
+    if walk.nodes > MAX_NODES:
+        raise _Refused(f"has more than {MAX_NODES} numbers, names and operations")
+    if depth > MAX_DEPTH:
+        raise _Refused(f"nests operations more than {MAX_DEPTH} deep")
+    if isinstance(node, ast.Expression):
+        return _walk(node.body, depth, walk)
+    if isinstance(node, ast.Constant):
+        return _check_constant(node)
+    if isinstance(node, ast.Name):
+        return _check_name(node, walk.names)
+    if isinstance(node, ast.UnaryOp):
+        if not isinstance(node.op, ast.UAdd | ast.USub):
+            raise _Refused("uses an operator that is not + - * / **")
+        return _walk(node.operand, depth + 1, walk)
+    if isinstance(node, ast.BinOp):
+        return _walk_binop(node, depth, walk)
+    if isinstance(node, ast.Call):
+        return _walk_call(node, depth, walk)
+    if isinstance(node, ast.Tuple | ast.List | ast.Set | ast.Dict):
+        raise _Refused("holds a tuple or list; only Piecewise((value, condition), ...) takes pairs")
+    if isinstance(node, ast.Compare):
+        raise _Refused("compares values outside the conditions of Piecewise")
+    raise _Refused(f"holds {type(node).__name__}, which is not an arithmetic expression")
+
+
+def _check_constant(node: ast.Constant) -> None:
+    """A finite int or float below :math:`10^{1000}` (``True`` only ends a ``Piecewise``)."""
+    if isinstance(node.value, bool) or not isinstance(node.value, int | float):
+        raise _Refused(f"may use {node.value!r} only as the last condition of Piecewise")
+    if isinstance(node.value, float) and not math.isfinite(node.value):
+        raise _Refused("holds a number that is not finite")
+    if isinstance(node.value, int) and node.value.bit_length() > _MAX_BITS:
+        raise _Refused(f"holds a number larger than 10**{MAX_MAGNITUDE}")
+
+
+def _check_name(node: ast.Name, names: frozenset[str]) -> None:
+    """A symbol or a constant; a function's name only where it is called."""
+    if node.id not in names:
+        what = "a function" if node.id in FUNCTIONS else "not allowed here"
+        raise _Refused(f"uses the name {node.id!r} as a value ({what})")
+
+
+def _check_power(node: ast.BinOp) -> None:
+    """A numeric exponent at most :data:`MAX_EXPONENT`, and a power below :math:`10^{1000}`."""
+    e = _constant_value(node.right)
+    if e is not None and not (math.isfinite(e) and abs(e) <= MAX_EXPONENT):
+        raise _Refused(
+            f"raises to the power {ast.unparse(node.right)}; numeric exponents "
+            f"must be at most {MAX_EXPONENT} in size"
+        )
+    base = _magnitude(node.left)
+    if e is not None and base is not None and abs(e) * base > MAX_MAGNITUDE:
+        raise _Refused(f"holds a number larger than 10**{MAX_MAGNITUDE}")
+
+
+def _walk_binop(node: ast.BinOp, depth: int, walk: _Walk) -> None:
+    """``+ - * / **`` with sizes in bounds; a flat chain (``x + x + x``) is long, not deep."""
+    if not isinstance(node.op, _AST_BINOPS):
+        raise _Refused("uses an operator that is not + - * / **")
+    if isinstance(node.op, ast.Pow):
+        _check_power(node)
+    size = _magnitude(node)
+    if size is not None and size > MAX_MAGNITUDE:
+        raise _Refused(f"holds a number larger than 10**{MAX_MAGNITUDE}")
+    chained = isinstance(node.left, ast.BinOp) and type(node.left.op) is type(node.op)
+    _walk(node.left, depth + (0 if chained else 1), walk)
+    return _walk(node.right, depth + 1, walk)
+
+
+def _walk_call(node: ast.Call, depth: int, walk: _Walk) -> None:
+    """A whitelisted function with positional arguments (``Piecewise`` with pairs)."""
+    if not (isinstance(node.func, ast.Name) and node.func.id in FUNCTIONS):
+        raise _Refused("calls something that is not a whitelisted function")
+    if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
+        raise _Refused(f"passes keyword or starred arguments to {node.func.id}")
+    if node.func.id == "Piecewise":
+        return _walk_piecewise(node, depth, walk)
+    for a in node.args:
+        _walk(a, depth + 1, walk)
+    return None
+
+
+def _walk_piecewise(node: ast.Call, depth: int, walk: _Walk) -> None:
+    """1 to :data:`MAX_PIECES` pairs ``(value, one comparison)``, the last ``(value, True)``."""
+    form = _PIECEWISE_FORM
+    if not 1 <= len(node.args) <= MAX_PIECES:
+        raise _Refused(
+            f"gives Piecewise {len(node.args)} pieces; write {form} (1 to {MAX_PIECES} pieces)"
+        )
+    for k, piece in enumerate(node.args):
+        if not (isinstance(piece, ast.Tuple) and len(piece.elts) == 2):
+            raise _Refused(f"gives Piecewise a piece that is not a pair; write {form}")
+        val, cond = piece.elts
+        _walk(val, depth + 2, walk)
+        last = k == len(node.args) - 1
+        if isinstance(cond, ast.Constant) and cond.value is True:
+            if not last:
+                raise _Refused(f"puts the condition True before the last piece; write {form}")
+            continue
+        if last:
+            raise _Refused(f"must end Piecewise with the condition True (the rest); write {form}")
+        if not (
+            isinstance(cond, ast.Compare)
+            and len(cond.ops) == 1
+            and isinstance(cond.ops[0], _AST_COMPARE)
+        ):
+            raise _Refused(f"gives Piecewise a condition that is not one comparison; write {form}")
+        _walk(cond.left, depth + 2, walk)
+        _walk(cond.comparators[0], depth + 2, walk)
 
 
 def _check_syntax(text: str, argument: str, symbols: Mapping[str, sp.Symbol]) -> None:
@@ -444,169 +666,13 @@ def _check_syntax(text: str, argument: str, symbols: Mapping[str, sp.Symbol]) ->
     beyond :math:`10^{1000}` (``(x,)*10**8``, ``9**9**9``, ``(10**64)**64``), all
     before SymPy evaluates anything.
     """
-    source = text.replace("^", "**")
+    tree = _syntax_tree(text, argument, symbols)
     try:
-        tree = ast.parse(source.strip(), mode="eval")
-    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
-        msg = exc.args[0] if exc.args else type(exc).__name__
+        _walk(tree, 0, _Walk(frozenset({*symbols, *CONSTANTS})))
+    except _Refused as refused:
         raise InputError(
-            f"`{argument}` is not a valid expression ({msg}); got {argument}={text!r}. "
-            f"Allowed: {_allowed(symbols)}."
+            f"`{argument}` {refused.args[0]}; got {argument}={text!r}. Nothing was evaluated."
         ) from None
-    names = {*symbols, *CONSTANTS}
-    count = [0]
-
-    def refuse(why: str) -> InputError:
-        return InputError(f"`{argument}` {why}; got {argument}={text!r}. Nothing was evaluated.")
-
-    def magnitude(node: ast.AST) -> float | None:
-        """log10 of the size of a constant subexpression (``None`` if it has a symbol)."""
-        if isinstance(node, ast.Constant):
-            v = abs(float(node.value))
-            if not math.isfinite(v):
-                raise refuse("holds a number that is not finite")
-            return math.log10(v) if v > 0 else -math.inf
-        if isinstance(node, ast.Name):
-            return 0.5 if node.id in CONSTANTS else None
-        if isinstance(node, ast.UnaryOp):
-            return magnitude(node.operand)
-        if isinstance(node, ast.BinOp):
-            a, b = magnitude(node.left), magnitude(node.right)
-            if a is None or b is None:
-                return None
-            if isinstance(node.op, ast.Add | ast.Sub):
-                return max(a, b) + 0.31
-            if isinstance(node.op, ast.Mult):
-                return a + b
-            if isinstance(node.op, ast.Div):
-                return a - b if b > -math.inf else None
-            e = value(node.right)
-            if e is None or not math.isfinite(e) or a == -math.inf:
-                return None
-            return a * e
-        return None
-
-    def value(node: ast.AST) -> float | None:
-        """The value of a small constant exponent (``None`` if it has a symbol)."""
-        if isinstance(node, ast.Constant):
-            return float(node.value)
-        if isinstance(node, ast.Name):
-            return {"pi": math.pi, "E": math.e}.get(node.id)
-        if isinstance(node, ast.UnaryOp):
-            v = value(node.operand)
-            return None if v is None else (-v if isinstance(node.op, ast.USub) else v)
-        if isinstance(node, ast.BinOp):
-            a, b = value(node.left), value(node.right)
-            if a is None or b is None:
-                return None
-            try:
-                if isinstance(node.op, ast.Pow):
-                    if abs(b) > MAX_EXPONENT or (a != 0 and abs(b * math.log10(abs(a))) > 300):
-                        return math.inf
-                    return float(abs(a) ** b) if a >= 0 or float(b).is_integer() else math.nan
-                return {
-                    ast.Add: a + b,
-                    ast.Sub: a - b,
-                    ast.Mult: a * b,
-                    ast.Div: a / b if b else math.inf,
-                }[type(node.op)]
-            except (OverflowError, ZeroDivisionError):
-                return math.inf
-        return None
-
-    def walk(node: ast.AST, depth: int, piecewise_arg: bool = False) -> None:
-        count[0] += 1
-        if count[0] > MAX_NODES:
-            raise refuse(f"has more than {MAX_NODES} numbers, names and operations")
-        if depth > MAX_DEPTH:
-            raise refuse(f"nests operations more than {MAX_DEPTH} deep")
-        if isinstance(node, ast.Expression):
-            return walk(node.body, depth)
-        if isinstance(node, ast.Constant):
-            if isinstance(node.value, bool) or not isinstance(node.value, int | float):
-                raise refuse(f"may use {node.value!r} only as the last condition of Piecewise")
-            if isinstance(node.value, float) and not math.isfinite(node.value):
-                raise refuse("holds a number that is not finite")
-            if isinstance(node.value, int) and node.value.bit_length() > 3400:
-                raise refuse(f"holds a number larger than 10**{MAX_MAGNITUDE}")
-            return None
-        if isinstance(node, ast.Name):
-            if node.id not in names:
-                what = "a function" if node.id in FUNCTIONS else "not allowed here"
-                raise refuse(f"uses the name {node.id!r} as a value ({what})")
-            return None
-        if isinstance(node, ast.UnaryOp):
-            if not isinstance(node.op, ast.UAdd | ast.USub):
-                raise refuse("uses an operator that is not + - * / **")
-            return walk(node.operand, depth + 1)
-        if isinstance(node, ast.BinOp):
-            if not isinstance(node.op, _AST_BINOPS):
-                raise refuse("uses an operator that is not + - * / **")
-            if isinstance(node.op, ast.Pow):
-                e = value(node.right)
-                if e is not None and not (math.isfinite(e) and abs(e) <= MAX_EXPONENT):
-                    raise refuse(
-                        f"raises to the power {ast.unparse(node.right)}; numeric exponents "
-                        f"must be at most {MAX_EXPONENT} in size"
-                    )
-                base = magnitude(node.left)
-                if e is not None and base is not None and abs(e) * base > MAX_MAGNITUDE:
-                    raise refuse(f"holds a number larger than 10**{MAX_MAGNITUDE}")
-            size = magnitude(node)
-            if size is not None and size > MAX_MAGNITUDE:
-                raise refuse(f"holds a number larger than 10**{MAX_MAGNITUDE}")
-            # a flat chain (x + x + ... + x) is long, not deep: same operator, same level
-            chained = isinstance(node.left, ast.BinOp) and type(node.left.op) is type(node.op)
-            walk(node.left, depth + (0 if chained else 1))
-            return walk(node.right, depth + 1)
-        if isinstance(node, ast.Call):
-            if not (isinstance(node.func, ast.Name) and node.func.id in FUNCTIONS):
-                raise refuse("calls something that is not a whitelisted function")
-            if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
-                raise refuse(f"passes keyword or starred arguments to {node.func.id}")
-            if node.func.id == "Piecewise":
-                return piecewise(node, depth)
-            for a in node.args:
-                walk(a, depth + 1)
-            return None
-        if isinstance(node, ast.Tuple | ast.List | ast.Set | ast.Dict):
-            raise refuse(
-                "holds a tuple or list; only Piecewise((value, condition), ...) takes pairs"
-            )
-        if isinstance(node, ast.Compare):
-            raise refuse("compares values outside the conditions of Piecewise")
-        raise refuse(f"holds {type(node).__name__}, which is not an arithmetic expression")
-
-    def piecewise(node: ast.Call, depth: int) -> None:
-        form = "Piecewise((value, x > 0), ..., (value, True))"
-        if not 1 <= len(node.args) <= MAX_PIECES:
-            raise refuse(
-                f"gives Piecewise {len(node.args)} pieces; write {form} (1 to {MAX_PIECES} pieces)"
-            )
-        for k, piece in enumerate(node.args):
-            if not (isinstance(piece, ast.Tuple) and len(piece.elts) == 2):
-                raise refuse(f"gives Piecewise a piece that is not a pair; write {form}")
-            val, cond = piece.elts
-            walk(val, depth + 2)
-            last = k == len(node.args) - 1
-            if isinstance(cond, ast.Constant) and cond.value is True:
-                if not last:
-                    raise refuse(f"puts the condition True before the last piece; write {form}")
-                continue
-            if last:
-                raise refuse(f"must end Piecewise with the condition True (the rest); write {form}")
-            if not (
-                isinstance(cond, ast.Compare)
-                and len(cond.ops) == 1
-                and isinstance(cond.ops[0], _AST_COMPARE)
-            ):
-                raise refuse(
-                    f"gives Piecewise a condition that is not one comparison; write {form}"
-                )
-            walk(cond.left, depth + 2)
-            walk(cond.comparators[0], depth + 2)
-
-    walk(tree, 0)
 
 
 def _check_exponents(expr: sp.Basic, argument: str, text: str) -> None:
@@ -684,30 +750,51 @@ def parse_expression(
     check_text(text, argument, example="tanh(x)")
     _tokens(text, argument, symbols)
     _check_syntax(text, argument, symbols)
+    _guard_exponents(text, argument, symbols, exact_decimals)
+    ok, expr, why = (budget or Budget()).attempt(
+        f"building {argument}", lambda: _build(text, symbols, exact_decimals, evaluate=True)
+    )
+    return _vet_expression(ok, expr, why, text, argument, symbols)
+
+
+def _build(
+    text: str, symbols: Mapping[str, sp.Symbol], exact_decimals: bool, *, evaluate: bool
+) -> object:
+    """``parse_expr`` on ``text`` whose only names are ``symbols`` and the whitelist."""
     local = {**symbols, **CONSTANTS, **FUNCTIONS}
     transformations = (auto_number, convert_xor, *((rationalize,) if exact_decimals else ()))
-    source = text.strip()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return parse_expr(
+            text.strip(),
+            local_dict=local,
+            global_dict={"__builtins__": {}, **_PARSER_GLOBALS},
+            transformations=transformations,
+            evaluate=evaluate,
+        )
 
-    def build(evaluate: bool) -> object:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return parse_expr(
-                source,
-                local_dict=dict(local),
-                global_dict={"__builtins__": {}, **_PARSER_GLOBALS},
-                transformations=transformations,
-                evaluate=evaluate,
-            )
 
+def _guard_exponents(
+    text: str, argument: str, symbols: Mapping[str, sp.Symbol], exact_decimals: bool
+) -> None:
+    """Refuse huge numeric exponents on an unevaluated pass, before evaluating them.
+
+    The pass is only a guard: any other failure is left to the evaluated pass.
+    """
     try:
-        raw = build(False)
+        raw = _build(text, symbols, exact_decimals, evaluate=False)
         if isinstance(raw, sp.Basic):
             _check_exponents(raw, argument, text)
     except InputError:
         raise
-    except Exception:  # the unevaluated pass is only a guard; the evaluated one decides
+    except Exception:  # the evaluated pass decides
         pass
-    ok, expr, why = (budget or Budget()).attempt(f"building {argument}", lambda: build(True))
+
+
+def _vet_expression(
+    ok: bool, expr: object, why: str, text: str, argument: str, symbols: Mapping[str, sp.Symbol]
+) -> sp.Expr:
+    """``expr`` if it was built (``ok``; else ``why`` not) as one finite SymPy expression."""
     if not ok:
         raise InputError(
             f"`{argument}` is not a valid expression ({why.split(' failed ', 1)[-1]}); got "
@@ -833,21 +920,15 @@ class Moment:
         )
 
 
-@dataclass(frozen=True)
-class FixedPoint:
-    """A fixed point :math:`q^* = F(q^*)` of the variance map.
+def _fixed_point(q: float, slope: float, chi: float) -> FixedPoint:
+    """A fixed point of the variance map with its backward factor ``chi``.
 
-    ``slope`` is :math:`F'(q^*)` (stable when below 1 in size); ``chi`` is the
-    backward factor :math:`n\\gamma\\,\\mathbb{E}[f'(\\sqrt{q^*} z)^2]`.
+    The record is :class:`derivations._meanfield.FixedPoint`, imported here because
+    that module builds on this one.
     """
+    from ._meanfield import FixedPoint
 
-    q: float
-    slope: float
-    chi: float
-
-    @property
-    def stable(self) -> bool:
-        return abs(self.slope) < 1
+    return FixedPoint(q, slope, chi)
 
 
 @dataclass(frozen=True)
@@ -1213,8 +1294,10 @@ def _fixed_points(
     d2_moment: Callable[[float], tuple[float, float]],
     gain: float,
     q_max: float = math.inf,
-) -> tuple[FixedPoint, ...]:
+) -> tuple[tuple[float, float, float], ...]:
     """Positive roots of :math:`F(q) - q` on :math:`[10^{-3}, 10^{3}]`, by bracketing.
+
+    Each as ``(q*, F'(q*), chi)``, the fields of :class:`~derivations._meanfield.FixedPoint`.
 
     Variances at which the moment cannot be computed (or is not known to converge,
     beyond ``q_max``) are skipped.
@@ -1247,7 +1330,7 @@ def _fixed_points(
     for r in roots:
         h = 1e-4 * r
         slope = (F(r + h) - F(r - h)) / (2 * h)
-        out.append(FixedPoint(r, slope, gain * d2_moment(r)[0]))
+        out.append((r, slope, gain * d2_moment(r)[0]))
     return tuple(out)
 
 
@@ -1359,169 +1442,158 @@ def _derivative_check(f: sp.Expr, fp: sp.Expr, kinks: tuple[float, ...]) -> Chec
     )
 
 
-def _derivations(a: dict, budget: Budget) -> tuple[Derivation, ...]:
-    """The analysis as checked steps: f', f(0), the slope, Taylor, moments, gains, q*."""
+#: What each check of the recorded derivation says, where it is prose.
+_KINK_DIFF = (
+    "SymPy differentiated f; at its kinks (x = {shown}) f has one-sided derivatives only, "
+    "and the value given there is a convention"
+)
+_CONTINUITY = (
+    "f is continuous at every kink (no jump at 10^-10 on either side), so the Dirac terms "
+    "vanish as distributions; the simulation uses f' off the kinks"
+)
+#: The Gaussian moments recorded: key of the analysis, label, integrand of ``(f, f')``.
+_MOMENTS = (
+    ("mean", "E[f(z)]", lambda f, fp: f),
+    ("m2", "E[f(z)^2]", lambda f, fp: f**2),
+    ("d2", "E[f'(z)^2]", lambda f, fp: fp**2),
+)
+#: The preserving gains recorded: key of the analysis, key of its moment, label.
+_GAINS = (
+    ("forward_gain", "m2", "forward-preserving gain n*gamma = 1/E[f(z)^2]"),
+    ("backward_gain", "d2", "backward-preserving gain n*gamma = 1/E[f'(z)^2]"),
+)
+
+
+def _derivative_derivation(a: dict, budget: Budget) -> Derivation:
+    """``f'`` by ``sp.diff``, off the kinks when ``f`` has any; Dirac terms dropped."""
     f, fp, raw = a["f"], a["derivative"], a["raw_derivative"]
-    out: list[Derivation] = []
     if a["kinks"]:
         # f has no derivative at its kinks; SymPy's value there is a convention, so the
         # step holds off the kinks: computed by SymPy, tested by finite differences there
         shown = ", ".join(f"{k:.6g}" for k in a["kinks"][:6])
-        computed = Check(
-            "sympy.diff",
-            Status.COMPUTED,
-            f"SymPy differentiated f; at its kinks (x = {shown}) f has one-sided derivatives "
-            "only, and the value given there is a convention",
-        )
+        computed = Check("sympy.diff", Status.COMPUTED, _KINK_DIFF.format(shown=shown))
         start = sp.Derivative(f, x)
-        deriv = Derivation(
-            "f'(x)",
-            start,
-            (
-                Step(
-                    start,
-                    raw,
-                    "sympy.diff",
-                    "derivative of f off its kinks",
-                    (computed, a["derivative_check"]),
-                ),
-            ),
-        )
+        checks = (computed, a["derivative_check"])
+        step = Step(start, raw, "sympy.diff", "derivative of f off its kinks", checks)
+        deriv = Derivation("f'(x)", start, (step,))
     else:
         steps = [(raw, "sympy.diff", "derivative of f", (a["derivative_check"],))]
         deriv = _chain("f'(x)", sp.Derivative(f, x), steps, budget)
-    if raw != fp:
-        continuity = Check(
-            "continuity at kinks",
-            Status.TESTED,
-            "f is continuous at every kink (no jump at 10^-10 on either side), so the Dirac "
-            "terms vanish as distributions; the simulation uses f' off the kinks",
-        )
-        deriv = Derivation(
-            deriv.name,
-            deriv.start,
-            (
-                *deriv.steps,
-                Step(raw, fp, "drop Dirac terms", "f' almost everywhere", (continuity,)),
-            ),
-        )
-    out.append(deriv)
-    out.append(_chain("f(0)", sp.Subs(f, x, 0), [(a["f0"], "evaluate", "f at 0", ())], budget))
+    if raw == fp:
+        return deriv
+    continuity = Check("continuity at kinks", Status.TESTED, _CONTINUITY)
+    drop = Step(raw, fp, "drop Dirac terms", "f' almost everywhere", (continuity,))
+    return Derivation(deriv.name, deriv.start, (*deriv.steps, drop))
+
+
+def _origin_derivations(a: dict, budget: Budget) -> list[Derivation]:
+    """``f(0)``, and the slope at 0: one-sided at a kink, ``f'(0)`` otherwise.
+
+    A slope found only as a numeric difference quotient (a ``Float``) is shown, not
+    recorded as a derivation.
+    """
+    f = a["f"]
+    out = [_chain("f(0)", sp.Subs(f, x, 0), [(a["f0"], "evaluate", "f at 0", ())], budget)]
     h = sp.Symbol("h", positive=True)
-    if a["kink_at_0"]:
-        for direction, key in (("+", "slope_right"), ("-", "slope_left")):
-            value = a[key]
-            if isinstance(value, sp.Float):
-                continue  # a numeric difference quotient: shown, not a derivation
-            limit = sp.Limit((f.subs(x, h) - a["f0"]) / h, h, 0, direction)
-            if direction == "-":
-                limit = sp.Limit((f.subs(x, -h) - a["f0"]) / (-h), h, 0, "+")
-            out.append(
-                _chain(f"slope at 0{direction}", limit, [(value, "sympy.limit", "", ())], budget)
-            )
-    elif not isinstance(a["slope_right"], sp.Float):
-        out.append(
-            _chain(
-                "f'(0)",
-                sp.Subs(sp.Derivative(f, x), x, 0),
-                [(a["slope_right"], "sympy.diff", "derivative at 0", ())],
-                budget,
-            )
-        )
+    if not a["kink_at_0"]:
+        if isinstance(a["slope_right"], sp.Float):
+            return out
+        start = sp.Subs(sp.Derivative(f, x), x, 0)
+        steps = [(a["slope_right"], "sympy.diff", "derivative at 0", ())]
+        return [*out, _chain("f'(0)", start, steps, budget)]
+    for direction, key in (("+", "slope_right"), ("-", "slope_left")):
+        value = a[key]
+        if isinstance(value, sp.Float):
+            continue
+        limit = sp.Limit((f.subs(x, h) - a["f0"]) / h, h, 0, direction)
+        if direction == "-":
+            limit = sp.Limit((f.subs(x, -h) - a["f0"]) / (-h), h, 0, "+")
+        steps = [(value, "sympy.limit", "", ())]
+        out.append(_chain(f"slope at 0{direction}", limit, steps, budget))
+    return out
+
+
+def _local_taylor(a: dict, series: sp.Expr, budget: Budget) -> Derivation:
+    """Taylor at 0 of a piecewise ``f`` with no kink at 0: first the piece that holds there.
+
+    That ``f`` equals the piece is tested at 6 points between the nearest kinks.
+    """
+    f = a["f"]
+    local = _local_piece(f)
+    near = min((abs(k) for k in a["kinks"]), default=1.0)
+    pts = [near * t for t in (-0.9, -0.5, -0.1, 0.1, 0.5, 0.9)]
+    fn, ln = sp.lambdify(x, f, "mpmath"), sp.lambdify(x, local, "mpmath")
+    with mpmath.workdps(30):
+        same = all(abs(fn(mpmath.mpf(t)) - ln(mpmath.mpf(t))) < 1e-25 for t in pts)
+    detail = f"f equals {sp.sstr(local)} at 6 points of (-{near:.6g}, {near:.6g})"
+    check = Check("points", Status.TESTED if same else Status.REFUTED, detail)
+    why = f"no kink in (-{near:.6g}, {near:.6g})"
+    piece = Step(f, local, "the piece that holds near 0", why, (check,))
+    rest = _chain("Taylor at 0", local, [(series, "sympy.series", "", ())], budget)
+    return Derivation("Taylor at 0", f, (piece, *rest.steps))
+
+
+def _taylor_derivations(a: dict, budget: Budget) -> list[Derivation]:
+    """Taylor at 0: one series, or one per side of a kink at 0 (``x = +-p``, ``p > 0``)."""
+    f, out = a["f"], []
     for label, series in a["taylor"]:
         if label == "x" and f.has(*_PIECEWISE):
-            local = _local_piece(f)
-            near = min((abs(k) for k in a["kinks"]), default=1.0)
-            pts = [near * t for t in (-0.9, -0.5, -0.1, 0.1, 0.5, 0.9)]
-            fn, ln = sp.lambdify(x, f, "mpmath"), sp.lambdify(x, local, "mpmath")
-            with mpmath.workdps(30):
-                same = all(abs(fn(mpmath.mpf(t)) - ln(mpmath.mpf(t))) < 1e-25 for t in pts)
-            piece = Step(
-                f,
-                local,
-                "the piece that holds near 0",
-                f"no kink in (-{near:.6g}, {near:.6g})",
-                (
-                    Check(
-                        "points",
-                        Status.TESTED if same else Status.REFUTED,
-                        f"f equals {sp.sstr(local)} at 6 points of (-{near:.6g}, {near:.6g})",
-                    ),
-                ),
-            )
-            rest = _chain("Taylor at 0", local, [(series, "sympy.series", "", ())], budget)
-            out.append(Derivation("Taylor at 0", f, (piece, *rest.steps)))
+            out.append(_local_taylor(a, series, budget))
         elif label == "x":
-            out.append(
-                _chain(
-                    "Taylor at 0", f, [(series, "sympy.series", "Taylor series at 0", ())], budget
-                )
-            )
+            steps = [(series, "sympy.series", "Taylor series at 0", ())]
+            out.append(_chain("Taylor at 0", f, steps, budget))
         else:
             side = sp.Symbol("p", positive=True)
             sign = 1 if label == "x > 0" else -1
             piece = sp.piecewise_fold(f.subs(x, sign * side))
             branch = series.removeO().subs(x, sign * side) + sp.O(side**6)
-            out.append(
-                _chain(
-                    f"Taylor at 0 on {label} (x = {'' if sign > 0 else '-'}p, p > 0)",
-                    piece,
-                    [(branch, "sympy.series (one-sided)", "", ())],
-                    budget,
-                )
-            )
+            name = f"Taylor at 0 on {label} (x = {'' if sign > 0 else '-'}p, p > 0)"
+            steps = [(branch, "sympy.series (one-sided)", "", ())]
+            out.append(_chain(name, piece, steps, budget))
+    return out
+
+
+def _gain_derivation(
+    label: str, gain: sp.Expr, m: Moment, used: Derivation, budget: Budget
+) -> Derivation:
+    r"""``1/E[...] = gain``: solved from the exact moment ``used``, or from the numeric one."""
+    integral = used.start
+    if m.status != "exact":
+        detail = f"1/{float(m.value):.17g} from the numeric moment (error {m.error:.2g})"
+        check = Check("uses", Status.TESTED, detail)
+        step = Step(1 / integral, gain, "uses " + used.name, "", (check,))
+        return Derivation(label, 1 / integral, (step,))
+    ok, d, why = budget.attempt(
+        f"checking '{label}'",
+        lambda: (
+            Chain(label, 1 / integral)
+            .use(used.name, used, lhs=integral)
+            .step(gain, "sympy.solve", f"n*gamma*{sp.sstr(m.value)} = 1")
+            .done()
+        ),
+    )
+    if ok:
+        return d
+    undecided = _undecided_step(1 / integral, gain, "sympy.solve", "", why)
+    return Derivation(label, 1 / integral, (undecided,))
+
+
+def _derivations(a: dict, budget: Budget) -> tuple[Derivation, ...]:
+    """The analysis as checked steps: f', f(0), the slope, Taylor, moments, gains, q*."""
+    out = [_derivative_derivation(a, budget)]
+    out += _origin_derivations(a, budget)
+    out += _taylor_derivations(a, budget)
     moments = {}
-    for key, label, g in (
-        ("mean", "E[f(z)]", f),
-        ("m2", "E[f(z)^2]", f**2),
-        ("d2", "E[f'(z)^2]", fp**2),
-    ):
+    for key, label, integrand in _MOMENTS:
+        g = integrand(a["f"], a["derivative"])
         moments[key] = _moment_step(label, g, a[key], budget)
         out.append(moments[key])
-    for key, moment, label in (
-        ("forward_gain", "m2", "forward-preserving gain n*gamma = 1/E[f(z)^2]"),
-        ("backward_gain", "d2", "backward-preserving gain n*gamma = 1/E[f'(z)^2]"),
-    ):
+    for key, moment, label in _GAINS:
         gain, m = a[key], a[moment]
-        if gain is None or m.value is None:
-            continue
-        integral = moments[moment].start
-        used = moments[moment]
-        if m.status == "exact":
-            ok, d, why = budget.attempt(
-                f"checking '{label}'",
-                lambda integral=integral, used=used, gain=gain, m=m, label=label: (
-                    Chain(label, 1 / integral)
-                    .use(used.name, used, lhs=integral)
-                    .step(gain, "sympy.solve", f"n*gamma*{sp.sstr(m.value)} = 1")
-                    .done()
-                ),
-            )
-            out.append(
-                d
-                if ok
-                else Derivation(
-                    label,
-                    1 / integral,
-                    (_undecided_step(1 / integral, gain, "sympy.solve", "", why),),
-                )
-            )
-        else:
-            check = Check(
-                "uses",
-                Status.TESTED,
-                f"1/{float(m.value):.17g} from the numeric moment (error {m.error:.2g})",
-            )
-            out.append(
-                Derivation(
-                    label,
-                    1 / integral,
-                    (Step(1 / integral, gain, "uses " + used.name, "", (check,)),),
-                )
-            )
-    fp_ = a.get("fixed_point_derivation")
-    if fp_ is not None:
-        out.append(fp_)
+        if gain is not None and m.value is not None:
+            out.append(_gain_derivation(label, gain, m, moments[moment], budget))
+    if a.get("fixed_point_derivation") is not None:
+        out.append(a["fixed_point_derivation"])
     return tuple(out)
 
 
@@ -1588,6 +1660,30 @@ def _moment_at(
     return checked_moment(g, x, qv, exact=exact, budget=budget, growth_of=growth_of)
 
 
+#: Refusals of an activation the moments cannot hold, as templates (``str.format``).
+_UNBOUNDED = (
+    "`{argument}`: f(x) = {f} is not real and finite on the whole real line: it is unbounded "
+    "(or not real) next to x = {at:.10g}, so E[f'(z)^2] is infinite there (an f unbounded "
+    "near a point has an infinite integral of f'^2 near it, by Cauchy-Schwarz): no gain "
+    "preserves the backward second moment. Give an activation that is finite on the whole "
+    "real line; got {argument}={text!r}."
+)
+_JUMP = (
+    "`{argument}`: f(x) = {f} jumps by {jump:.6g} at x = {at:.10g}, so its derivative has a "
+    "Dirac delta there and E[f'(z)^2] is infinite: no gain preserves the backward second "
+    "moment, and backpropagation sees only the derivative off the jump. initproof analyses "
+    "continuous activations; smooth the step (e.g. sigmoid(10*x) instead of Heaviside(x)); "
+    "got {argument}={text!r}."
+)
+_DIVERGENT = (
+    "`{argument}`: {name} {at_one}: {how}, and the Gaussian density decays like "
+    "exp(-x^2/(2q)), so the moment is infinite for q >= {q_max:.6g}. At finite width the "
+    "pre-activation variance is itself random and unbounded, so a layer's second moment is "
+    "infinite at every width: initproof does not analyse activations that grow as fast as a "
+    "Gaussian decays; got {argument}={text!r}."
+)
+
+
 def _refuse_singularities(
     f: sp.Expr, kinks: tuple[float, ...], text: str, argument: str, budget: Budget
 ) -> None:
@@ -1599,27 +1695,14 @@ def _refuse_singularities(
         return
     for s in sing:
         if s.unbounded:
-            raise InputError(
-                f"`{argument}`: f(x) = {f} is not real and finite on the whole real line: it "
-                f"is unbounded (or not real) next to x = {s.at:.10g}, so "
-                f"E[f'(z)^2] is infinite there (an f unbounded near a point has an infinite "
-                f"integral of f'^2 near it, by Cauchy-Schwarz): no gain preserves the backward "
-                f"second moment. Give an activation that is finite on the whole real line; got "
-                f"{argument}={text!r}."
-            )
+            raise InputError(_UNBOUNDED.format(argument=argument, f=f, at=s.at, text=text))
     for s in sing:
         try:
             scale = 1 + abs(float(f.subs(x, s.at).evalf(20)))
         except (TypeError, ValueError):
             scale = 1.0
         if s.jump > 1e-6 * scale:
-            raise InputError(
-                f"`{argument}`: f(x) = {f} jumps by {s.jump:.6g} at x = {s.at:.10g}, so its "
-                f"derivative has a Dirac delta there and E[f'(z)^2] is infinite: no gain "
-                f"preserves the backward second moment, and backpropagation sees only the "
-                f"derivative off the jump. initproof analyses continuous activations; smooth the "
-                f"step (e.g. sigmoid(10*x) instead of Heaviside(x)); got {argument}={text!r}."
-            )
+            raise InputError(_JUMP.format(argument=argument, f=f, jump=s.jump, at=s.at, text=text))
 
 
 def _refuse_divergent(name: str, g: sp.Expr, grow, text: str, argument: str) -> None:
@@ -1632,12 +1715,275 @@ def _refuse_divergent(name: str, g: sp.Expr, grow, text: str, argument: str) -> 
             else "is finite only for q < " + f"{grow.q_max:.6g}"
         )
         raise InputError(
-            f"`{argument}`: {name} {at_one}: {how}, and the Gaussian density decays like "
-            f"exp(-x^2/(2q)), so the moment is infinite for q >= {grow.q_max:.6g}. At finite "
-            f"width the pre-activation variance is itself random and unbounded, so a layer's "
-            f"second moment is infinite at every width: initproof does not analyse activations "
-            f"that grow as fast as a Gaussian decays; got {argument}={text!r}."
+            _DIVERGENT.format(
+                argument=argument, name=name, at_one=at_one, how=how, q_max=grow.q_max, text=text
+            )
         )
+
+
+def _budget_of(budget: object) -> Budget:
+    """The :class:`Budget` of ``--budget`` seconds per operation: finite and positive."""
+    if not (isinstance(budget, int | float) and math.isfinite(budget) and budget > 0):
+        raise InputError(f"`--budget` must be a positive number of seconds; got {budget!r}.")
+    return Budget(float(budget))
+
+
+def _noted(
+    b: Budget, notes: list[str], what: str, fn: Callable[[], object], fallback: object, note: str
+) -> object:
+    """``fn()`` under the budget; on failure ``fallback``, and ``note`` + the reason noted."""
+    ok, value, why = b.attempt(what, fn)
+    if not ok:
+        notes.append(note + why)
+        return fallback
+    return value
+
+
+def _vetted_activation(
+    text: str, argument: str, b: Budget, notes: list[str]
+) -> tuple[sp.Expr, tuple[float, ...]]:
+    """``f`` parsed, real and finite on the real line and its kinks, without jumps or poles."""
+    f = parse_expression(
+        text, argument=argument, symbols=ACTIVATION_SYMBOLS, budget=b, exact_decimals=True
+    )
+    if not f.has(x):
+        raise InputError(f"`{argument}` must depend on x; got {argument}={text!r}.")
+    _check_real(f, text, argument, budget=b, infinite=False)
+    kinks = _noted(b, notes, "the search for kinks and poles", lambda: special_points(f, x), (), "")
+    _refuse_singularities(f, kinks, text, argument, b)
+    near = [k + d for k in kinks for d in (-1e-6, 1e-6)]
+    mids = [(u + v) / 2 for u, v in itertools.pairwise(kinks)]
+    _check_real(f, text, argument, extra=[*near, *mids], budget=b)
+    return f, kinks
+
+
+def _checked_derivative(
+    f: sp.Expr, kinks: tuple[float, ...], argument: str, b: Budget
+) -> tuple[sp.Expr, sp.Expr, Check]:
+    """``(sp.diff(f), f' without Dirac terms, its finite-difference check)``.
+
+    Refuses an ``f`` SymPy cannot differentiate, and an ``f'`` that finite differences
+    do not confirm: the simulation never runs with an unchecked derivative.
+    """
+    ok, raw, why = b.attempt("sympy.diff", lambda: sp.diff(f, x))
+    if not ok:
+        raise InputError(f"`{argument}`: cannot differentiate f(x) = {f} ({why}).")
+    fp = raw.replace(lambda e: isinstance(e, sp.DiracDelta), lambda e: sp.Integer(0))
+    if fp.has(sp.Derivative, sp.Subs):
+        raise InputError(f"`{argument}`: SymPy leaves the derivative of f(x) = {f} unevaluated.")
+    ok, dcheck, why = b.attempt(
+        "the finite-difference check of f'", lambda: _derivative_check(f, fp, kinks)
+    )
+    if not ok:
+        raise InputError(
+            f"`{argument}`: the derivative f'(x) = {fp} could not be cross-checked by finite "
+            f"differences ({why}); no simulation is run with an unchecked derivative."
+        )
+    if dcheck.status is Status.REFUTED:
+        raise InputError(
+            f"`{argument}`: the derivative the simulation would use, f'(x) = {fp}, disagrees "
+            f"with finite differences: {dcheck.detail}. This is a fault in initproof, not in "
+            "your input; nothing was simulated."
+        )
+    return raw, fp, dcheck
+
+
+def _tail_growths(
+    f: sp.Expr, fp: sp.Expr, text: str, argument: str, b: Budget, notes: list[str]
+) -> dict[str, object]:
+    """The tail growth of ``f``, ``f^2`` and ``f'^2`` (``None`` when not found in time).
+
+    Refuses an ``f`` whose second moment, or its derivative's, diverges.
+    """
+    growths = {}
+    for key, g in (("f", f), ("f^2", f**2), ("f'^2", fp**2)):
+        growths[key] = _noted(
+            b, notes, f"the tail test of {key}", lambda g=g: growth(g, x), None, ""
+        )
+    _refuse_divergent("E[f(z)^2]", f**2, growths["f^2"], text, argument)
+    _refuse_divergent("E[f'(z)^2]", fp**2, growths["f'^2"], text, argument)
+    return growths
+
+
+def _gaussian_moments(
+    f: sp.Expr, fp: sp.Expr, growths: dict, argument: str, b: Budget, notes: list[str]
+) -> tuple[bool, Moment, Moment, Moment]:
+    r"""``(odd, E[f(z)], E[f(z)^2], E[f'(z)^2])`` at :math:`q = 1`.
+
+    Refuses a divergent moment and a second moment that is 0; notes undecided ones.
+    """
+    ok, odd, _ = b.attempt("the test of oddness", lambda: _odd(f, b))
+    odd = bool(ok and odd)
+    m2 = Moment.of(_moment_at(f**2, 1.0, b, growths["f^2"]))
+    d2 = Moment.of(_moment_at(fp**2, 1.0, b, growths["f'^2"]))
+    if odd:
+        mean = Moment(f, sp.Integer(0), "odd f: E[f(z)] = 0 by symmetry", 0.0, "exact")
+    else:
+        mean = Moment.of(_moment_at(f, 1.0, b, growths["f"]))
+    for name, m in (("E[f(z)]", mean), ("E[f(z)^2]", m2), ("E[f'(z)^2]", d2)):
+        if m.status == "divergent":
+            raise InputError(f"`{argument}`: {name} diverges for f(x) = {f}: {m.reason}.")
+        if m.status == "undecided":
+            notes.append(f"{name} is undecided: {m.reason}")
+    for name, m in (("E[f(z)^2]", m2), ("E[f'(z)^2]", d2)):
+        if m.decided and not float(m) > 0:
+            raise InputError(
+                f"`{argument}`: {name} = {m.value} for f(x) = {f}; no gain preserves a second "
+                "moment that is 0."
+            )
+    return odd, mean, m2, d2
+
+
+def _preserving_gain(m: Moment, what: str, b: Budget) -> sp.Expr | None:
+    r""":math:`1/m`, simplified when ``m`` is exact; ``None`` when ``m`` is undecided."""
+    gain = 1 / m.value if m.decided else None
+    if gain is not None and m.exact:
+        ok, simple, _ = b.attempt(f"simplify ({what} gain)", lambda: sp.simplify(gain))
+        gain = simple if ok else gain
+    return gain
+
+
+def _gain_parts(parts: dict, gain: str | None, b: Budget) -> dict:
+    """The preserving gains, and the gain the fixed points use (given, or the forward one)."""
+    forward = _preserving_gain(parts["m2"], "forward", b)
+    backward = _preserving_gain(parts["d2"], "backward", b)
+    if gain is None:
+        used, source = forward, "forward-preserving"
+    else:
+        used, source = parse_number(gain, argument="--gain"), "given"
+    return {"forward_gain": forward, "backward_gain": backward, "gain": used, "gain_source": source}
+
+
+def _shape_parts(parts: dict, b: Budget, notes: list[str]) -> dict:
+    """:math:`f(0)`, whether a kink lies at 0, the one-sided slopes, the homogeneity."""
+    f = parts["f"]
+    f0 = f.subs(x, 0)
+    slopes = [
+        _noted(b, notes, "the slope at 0", lambda s=side: _one_sided_slope(f, f0, s, b), sp.nan, "")
+        for side in (1, -1)
+    ]
+    ok, homogeneous, _ = b.attempt("the test of homogeneity", lambda: _homogeneous(f, b))
+    return {
+        "f0": f0,
+        "kink_at_0": any(abs(k) < 1e-12 for k in parts["kinks"]),
+        "slope_right": slopes[0],
+        "slope_left": slopes[1],
+        "homogeneous": homogeneous if ok else None,
+    }
+
+
+def _fixed_point_parts(parts: dict, b: Budget, notes: list[str]) -> dict:
+    """The fixed points of the variance map at the gain used (every ``q`` when homogeneous).
+
+    A homogeneous ``f`` at its preserving gain fixes every ``q`` (the record holds
+    ``q = 1``); otherwise the positive roots are bracketed where the moments converge.
+    """
+    f2, d2f = quadrature_map(parts["f"] ** 2, x), quadrature_map(parts["derivative"] ** 2, x)
+    out = {"f2_map": f2, "every_q_fixed": False, "fixed_points": (), "fixed_points_decided": True}
+    used, homogeneous, growths = parts["gain"], parts["homogeneous"], parts["growths"]
+    if used is None:
+        notes.append("no gain, so no fixed points: E[f(z)^2] is undecided")
+        return {**out, "fixed_points_decided": False}
+    g = float(used)
+    if homogeneous is not None:
+        a_, b_ = homogeneous
+        c = sp.simplify(used * (a_**2 + b_**2) / 2)
+        if not (c == 1 or abs(float(c) - 1) < 1e-12):
+            return out
+        ok, chi, _ = b.attempt("E[f'(z)^2] at q* = 1", lambda: g * d2f(1.0)[0])
+        return {
+            **out,
+            "every_q_fixed": True,
+            "fixed_points": (_fixed_point(1.0, 1.0, chi if ok else math.nan),),
+        }
+    q_max = min(
+        growths["f^2"].q_max if growths["f^2"] else math.inf,
+        growths["f'^2"].q_max if growths["f'^2"] else math.inf,
+    )
+    ok, found, why = b.attempt(
+        "the search for fixed points", lambda: _fixed_points(f2, d2f, g, q_max)
+    )
+    if not ok:
+        notes.append(f"fixed points undecided: {why}")
+    points = tuple(_fixed_point(*p) for p in found) if ok else ()
+    return {**out, "fixed_points": points, "fixed_points_decided": ok}
+
+
+def _m2_table(
+    f: sp.Expr, m2: Moment, grow: object, exact: bool, b: Budget
+) -> tuple[tuple[float, float | None, float], ...]:
+    r"""``(q, E[f(x)^2], error)`` for :math:`x \sim N(0, q)` at a few variances."""
+    table = []
+    for v in (0.25, 0.5, 1.0, 2.0, 4.0):
+        m = m2 if v == 1.0 else Moment.of(_moment_at(f**2, v, b, grow, exact=exact))
+        table.append((v, float(m) if m.decided else None, m.error if m.decided else math.inf))
+    return tuple(table)
+
+
+def _expansion_parts(parts: dict, b: Budget, notes: list[str]) -> dict:
+    """The small-``q`` series, the moments in ``q``, their table, Taylor, torch's entry."""
+    f, fp = parts["f"], parts["derivative"]
+    series = _noted(
+        b, notes, "the small-q series", lambda: gaussian_square_series(f, x, q, 3).value, None,
+        "no small-q series: ",
+    )  # fmt: skip
+    m2_of_q = _of_q(f**2, b)
+    d2_of_q = _of_q(fp**2, b)
+    table = _m2_table(f, parts["m2"], parts["growths"]["f^2"], m2_of_q is not None, b)
+    taylor = _noted(
+        b, notes, "sympy.series", lambda: _taylor_branches(f, 6, parts["kink_at_0"]), (),
+        "no Taylor expansion: ",
+    )  # fmt: skip
+    torch = _noted(
+        b, notes, "the comparison with torch's calculate_gain", lambda: torch_gain(f), None, ""
+    )
+    return {
+        "m2_series": series,
+        "m2_of_q": m2_of_q,
+        "d2_of_q": d2_of_q,
+        "m2_table": table,
+        "taylor": taylor,
+        "torch": torch,
+    }
+
+
+def _analysis(
+    text: str, parts: dict, b: Budget, notes: list[str], budget: float
+) -> ActivationAnalysis:
+    """The :class:`ActivationAnalysis` of the parts, with the derivation checked step by step."""
+    derivations = _derivations(parts, b)
+    return ActivationAnalysis(
+        text=text,
+        f=parts["f"],
+        derivative=parts["derivative"],
+        taylor=parts["taylor"],
+        f0=parts["f0"],
+        slope_left=parts["slope_left"],
+        slope_right=parts["slope_right"],
+        mean=parts["mean"],
+        m2=parts["m2"],
+        d2=parts["d2"],
+        m2_of_q=parts["m2_of_q"],
+        d2_of_q=parts["d2_of_q"],
+        m2_series=parts["m2_series"],
+        m2_table=parts["m2_table"],
+        forward_gain=parts["forward_gain"],
+        backward_gain=parts["backward_gain"],
+        gain=parts["gain"],
+        gain_source=parts["gain_source"],
+        fixed_points=parts["fixed_points"],
+        every_q_fixed=parts["every_q_fixed"],
+        zero_fixed=parts["f0"] == 0,
+        homogeneous=parts["homogeneous"],
+        odd=parts["odd"],
+        torch=parts["torch"],
+        derivations=derivations,
+        notes=tuple(notes),
+        kinks=tuple(parts["kinks"]),
+        derivative_check=parts["derivative_check"],
+        fixed_points_decided=parts["fixed_points_decided"],
+        budget=float(budget),
+    )
 
 
 @lru_cache(maxsize=64)
@@ -1677,205 +2023,26 @@ def analyze_activation(
     >>> a.m2.value, a.forward_gain, a.torch.squared
     (1/2, 2, 2)
     """
-    if not (isinstance(budget, int | float) and math.isfinite(budget) and budget > 0):
-        raise InputError(f"`--budget` must be a positive number of seconds; got {budget!r}.")
-    b = Budget(float(budget))
+    b = _budget_of(budget)
     notes: list[str] = []
-    f = parse_expression(
-        text, argument=argument, symbols=ACTIVATION_SYMBOLS, budget=b, exact_decimals=True
-    )
-    if not f.has(x):
-        raise InputError(f"`{argument}` must depend on x; got {argument}={text!r}.")
-    _check_real(f, text, argument, budget=b, infinite=False)
-    ok, kinks, why = b.attempt("the search for kinks and poles", lambda: special_points(f, x))
-    if not ok:
-        kinks = ()
-        notes.append(why)
-    _refuse_singularities(f, kinks, text, argument, b)
-    near = [k + d for k in kinks for d in (-1e-6, 1e-6)]
-    mids = [(u + v) / 2 for u, v in itertools.pairwise(kinks)]
-    _check_real(f, text, argument, extra=[*near, *mids], budget=b)
-    ok, raw, why = b.attempt("sympy.diff", lambda: sp.diff(f, x))
-    if not ok:
-        raise InputError(f"`{argument}`: cannot differentiate f(x) = {f} ({why}).")
-    fp = raw.replace(lambda e: isinstance(e, sp.DiracDelta), lambda e: sp.Integer(0))
-    if fp.has(sp.Derivative, sp.Subs):
-        raise InputError(f"`{argument}`: SymPy leaves the derivative of f(x) = {f} unevaluated.")
-    ok, dcheck, why = b.attempt(
-        "the finite-difference check of f'", lambda: _derivative_check(f, fp, kinks)
-    )
-    if not ok:
-        raise InputError(
-            f"`{argument}`: the derivative f'(x) = {fp} could not be cross-checked by finite "
-            f"differences ({why}); no simulation is run with an unchecked derivative."
-        )
-    if dcheck.status is Status.REFUTED:
-        raise InputError(
-            f"`{argument}`: the derivative the simulation would use, f'(x) = {fp}, disagrees "
-            f"with finite differences: {dcheck.detail}. This is a fault in initproof, not in "
-            "your input; nothing was simulated."
-        )
-    growths = {}
-    for key, g in (("f", f), ("f^2", f**2), ("f'^2", fp**2)):
-        ok, grow, why = b.attempt(f"the tail test of {key}", lambda g=g: growth(g, x))
-        growths[key] = grow if ok else None
-        if not ok:
-            notes.append(why)
-    _refuse_divergent("E[f(z)^2]", f**2, growths["f^2"], text, argument)
-    _refuse_divergent("E[f'(z)^2]", fp**2, growths["f'^2"], text, argument)
-    ok, odd, _ = b.attempt("the test of oddness", lambda: _odd(f, b))
-    odd = bool(ok and odd)
-    m2 = Moment.of(_moment_at(f**2, 1.0, b, growths["f^2"]))
-    d2 = Moment.of(_moment_at(fp**2, 1.0, b, growths["f'^2"]))
-    if odd:
-        mean = Moment(f, sp.Integer(0), "odd f: E[f(z)] = 0 by symmetry", 0.0, "exact")
-    else:
-        mean = Moment.of(_moment_at(f, 1.0, b, growths["f"]))
-    for name, m in (("E[f(z)]", mean), ("E[f(z)^2]", m2), ("E[f'(z)^2]", d2)):
-        if m.status == "divergent":
-            raise InputError(f"`{argument}`: {name} diverges for f(x) = {f}: {m.reason}.")
-        if m.status == "undecided":
-            notes.append(f"{name} is undecided: {m.reason}")
-    for name, m in (("E[f(z)^2]", m2), ("E[f'(z)^2]", d2)):
-        if m.decided and not float(m) > 0:
-            raise InputError(
-                f"`{argument}`: {name} = {m.value} for f(x) = {f}; no gain preserves a second "
-                "moment that is 0."
-            )
-    forward = 1 / m2.value if m2.decided else None
-    backward = 1 / d2.value if d2.decided else None
-    if forward is not None and m2.exact:
-        ok, simple, _ = b.attempt("simplify (forward gain)", lambda: sp.simplify(forward))
-        forward = simple if ok else forward
-    if backward is not None and d2.exact:
-        ok, simple, _ = b.attempt("simplify (backward gain)", lambda: sp.simplify(backward))
-        backward = simple if ok else backward
-    if gain is None:
-        used, source = forward, "forward-preserving"
-    else:
-        used, source = parse_number(gain, argument="--gain"), "given"
-    f0 = f.subs(x, 0)
-    kink_at_0 = any(abs(k) < 1e-12 for k in kinks)
-    slopes = []
-    for side in (1, -1):
-        ok, slope, why = b.attempt(
-            "the slope at 0", lambda side=side: _one_sided_slope(f, f0, side, b)
-        )
-        slopes.append(slope if ok else sp.nan)
-        if not ok:
-            notes.append(why)
-    right, left = slopes
-    ok, homogeneous, why = b.attempt("the test of homogeneity", lambda: _homogeneous(f, b))
-    homogeneous = homogeneous if ok else None
-    f2 = quadrature_map(f**2, x)
-    d2f = quadrature_map(fp**2, x)
-    q_max = min(
-        growths["f^2"].q_max if growths["f^2"] else math.inf,
-        growths["f'^2"].q_max if growths["f'^2"] else math.inf,
-    )
-    every = False
-    points: tuple[FixedPoint, ...] = ()
-    points_decided = True
-    if used is not None:
-        g = float(used)
-        if homogeneous is not None:
-            a_, b_ = homogeneous
-            c = sp.simplify(used * (a_**2 + b_**2) / 2)
-            every = c == 1 or abs(float(c) - 1) < 1e-12
-            if every:
-                ok, chi, why = b.attempt("E[f'(z)^2] at q* = 1", lambda: g * d2f(1.0)[0])
-                points = (FixedPoint(1.0, 1.0, chi if ok else math.nan),)
-        else:
-            ok, found, why = b.attempt(
-                "the search for fixed points", lambda: _fixed_points(f2, d2f, g, q_max)
-            )
-            points = found if ok else ()
-            points_decided = ok
-            if not ok:
-                notes.append(f"fixed points undecided: {why}")
-    else:
-        points_decided = False
-        notes.append("no gain, so no fixed points: E[f(z)^2] is undecided")
-    ok, series, why = b.attempt(
-        "the small-q series", lambda: gaussian_square_series(f, x, q, 3).value
-    )
-    if not ok:
-        series = None
-        notes.append(f"no small-q series: {why}")
-    m2_of_q = _of_q(f**2, b)
-    d2_of_q = _of_q(fp**2, b)
-    table = []
-    for v in (0.25, 0.5, 1.0, 2.0, 4.0):
-        if v == 1.0:
-            m = m2
-        else:
-            m = Moment.of(_moment_at(f**2, v, b, growths["f^2"], exact=m2_of_q is not None))
-        table.append((v, float(m) if m.decided else None, m.error if m.decided else math.inf))
-    ok, taylor, why = b.attempt("sympy.series", lambda: _taylor_branches(f, 6, kink_at_0))
-    if not ok:
-        taylor = ()
-        notes.append(f"no Taylor expansion: {why}")
-    ok, torch, why = b.attempt("the comparison with torch's calculate_gain", lambda: torch_gain(f))
-    if not ok:
-        torch = None
-        notes.append(why)
+    f, kinks = _vetted_activation(text, argument, b, notes)
+    raw, fp, dcheck = _checked_derivative(f, kinks, argument, b)
+    growths = _tail_growths(f, fp, text, argument, b, notes)
+    odd, mean, m2, d2 = _gaussian_moments(f, fp, growths, argument, b, notes)
     parts = {
-        "kinks": tuple(kinks),
         "f": f,
-        "derivative": fp,
+        "kinks": tuple(kinks),
         "raw_derivative": raw,
-        "derivative_check": dcheck,
-        "f0": f0,
-        "kink_at_0": kink_at_0,
-        "slope_left": left,
-        "slope_right": right,
-        "taylor": taylor,
-        "mean": mean,
-        "m2": m2,
-        "d2": d2,
-        "forward_gain": forward,
-        "backward_gain": backward,
-        "gain": used,
-        "m2_of_q": m2_of_q,
-        "homogeneous": homogeneous,
-        "every_q_fixed": every,
-        "fixed_points": points,
-        "f2_map": f2,
+        "derivative": fp,
+        "growths": growths,
     }
+    parts |= {"derivative_check": dcheck, "odd": odd, "mean": mean, "m2": m2, "d2": d2}
+    parts |= _gain_parts(parts, gain, b)
+    parts |= _shape_parts(parts, b, notes)
+    parts |= _fixed_point_parts(parts, b, notes)
+    parts |= _expansion_parts(parts, b, notes)
     parts["fixed_point_derivation"] = _fixed_point_derivation(parts, b)
-    derivations = _derivations(parts, b)
-    return ActivationAnalysis(
-        text=text,
-        f=f,
-        derivative=fp,
-        taylor=taylor,
-        f0=f0,
-        slope_left=left,
-        slope_right=right,
-        mean=mean,
-        m2=m2,
-        d2=d2,
-        m2_of_q=m2_of_q,
-        d2_of_q=d2_of_q,
-        m2_series=series,
-        m2_table=tuple(table),
-        forward_gain=forward,
-        backward_gain=backward,
-        gain=used,
-        gain_source=source,
-        fixed_points=points,
-        every_q_fixed=every,
-        zero_fixed=f0 == 0,
-        homogeneous=homogeneous,
-        odd=odd,
-        torch=torch,
-        derivations=derivations,
-        notes=tuple(notes),
-        kinks=tuple(kinks),
-        derivative_check=dcheck,
-        fixed_points_decided=points_decided,
-        budget=float(budget),
-    )
+    return _analysis(text, parts, b, notes, budget)
 
 
 # --------------------------------------------------------------------------- initialization
@@ -2164,6 +2331,99 @@ def _undecided(how: str, why: str) -> Value:
     return Value(math.nan, False, f"undecided ({how}): {why}")
 
 
+def _at(b: Budget, moment: Callable, v: float, how: str, exact: bool) -> Value:
+    """``moment(v)`` under the budget, as a :class:`Value` (undecided when it fails)."""
+    ok, r, why = b.attempt(f"quadrature at q = {v:.6g}", lambda: moment(v))
+    return Value(r[0], exact, how, r[1]) if ok else _undecided(how, why)
+
+
+def _mixture(b: Budget, moment: Callable, g: float, n: int) -> Value:
+    """The :math:`\\chi^2_n` mixture of ``moment`` at weight variance ``g`` (exact, layer 1)."""
+    how = "chi-square mixture (layer 1, normal weights)"
+    ok, r, why = b.attempt("the chi-square mixture", lambda: chi2_mixture(moment, g, n))
+    return Value(r[0], True, how, r[1]) if ok else _undecided(how, why)
+
+
+@dataclass(frozen=True)
+class _Network:
+    """What the layer-by-layer recursions of :func:`propagate` read."""
+
+    a: ActivationAnalysis
+    dist: str
+    widths: tuple[int, ...]
+    gammas: tuple[sp.Expr, ...]
+    input_var: float
+    b: Budget
+
+
+def _layer_mean(net: _Network, t: int, p: float, f1: Callable) -> Value:
+    """:math:`\\mathbb{E}[h^t]`: 0 by symmetry, the :math:`\\chi^2` mixture, or mean field."""
+    hom, g, n = net.a.homogeneous, float(net.gammas[t - 1]), net.widths[t - 1]
+    if hom is not None and hom[0] == hom[1]:
+        return Value(0.0, True, "linear, symmetric weights")
+    if hom is None and net.a.odd:
+        return Value(0.0, True, "odd f, symmetric weights")
+    if t == 1 and net.dist == "normal":
+        return _mixture(net.b, f1, g * net.input_var, n)
+    return _at(net.b, f1, p, "infinite-width recursion", False)
+
+
+def _layer_output(net: _Network, t: int, p: float, prev: Value, f2: Callable) -> Value:
+    """:math:`\\mathbb{E}[(h^t)^2]`: homogeneous, the :math:`\\chi^2` mixture, or mean field."""
+    hom, g, n = net.a.homogeneous, float(net.gammas[t - 1]), net.widths[t - 1]
+    if hom is not None:
+        c = float((hom[0] ** 2 + hom[1] ** 2) / 2)
+        return Value(c * p, prev.exact, "(a^2 + b^2)/2 E[z^2] (symmetric z)")
+    if t == 1 and net.dist == "normal":
+        return _mixture(net.b, f2, g * net.input_var, n)
+    return _at(net.b, f2, p, "infinite-width recursion E[f(sqrt(P_t) z)^2]", False)
+
+
+def _forward(net: _Network) -> tuple[list[Value | None], list[Value], list[Value]]:
+    """Pre-activation and output second moments, and output means, layer by layer."""
+    f = net.a.f
+    f2, f1 = quadrature_map(f**2, x), quadrature_map(f, x)
+    pre: list[Value | None] = [None]
+    out: list[Value] = [Value(float(net.input_var), True, "input N(0, v)")]
+    mean: list[Value] = [Value(0.0, True, "input N(0, v)")]
+    for t in range(1, len(net.widths)):
+        g, n, prev = float(net.gammas[t - 1]), net.widths[t - 1], out[-1]
+        p = n * g * prev.value
+        pre.append(Value(p, prev.exact, "n_{t-1} gamma_t E[(h^{t-1})^2]", n * g * prev.error))
+        if net.a.homogeneous is None and (not math.isfinite(p) or p <= 0):
+            out.append(_undecided("infinite-width recursion", "the layer below is undecided"))
+            mean.append(_undecided("infinite-width recursion", "the layer below is undecided"))
+            continue
+        out.append(_layer_output(net, t, p, prev, f2))
+        mean.append(_layer_mean(net, t, p, f1))
+    return pre, out, mean
+
+
+def _backward(net: _Network, pre: Sequence[Value | None]) -> list[Value]:
+    """Gradient second moments from the top layer down (exact where symmetry gives it)."""
+    hom = net.a.homogeneous
+    linear = hom is not None and hom[0] == hom[1]
+    d2 = quadrature_map(net.a.derivative**2, x)
+    d = len(net.widths) - 1
+    back: list[Value] = [Value(1.0, True, "upstream N(0, 1)")]
+    for t in range(d, 0, -1):
+        g, n, prev = float(net.gammas[t - 1]), net.widths[t], back[-1]
+        if hom is not None:
+            c = float((hom[0] ** 2 + hom[1] ** 2) / 2)
+            exact = prev.exact and (linear or t == d)
+            back.append(Value(n * g * c * prev.value, exact, "n_t gamma_t (a^2+b^2)/2 B_t"))
+            continue
+        how = "independence and infinite width: n_t gamma_t E[f'(sqrt(P_t) z)^2] B_t"
+        pt = pre[t].value
+        if not (math.isfinite(pt) and pt > 0 and prev.decided):
+            back.append(_undecided(how, "a layer it depends on is undecided"))
+            continue
+        factor = _at(net.b, d2, pt, how, False)
+        how = factor.how if not factor.decided else how
+        back.append(Value(n * g * factor.value * prev.value, False, how))
+    return back
+
+
 def propagate(
     activation: str | ActivationAnalysis,
     init: WeightInit,
@@ -2191,80 +2451,14 @@ def propagate(
     )
     if not (isinstance(input_var, float | int) and math.isfinite(input_var) and input_var > 0):
         raise InputError(f"`input_var` must be finite and > 0; got input_var={input_var!r}.")
-    b = Budget(a.budget)
-    f, fp = a.f, a.derivative
     widths = parse_widths(list(widths))
     d = len(widths) - 1
     gammas = tuple(init.gamma(widths[t - 1], widths[t]) for t in range(1, d + 1))
     for t in range(1, d + 1):
         init.law(widths[t - 1], widths[t])  # validates the native parameter
-    f2, f1, d2 = quadrature_map(f**2, x), quadrature_map(f, x), quadrature_map(fp**2, x)
-
-    def at(moment, v: float, how: str, exact: bool) -> Value:
-        ok, r, why = b.attempt(f"quadrature at q = {v:.6g}", lambda: moment(v))
-        return Value(r[0], exact, how, r[1]) if ok else _undecided(how, why)
-
-    def mixture(moment, g: float, n: int) -> Value:
-        how = "chi-square mixture (layer 1, normal weights)"
-        ok, r, why = b.attempt("the chi-square mixture", lambda: chi2_mixture(moment, g, n))
-        return Value(r[0], True, how, r[1]) if ok else _undecided(how, why)
-
-    hom = a.homogeneous
-    linear = hom is not None and hom[0] == hom[1]
-    pre: list[Value | None] = [None]
-    out: list[Value] = [Value(float(input_var), True, "input N(0, v)")]
-    mean: list[Value] = [Value(0.0, True, "input N(0, v)")]
-    for t in range(1, d + 1):
-        g = float(gammas[t - 1])
-        n = widths[t - 1]
-        prev = out[-1]
-        p = n * g * prev.value
-        pre.append(Value(p, prev.exact, "n_{t-1} gamma_t E[(h^{t-1})^2]", n * g * prev.error))
-        if hom is not None:
-            c = float((hom[0] ** 2 + hom[1] ** 2) / 2)
-            out.append(Value(c * p, prev.exact, "(a^2 + b^2)/2 E[z^2] (symmetric z)"))
-            if hom[0] == hom[1]:
-                mean.append(Value(0.0, True, "linear, symmetric weights"))
-            elif t == 1 and init.dist == "normal":
-                mean.append(mixture(f1, g * input_var, n))
-            else:
-                mean.append(at(f1, p, "infinite-width recursion", False))
-            continue
-        if not math.isfinite(p) or p <= 0:
-            out.append(_undecided("infinite-width recursion", "the layer below is undecided"))
-            mean.append(_undecided("infinite-width recursion", "the layer below is undecided"))
-            continue
-        if t == 1 and init.dist == "normal":
-            out.append(mixture(f2, g * input_var, n))
-        else:
-            out.append(at(f2, p, "infinite-width recursion E[f(sqrt(P_t) z)^2]", False))
-        if a.odd:
-            mean.append(Value(0.0, True, "odd f, symmetric weights"))
-        elif t == 1 and init.dist == "normal":
-            mean.append(mixture(f1, g * input_var, n))
-        else:
-            mean.append(at(f1, p, "infinite-width recursion", False))
-    back: list[Value] = [Value(1.0, True, "upstream N(0, 1)")]
-    for t in range(d, 0, -1):
-        g = float(gammas[t - 1])
-        n = widths[t]
-        prev = back[-1]
-        if hom is not None:
-            c = float((hom[0] ** 2 + hom[1] ** 2) / 2)
-            exact = prev.exact and (linear or t == d)
-            back.append(Value(n * g * c * prev.value, exact, "n_t gamma_t (a^2+b^2)/2 B_t"))
-            continue
-        how = "independence and infinite width: n_t gamma_t E[f'(sqrt(P_t) z)^2] B_t"
-        pt = pre[t].value
-        if not (math.isfinite(pt) and pt > 0 and prev.decided):
-            back.append(_undecided(how, "a layer it depends on is undecided"))
-            continue
-        factor = at(d2, pt, how, False)
-        back.append(
-            Value(
-                n * g * factor.value * prev.value, False, factor.how if not factor.decided else how
-            )
-        )
+    net = _Network(a, init.dist, widths, gammas, input_var, Budget(a.budget))
+    pre, out, mean = _forward(net)
+    back = _backward(net, pre)
     return LayerMoments(widths, gammas, tuple(pre), tuple(out), tuple(mean), tuple(reversed(back)))
 
 
@@ -2311,7 +2505,6 @@ __all__ = [
     "FUNCTIONS",
     "PRESETS",
     "ActivationAnalysis",
-    "FixedPoint",
     "InputError",
     "LayerMoments",
     "Moment",

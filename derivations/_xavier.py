@@ -56,7 +56,26 @@ from ._calculus import (
 from ._check import Chain
 from ._claim import Assumption, Check, Claim, Derivation, Probe, Status
 from ._forward import forward_variance, layer_moments, linear_model, weight_variance
-from ._symbols import g, g_prev, gamma, h, h_prev, i, j, mu_prev, n_prev, n_t, q, v_prev, w, x, z
+from ._symbols import (
+    g,
+    g_prev,
+    gamma,
+    h,
+    h_prev,
+    i,
+    j,
+    mu_prev,
+    n_prev,
+    n_t,
+    q,
+    s,
+    tau,
+    v_prev,
+    w,
+    x,
+    z,
+)
+from ._symbols import n as n_eq
 
 HALF = sp.Rational(1, 2)
 
@@ -69,8 +88,6 @@ b_t = sp.Symbol("b_t", positive=True)
 alpha = sp.Symbol("alpha", real=True)
 beta = sp.Symbol("beta", real=True)
 a = sp.Symbol("a", positive=True)
-tau = sp.Symbol("tau", positive=True)
-s = sp.Symbol("s", positive=True)
 sigma = sp.Symbol("sigma", positive=True)
 
 
@@ -493,14 +510,14 @@ def _relative_error(
         )
         .done()
     )
-    n = sp.Symbol("n", integer=True, positive=True)
     wide_in = Chain("wide fan-in", sp.Limit(error.result, n_in, sp.oo))
     wide_in = wide_in.step(
         sp.limit(error.result, n_in, sp.oo), "sympy.limit", r"$n_{d-1} \to \infty$, $n_d$ fixed"
     ).done()
-    equal = Chain("equal widths", sp.Limit(error.result.subs({n_out: n, n_in: n}), n, sp.oo))
+    both = {n_out: n_eq, n_in: n_eq}
+    equal = Chain("equal widths", sp.Limit(error.result.subs(both), n_eq, sp.oo))
     equal = equal.step(
-        sp.limit(error.result.subs({n_out: n, n_in: n}), n, sp.oo),
+        sp.limit(error.result.subs(both), n_eq, sp.oo),
         "sympy.limit",
         r"$n_d = n_{d-1} = n \to \infty$",
     ).done()
@@ -983,8 +1000,7 @@ def _confirm_jax(c2: sp.Expr) -> Check:
 # =========================================================================== L8
 
 h_pre = sp.IndexedBase("h'")
-h_act = sp.IndexedBase("h^{t}")
-g_act = sp.IndexedBase("g^{t}")
+h_act, g_act = h, g  # the activation h^t_i and its gradient g^t_i
 g_pre = sp.IndexedBase("g'")
 mu_pre = sp.Symbol("mu'", real=True)
 v_pre = sp.Symbol("v'", positive=True)

@@ -201,18 +201,18 @@ def test_relu_second_moment_lecture_version_is_refuted():
 
 def test_sigmoid_derivative_against_finite_differences():
     c = BY_ID["sigmoid-derivative"]
-    derivative = c.derivations[0]
+    derivative = c.derivation("first derivative")
     f = sp.lambdify(x, act._explicit(derivative.result))
     for v in (-3.0, -0.5, 0.0, 1.2, 4.0):
         eps = 1e-6
         fd = (special.expit(v + eps) - special.expit(v - eps)) / (2 * eps)
         assert f(v) == pytest.approx(fd, rel=1e-8)
-    maximum = c.derivations[2]
+    maximum = c.derivation("maximum")
     assert maximum.result == sp.Rational(1, 4)
     grid = np.linspace(-10, 10, 200001)
     assert NUMPY["sigmoid"][1](grid).max() == pytest.approx(0.25, abs=1e-12)
-    assert c.derivations[3].result == sp.Rational(1, 4) ** (act.d - act.t)
-    assert c.derivations[4].result == sp.Rational(1, 16)
+    assert c.derivation("product bound").result == sp.Rational(1, 4) ** (act.d - act.t)
+    assert c.derivation("per-layer gradient factor bound").result == sp.Rational(1, 16)
 
 
 def test_sigmoid_derivative_wrong_versions_are_refuted():

@@ -108,13 +108,15 @@ def test_backward_variance_sums_over_the_fan_out():
     before = claim.derivation("second moment").result
     assert sp.simplify(before - X.n_t * gamma * (X.b_t + X.m_t**2)) == 0
     # the variance uses it by name, as a recorded step the kernel checks
-    use = claim.derivation("variance").steps[0]
-    assert use.rule == "uses backward-variance" and use.after == before
+    variance = claim.derivation("variance")
+    assert variance.origin == "uses backward-variance"
+    use = next(s for s in variance.steps if s.rule == variance.origin)
+    assert use.after == before
 
 
 def test_transpose_rule_matches_finite_differences():
     """The chain-rule result, with a concrete loss, against numpy finite differences."""
-    d = CLAIMS["backward_variance"].derivations[0]
+    d = CLAIMS["backward_variance"].derivation("transpose")
     ell = sp.Function("ell")
     y1, y2, y3 = sp.symbols("y1:4")
     concrete = sp.Lambda((y1, y2, y3), sp.sin(y1) + y2**2 * y3 + sp.exp(y3) / 3)
@@ -422,6 +424,8 @@ def test_expand_expectations_multiplies_out_and_pushes_expectations():
 def test_mean_substitution_uses_declared_zero_mean():
     # sanity: the backward model's zero-mean assumption zeroes the He term
     claim = CLAIMS["backward_variance"]
-    last = claim.derivation("variance").steps[-1]
-    assert last.uses == ("zero-mean-upstream",)
-    assert mu_prev not in last.after.free_symbols and v_prev not in last.after.free_symbols
+    variance = claim.derivation("variance")
+    (zero_mean,) = [s for s in variance.steps if "zero-mean-upstream" in s.uses]
+    assert zero_mean.uses == ("zero-mean-upstream",) and zero_mean.after == variance.result
+    assert mu_prev not in variance.result.free_symbols
+    assert v_prev not in variance.result.free_symbols
