@@ -17,6 +17,9 @@ it measured)::
                                  one-step probe, same half-width
     user_loop_speedup_family X   the same, every per-layer observable of a depth-10
                                  tanh network at once
+    user_loop_family_bound X     the most the family ratio can be: Amdahl's bound from
+                                 the user loop's share of time in (multi-threaded)
+                                 products, times the two replicate counts
     small_width_ratio X          engine FLOP/s at width 16 / at width 512 (same depth)
     lecture_probes_seconds X     wall time of every registered probe (probes only)
     figures_seconds X            wall time of the report's figures
@@ -34,8 +37,11 @@ import numpy as np
 from scipy import stats
 from threadpoolctl import threadpool_limits
 
+import derivations
 import montecarlo as mc
 
+#: The activation table's NumPy side, what the engine simulates every named activation with.
+SIMULATION = derivations.simulation_activations()
 WIDTH, DEPTH = 512, 50
 SMALL = 16
 #: A baseline whose repeats spread by more than this (max/min - 1) is too disturbed
@@ -73,7 +79,8 @@ def _mlp(width: int, depth: int) -> mc.MLPScenario:
             "weights": {"law": "normal", "std": math.sqrt(2 / width)},
             "activation": "relu",
             "input": {"law": "normal", "mean": 0.0, "std": 1.0},
-        }
+        },
+        SIMULATION,
     )
 
 
@@ -84,7 +91,9 @@ def _engine_run(width: int, depth: int, replicates: int) -> tuple[Callable[[], o
     seed = mc.seed_for(0, "bench", str(width))
 
     def run():
-        mc.simulate_mlp(sc, replicates, batch, seed, backward=True, preactivation=False)
+        mc.simulate_mlp(
+            sc, replicates, batch, seed, backward=True, preactivation=False, activations=SIMULATION
+        )
 
     return run, replicates * depth * 2 * (2 * width * width * batch)
 
@@ -170,7 +179,9 @@ def user_loop_probe(n: int, target: float, seed: int) -> int:
     return len(values)
 
 
-def user_loop_family(n: int, depth: int, batch: int, target: float, seed: int) -> int:
+def user_loop_family(
+    n: int, depth: int, batch: int, target: float, seed: int, gemm: list[float] | None = None
+) -> int:
     """A competent user's estimate of every per-layer second moment of a tanh network.
 
     Per replicate: fresh weights ``N(0, 1/n)``, one forward pass of ``batch`` inputs
@@ -178,23 +189,33 @@ def user_loop_family(n: int, depth: int, batch: int, target: float, seed: int) -
     upstream gradient, and in the same pass every observable: the second moment of
     ``h^t``, the variance of the pre-activation ``z^t`` and the second moment of the
     gradient ``dl/dh^{t-1}`` at every layer. Stops when all of them reach ``target``.
-    Returns the replicates used.
+    Returns the replicates used; ``gemm``, when given, accumulates the seconds spent in
+    the products (for :func:`user_loop_family_bound`).
     """
     rng = np.random.default_rng(seed)
     rows = []
+
+    def mm(a, b):
+        if gemm is None:
+            return a @ b
+        t = time.perf_counter()
+        out = a @ b
+        gemm[0] += time.perf_counter() - t
+        return out
+
     while not _half_width_met(np.array(rows), target):
         h = rng.standard_normal((n, batch))
         ws, outs, row = [], [], []
         for _ in range(depth):
             w = rng.standard_normal((n, n)) / math.sqrt(n)
-            z = w @ h
+            z = mm(w, h)
             h = np.tanh(z)
             ws.append(w)
             outs.append(h)
             row += [np.mean(h * h), z.var()]
         g = rng.standard_normal((n, batch))
         for w, out in zip(reversed(ws), reversed(outs), strict=True):
-            g = w.T @ (g * (1 - out * out))
+            g = mm(w.T, g * (1 - out * out))
             row.append(np.mean(g * g))
         rows.append(row)
     return len(rows)
@@ -237,14 +258,16 @@ def user_loop_speedup_probe(repeats: int = 3) -> tuple[float, str]:
 
     def engine():
         seed = mc.seed_for(0, "bench-user-probe")
-        return mc.measure_many(scenario, [observable], seed=seed, precision=PROBE_TARGET)
+        return mc.measure_many(
+            scenario, [observable], seed=seed, precision=PROBE_TARGET, activations=SIMULATION
+        )
 
     ratio, detail = _speedup(lambda: user_loop_probe(n, PROBE_TARGET, 1), engine, repeats)
     return ratio, f"Var[h^1], width {n}, to {PROBE_TARGET:.2%}: {detail}"
 
 
-def user_loop_speedup_family(repeats: int = 2) -> tuple[float, str]:
-    """Engine (:func:`montecarlo.measure_many`) against :func:`user_loop_family`."""
+def _family() -> tuple[int, int, int, Callable[[], tuple]]:
+    """Width, depth and batch of the family case, and the engine's run of it."""
     n, depth = FAMILY_WIDTH, FAMILY_DEPTH
     scenario = {
         "widths": [n] * (depth + 1),
@@ -252,37 +275,67 @@ def user_loop_speedup_family(repeats: int = 2) -> tuple[float, str]:
         "activation": "tanh",
     }
     obs = _family_observables(depth)
-    batch = mc.choose_batch(tuple(scenario["widths"]))
 
     def engine():
         seed = mc.seed_for(0, "bench-user-family")
-        return mc.measure_many(scenario, obs, seed=seed, precision=FAMILY_TARGET)
+        return mc.measure_many(
+            scenario, obs, seed=seed, precision=FAMILY_TARGET, activations=SIMULATION
+        )
 
+    return n, depth, mc.choose_batch(tuple(scenario["widths"])), engine
+
+
+def user_loop_speedup_family(repeats: int = 2) -> tuple[float, str]:
+    """Engine (:func:`montecarlo.measure_many`) against :func:`user_loop_family`."""
+    n, depth, batch, engine = _family()
     ratio, detail = _speedup(
         lambda: user_loop_family(n, depth, batch, FAMILY_TARGET, 1), engine, repeats
     )
     return ratio, (
-        f"{len(obs)} observables of a depth-{depth} tanh network, width {n}, batch {batch}, "
+        f"{3 * depth} observables of a depth-{depth} tanh network, width {n}, batch {batch}, "
         f"to {FAMILY_TARGET:.2%}: {detail}"
     )
 
 
+def user_loop_family_bound() -> tuple[float, str]:
+    r"""The most :func:`user_loop_speedup_family` can be, from a profile of the user loop.
+
+    The user loop's products already run on every core (multi-threaded BLAS); its
+    sampling and elementwise passes run on one. An engine doing the same work per
+    replicate on ``c`` cores is at most :math:`1 / (f + (1 - f)/c)` times faster per
+    replicate (Amdahl), with :math:`f` the share of the loop's time in its products,
+    and at equal precision the speedup is that times :math:`R_{user} / R_{engine}`, the
+    replicates each side's stopping rule asked for.
+    """
+    n, depth, batch, engine = _family()
+    cores = min(mc.WORKERS, os.cpu_count() or 1)
+    gemm = [0.0]
+    t = time.perf_counter()
+    r_user = user_loop_family(n, depth, batch, FAMILY_TARGET, 1, gemm)
+    f = gemm[0] / (time.perf_counter() - t)
+    r_engine = engine()[0].n_replicates
+    per_replicate = 1 / (f + (1 - f) / cores)
+    return per_replicate * r_user / r_engine, (
+        f"user loop: {f:.0%} of its time in products (on every core); same work per "
+        f"replicate on {cores} cores: at most {per_replicate:.2f}x per replicate; "
+        f"R user {r_user} / R engine {r_engine}"
+    )
+
+
 def lecture_probes_seconds() -> tuple[float, str]:
-    import derivations
     from report._evidence import measure_probe
 
     claims = derivations.claims()
     probes = [(c.id, p) for c in claims for p in c.probes]
-    simulation = derivations.simulation_activations()
     t = time.perf_counter()
     for cid, p in probes:
-        measure_probe(cid, p, 0, activations=simulation)
+        measure_probe(cid, p, 0, activations=SIMULATION)
     seconds = time.perf_counter() - t
     return seconds, f"{len(probes)} probes of {len(claims)} claims (simulation only)"
 
 
 def figures_seconds() -> tuple[float, str]:
-    from report._figures import figure_data
+    from report._evidence import figure_data
 
     t = time.perf_counter()
     figs = figure_data(0)
@@ -297,6 +350,7 @@ def run(print_=print) -> dict[str, float]:
         ("gemm_ratio", gemm_ratio),
         ("user_loop_speedup_probe", user_loop_speedup_probe),
         ("user_loop_speedup_family", user_loop_speedup_family),
+        ("user_loop_family_bound", user_loop_family_bound),
         ("small_width_ratio", small_width_ratio),
         ("lecture_probes_seconds", lecture_probes_seconds),
         ("figures_seconds", figures_seconds),

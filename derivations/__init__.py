@@ -20,6 +20,8 @@ from ._claim import Status as Status
 from ._claim import Step as Step
 from ._claim import combine as combine
 from ._exercises import Exercise as Exercise
+from ._figures import FigureSpec as FigureSpec
+from ._figures import figures as figures
 from ._registry import claim as claim
 from ._registry import claims as claims
 from ._registry import exercises as exercises
@@ -39,6 +41,7 @@ __all__ = [
     "Derivation",
     "Ex",
     "Exercise",
+    "FigureSpec",
     "Model",
     "OffDiagonalSum",
     "Probe",
@@ -54,5 +57,6 @@ __all__ = [
     "combine",
     "exercises",
     "family",
+    "figures",
     "simulation_activations",
 ]

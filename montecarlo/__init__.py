@@ -1,9 +1,13 @@
 """Monte Carlo checks: simulate the real networks, estimate with honest intervals.
 
-Imports NumPy and SciPy only; never :mod:`derivations`, :mod:`report` or SymPy.
+Imports NumPy and SciPy only; never :mod:`derivations`, :mod:`report` or SymPy. A
+scenario names its activation; the functions come from the caller, as NumPy callables
+(``activations=``, ``name -> (f, f')``). Only ``linear``, the identity, is built in.
 """
 
 from ._correlation import measure as measure
+from ._correlation import measure_pair_fixed as measure_pair_fixed
+from ._correlation import pair_scenario as pair_scenario
 from ._correlation import simulate_pair as simulate_pair
 from ._engine import STATS as STATS
 from ._engine import WORKERS as WORKERS
@@ -24,11 +28,13 @@ from ._estimate import Estimate as Estimate
 from ._estimate import Outcome as Outcome
 from ._estimate import decide as decide
 from ._estimate import decide_family as decide_family
+from ._estimate import difference as difference
 from ._estimate import holm_levels as holm_levels
 from ._estimate import jackknife as jackknife
+from ._estimate import measure_fixed as measure_fixed
 from ._estimate import measure_many as measure_many
 from ._estimate import per_check_confidence as per_check_confidence
-from ._scenario import ACTIVATIONS as ACTIVATIONS
+from ._estimate import replicate_quantiles as replicate_quantiles
 from ._scenario import MLPScenario as MLPScenario
 from ._scenario import Observable as Observable
 from ._scenario import ProductScenario as ProductScenario

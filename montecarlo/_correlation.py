@@ -31,21 +31,18 @@ References
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.special
 from scipy import stats
 
 from ._errors import InvalidScenario
-from ._estimate import DEFAULT_LEVEL, DEFAULT_PRECISION, Estimate, jackknife
+from ._estimate import DEFAULT_LEVEL, DEFAULT_PRECISION, Estimate, _jackknife_skew, jackknife
 from ._estimate import measure as measure_network
-from ._scenario import ACTIVATIONS, _integer
+from ._scenario import _activation, _integer, activation_functions
 from ._seeding import child
 
-#: Activations of a pair scenario: the engine's, and erf (Williams 1997).
-PAIR_ACTIVATIONS = {**{k: f for k, (f, _) in ACTIVATIONS.items()}, "erf": scipy.special.erf}
 #: Statistics per layer: averages of z_a^2, z_b^2 and z_a z_b.
 PAIR_STATS = ("qa", "qb", "qab")
 PAIR_QUANTITIES = ("correlation", "covariance", "variance")
@@ -80,12 +77,17 @@ def _number(name: str, value: object, low: float, high: float, *, open_low: bool
     return float(value)
 
 
-def pair_scenario(data: Mapping[str, object]) -> PairScenario:
+def pair_scenario(
+    data: Mapping[str, object], activations: Mapping[str, tuple[Callable, ...]] | None = None
+) -> PairScenario:
     """Validate plain data into a :class:`PairScenario`.
 
-    Keys: ``kind`` (``"pair"``), ``width``, ``depth``, ``activation`` (one of
-    :data:`PAIR_ACTIVATIONS`), ``sigma_w2`` (> 0), ``sigma_b2`` (>= 0), ``q0`` (> 0),
-    ``c0`` (in [-1, 1]), optional ``pairs`` (default 8).
+    Keys: ``kind`` (``"pair"``), ``width``, ``depth``, ``activation`` (one of the
+    names of ``activations``, or ``linear``, built in as the identity when
+    ``activations`` has none), ``sigma_w2`` (> 0), ``sigma_b2`` (>= 0), ``q0`` (> 0),
+    ``c0`` (in [-1, 1]), optional ``pairs`` (default 8). ``activations`` maps a name to
+    NumPy callables ``(f, f'[, ...])``, as for :func:`montecarlo.scenario`; only ``f``
+    is used.
     """
     if not isinstance(data, Mapping):
         raise InvalidScenario(f"`scenario` must be a mapping; got scenario={data!r}.")
@@ -95,15 +97,10 @@ def pair_scenario(data: Mapping[str, object]) -> PairScenario:
         raise InvalidScenario(f"`scenario` takes keys {sorted(allowed)}; unexpected {extra}.")
     if data.get("kind") != "pair":
         raise InvalidScenario(f"`kind` must be 'pair'; got kind={data.get('kind')!r}.")
-    activation = data.get("activation")
-    if activation not in PAIR_ACTIVATIONS:
-        raise InvalidScenario(
-            f"`activation` must be one of {list(PAIR_ACTIVATIONS)}; got activation={activation!r}."
-        )
     return PairScenario(
         _integer("width", data.get("width"), 2, MAX_WIDTH),
         _integer("depth", data.get("depth"), 1, MAX_DEPTH),
-        str(activation),
+        _activation(data.get("activation"), activations),
         _number("sigma_w2", data.get("sigma_w2"), 0.0, 1e6, open_low=True),
         _number("sigma_b2", data.get("sigma_b2", 0.0), 0.0, 1e6),
         _number("q0", data.get("q0"), 0.0, 1e6, open_low=True),
@@ -122,19 +119,24 @@ def _inputs(rng: np.random.Generator, sc: PairScenario) -> tuple[np.ndarray, np.
 
 
 def simulate_pair(
-    sc: PairScenario | Mapping[str, object], n_replicates: int, seed: np.random.SeedSequence
+    sc: PairScenario | Mapping[str, object],
+    n_replicates: int,
+    seed: np.random.SeedSequence,
+    activations: Mapping[str, tuple[Callable, ...]] | None = None,
 ) -> np.ndarray:
     """Per-replicate statistics, shape ``(n_replicates, depth + 1, 3)``.
 
-    ``sc`` is a :class:`PairScenario` or its plain data (see :func:`pair_scenario`).
+    ``sc`` is a :class:`PairScenario` or its plain data (see :func:`pair_scenario`);
+    its activation is ``activations[sc.activation][0]`` (the identity for ``linear``
+    when ``activations`` has none).
 
     Row ``t`` holds the averages over units and pairs of :math:`z_a^2`, :math:`z_b^2`,
     :math:`z_a z_b` of the pre-activations of layer ``t`` (row 0: the inputs). Replicate
     ``r`` draws from ``child(seed, r)`` only, so the numbers do not depend on how many
     replicates are asked for.
     """
-    sc = sc if isinstance(sc, PairScenario) else pair_scenario(sc)
-    f = PAIR_ACTIVATIONS[sc.activation]
+    sc = sc if isinstance(sc, PairScenario) else pair_scenario(sc, activations)
+    f = activation_functions(sc.activation, activations)[0]
     out = np.empty((n_replicates, sc.depth + 1, len(PAIR_STATS)))
     w_std, b_std = math.sqrt(sc.sigma_w2 / sc.width), math.sqrt(sc.sigma_b2)
     for r in range(n_replicates):
@@ -168,6 +170,7 @@ def measure_pair(
     *,
     seed: np.random.SeedSequence,
     precision: float = DEFAULT_PRECISION,
+    activations: Mapping[str, tuple[Callable, ...]] | None = None,
 ) -> Estimate:
     """Estimate the correlation, covariance or variance of a pair at one layer.
 
@@ -175,9 +178,9 @@ def measure_pair(
     "layer": t}``. Two stages as :func:`montecarlo.measure`: a pilot of
     :data:`PILOT` replicates sets the number of replicates for the target relative
     precision (99% half-width), a fresh main run gives the estimate; the interval is the
-    jackknife over independent networks.
+    jackknife over independent networks. ``activations`` as for :func:`pair_scenario`.
     """
-    sc = pair_scenario(scenario_)
+    sc = pair_scenario(scenario_, activations)
     if not isinstance(observable_, Mapping):
         raise InvalidScenario(f"`observable` must be a mapping; got observable={observable_!r}.")
     extra = sorted(set(observable_) - {"quantity", "layer"})
@@ -197,7 +200,7 @@ def measure_pair(
     g = _estimand(str(quantity))
 
     def run(count: int, key: int) -> np.ndarray:
-        return simulate_pair(sc, count, child(seed, key))[:, layer, :]
+        return simulate_pair(sc, count, child(seed, key), activations)[:, layer, :]
 
     y = run(PILOT, 0)
     value, se = jackknife(y, g)
@@ -225,27 +228,91 @@ def measure_pair(
     )
 
 
+def _pair_observable(observable_: object, depth: int) -> tuple[str, int]:
+    """Validate a pair observable: its quantity and layer."""
+    if not isinstance(observable_, Mapping):
+        raise InvalidScenario(f"`observable` must be a mapping; got observable={observable_!r}.")
+    extra = sorted(set(observable_) - {"quantity", "layer"})
+    if extra:
+        raise InvalidScenario(f"`observable` takes keys ['layer', 'quantity']; unexpected {extra}.")
+    quantity = observable_.get("quantity")
+    if quantity not in PAIR_QUANTITIES:
+        raise InvalidScenario(
+            f"`observable.quantity` must be one of {list(PAIR_QUANTITIES)}; got {quantity!r}."
+        )
+    return str(quantity), _integer("observable.layer", observable_.get("layer"), 1, depth)
+
+
+def measure_pair_fixed(
+    scenario_: Mapping[str, object],
+    observables: Sequence[Mapping[str, object]],
+    *,
+    seed: np.random.SeedSequence,
+    replicates: int,
+    activations: Mapping[str, tuple[Callable, ...]] | None = None,
+) -> tuple[Estimate, ...]:
+    """Estimate several pair observables (e.g. the correlation at every layer) from one run.
+
+    One run of exactly ``replicates`` independent networks, :func:`simulate_pair` on
+    ``seed`` up to the deepest observed layer, no sequential sizing: for points that
+    must share one replicate count. Each estimate is the jackknife over the networks
+    with its skewness (the skew-corrected t interval of :class:`Estimate`).
+    """
+    sc = pair_scenario(scenario_, activations)
+    if isinstance(observables, Mapping | str) or not len(observables):
+        raise ValueError(
+            f"`observables` must be a non-empty list of observables; got {observables!r}."
+        )
+    wanted = [_pair_observable(ob, sc.depth) for ob in observables]
+    replicates = _integer("replicates", replicates, 2, MAX_REPLICATES)
+    sc = PairScenario(**{**sc.__dict__, "depth": max(t for _, t in wanted)})
+    y = simulate_pair(sc, replicates, seed, activations)
+    method = (
+        f"fixed: jackknife t interval (skew-corrected) over R = {replicates} independent "
+        f"networks ({sc.pairs} input pairs through each)"
+    )
+    out = []
+    for quantity, layer in wanted:
+        value, se, skew = _jackknife_skew(y[:, layer, :], _estimand(quantity))
+        out.append(
+            Estimate(
+                value=value,
+                se=se,
+                dof=replicates - 1,
+                n_replicates=replicates,
+                n_samples=replicates * sc.width * sc.pairs,
+                scale=abs(value) if math.isfinite(value) else math.nan,
+                nonfinite=float(np.mean(~np.isfinite(y[:, layer, :]))),
+                seed=f"entropy={seed.entropy} spawn_key={list(seed.spawn_key)}",
+                method=method,
+                skewness=skew,
+            )
+        )
+    return tuple(out)
+
+
 def measure(
     scenario_: Mapping[str, object], observable_: Mapping[str, object], **options
 ) -> Estimate:
     """Estimate ``observable_`` of any scenario: ``pair`` by :func:`measure_pair`, every
     other kind by the network engine's :func:`montecarlo._estimate.measure` (same
-    options: ``seed``, ``precision``, ``batch``, ``max_replicates``, ``activations``)."""
+    options: ``seed``, ``precision``, ``batch``, ``max_replicates``, ``activations``;
+    a pair scenario takes ``seed``, ``precision`` and ``activations``)."""
     if isinstance(scenario_, Mapping) and scenario_.get("kind") == "pair":
-        extra = sorted(set(options) - {"seed", "precision"})
+        extra = sorted(set(options) - {"seed", "precision", "activations"})
         if extra:
             raise InvalidScenario(
-                f"a pair scenario takes the options seed and precision; got {extra}."
+                f"a pair scenario takes the options seed, precision and activations; got {extra}."
             )
         return measure_pair(scenario_, observable_, **options)
     return measure_network(scenario_, observable_, **options)
 
 
 __all__ = [
-    "PAIR_ACTIVATIONS",
     "PairScenario",
     "measure",
     "measure_pair",
+    "measure_pair_fixed",
     "pair_scenario",
     "simulate_pair",
 ]

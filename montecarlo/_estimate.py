@@ -544,7 +544,8 @@ def measure(
         Cap on the run (also capped by :data:`WORK_CAP`); a precision worse than
         the target by :data:`INCONCLUSIVE_FACTOR` then makes a check inconclusive.
     activations : mapping, optional
-        Extra activations ``name -> (f, f')``.
+        The activations ``name -> (f, f')`` the scenario may name, as NumPy callables
+        (see :func:`montecarlo.scenario`); only ``linear`` is built in.
     """
     (est,) = measure_many(
         scenario_,
@@ -720,4 +721,96 @@ def decide_family(
     levels = holm_levels(p, alpha)
     return tuple(
         decide(y, e, level, precision, a) for (y, e, a), level in zip(rows, levels, strict=True)
+    )
+
+
+def _fixed_run(scenario_, observables, seed, replicates, batch, activations):
+    """One run of ``replicates`` replicates on ``child(seed, 0)``: the plan and its columns."""
+    if isinstance(replicates, bool) or not isinstance(replicates, int):
+        raise ValueError(f"`replicates` must be an integer; got replicates={replicates!r}.")
+    if not 2 <= replicates <= MAX_REPLICATES:
+        raise ValueError(
+            f"`replicates` must be in [2, {MAX_REPLICATES}]; got replicates={replicates!r}."
+        )
+    if isinstance(observables, Mapping | str) or not len(observables):
+        raise ValueError(
+            f"`observables` must be a non-empty list of observables; got {observables!r}."
+        )
+    sc = scenario(scenario_, activations)
+    plan = _plan(sc, [observable(ob, sc) for ob in observables], batch, activations)
+    st = plan.run(replicates, child(seed, 0))
+    return plan, [red.columns(st) for red in plan.reducers]
+
+
+def measure_fixed(
+    scenario_: Mapping[str, object],
+    observables: Sequence[Mapping[str, object]],
+    *,
+    seed: np.random.SeedSequence,
+    replicates: int,
+    batch: int | None = None,
+    activations: Mapping | None = None,
+) -> tuple[Estimate, ...]:
+    """Estimate every observable of one scenario from a fixed number of replicates.
+
+    As :func:`measure_many` (one shared simulation, the same jackknife t interval,
+    skew-corrected), but one run of exactly ``replicates`` independent replicates on
+    ``child(seed, 0)``, with no sequential extension: for a set of points that must share
+    one replicate count, whatever precision that gives.
+    """
+    plan, ys = _fixed_run(scenario_, observables, seed, replicates, batch, activations)
+    method = (
+        f"fixed: jackknife t interval (skew-corrected) over R = {replicates} independent "
+        f"replicates ({plan.describe})"
+    )
+    text = _seed_text(seed)
+    return tuple(_estimate(red, y, text, method) for red, y in zip(plan.reducers, ys, strict=True))
+
+
+def replicate_quantiles(
+    scenario_: Mapping[str, object],
+    observables: Sequence[Mapping[str, object]],
+    quantiles: Sequence[float],
+    *,
+    seed: np.random.SeedSequence,
+    replicates: int,
+    batch: int | None = None,
+    activations: Mapping | None = None,
+) -> tuple[tuple[float, ...], ...]:
+    """The ``quantiles`` over replicates of each observable's per-replicate value.
+
+    The spread of independent networks (not an interval for a mean): each replicate's
+    value is the observable computed from that replicate alone. Same run, hence the same
+    replicates, as :func:`measure_fixed` with the same arguments.
+    """
+    plan, ys = _fixed_run(scenario_, observables, seed, replicates, batch, activations)
+    return tuple(
+        tuple(float(v) for v in np.quantile(red.g(y), list(quantiles)))
+        for red, y in zip(plan.reducers, ys, strict=True)
+    )
+
+
+def difference(first: Estimate, second: Estimate) -> Estimate:
+    r"""The difference of two estimates from independent runs.
+
+    .. math:: \widehat{\mathrm{se}} = \sqrt{\widehat{\mathrm{se}}_1^2
+        + \widehat{\mathrm{se}}_2^2}
+
+    on the smaller of the two degrees of freedom (a conservative t interval; no skewness
+    correction). Replicates and samples are the two runs' together.
+    """
+    return Estimate(
+        value=first.value - second.value,
+        se=math.hypot(first.se, second.se),
+        dof=min(first.dof, second.dof),
+        n_replicates=first.n_replicates + second.n_replicates,
+        n_samples=first.n_samples + second.n_samples,
+        scale=max(abs(first.scale), abs(second.scale)),
+        nonfinite=max(first.nonfinite, second.nonfinite),
+        seed=f"{first.seed}; {second.seed}",
+        method=(
+            "difference of two independent estimates: t interval on the smaller degrees of "
+            f"freedom with the standard errors added in quadrature ({first.method}; "
+            f"{second.method})"
+        ),
     )

@@ -23,7 +23,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.special
 
 from ._errors import InvalidScenario
 
@@ -39,22 +38,33 @@ PRODUCT_QUANTITIES = {"log_growth": ("mean", "var"), "m2_growth": ("mean",)}
 MAX_DEPTH = 100_000
 
 
-def _sigmoid_prime(x):
-    s = scipy.special.expit(x)
-    return s * (1 - s)
+#: The one activation the engine knows by itself: ``linear``, the identity (no
+#: activation), so that a scenario without an ``activation`` is a linear network. Every
+#: other activation reaches the engine as NumPy callables from its caller
+#: (``activations=``, ``name -> (f, f')`` or ``(f, f', f' from the output)``); a
+#: caller's ``linear`` takes precedence over :data:`IDENTITY`.
+LINEAR = "linear"
+#: ``(f, f')`` of the built-in ``linear``.
+IDENTITY: tuple[Callable, Callable] = (lambda z: z, np.ones_like)
 
 
-#: The activations a scenario may name without passing its functions
-#: (``name -> (f, f')``), for callers that give names only. The activations the claims
-#: use come from the table of :mod:`derivations` with their functions (``activations=``),
-#: and ``tests/test_activation_table.py`` holds these equal to the table's, bit for bit.
-ACTIVATIONS: dict[str, tuple[Callable, Callable]] = {
-    "linear": (lambda x: x, lambda x: np.ones_like(x)),
-    "relu": (lambda x: np.maximum(x, 0), lambda x: (x > 0).astype(x.dtype)),
-    "tanh": (np.tanh, lambda x: 1 - np.tanh(x) ** 2),
-    "sigmoid": (scipy.special.expit, _sigmoid_prime),
-    "scaled_sigmoid": (lambda x: 4 * scipy.special.expit(x) - 2, lambda x: 4 * _sigmoid_prime(x)),
-}
+def activation_names(activations: Mapping[str, tuple[Callable, ...]] | None) -> tuple[str, ...]:
+    """The names a scenario may give: the caller's, in order, and :data:`LINEAR`."""
+    if activations is not None and not isinstance(activations, Mapping):
+        raise InvalidScenario(
+            f"`activations` must be a mapping name -> (f, f'); got activations={activations!r}."
+        )
+    return tuple(dict.fromkeys((*(activations or {}), LINEAR)))
+
+
+def activation_functions(
+    name: str, activations: Mapping[str, tuple[Callable, ...]] | None
+) -> tuple[Callable, ...]:
+    """The caller's ``(f, f'[, f' from the output])`` for ``name``, or :data:`IDENTITY`
+    for ``linear`` when the caller gives none; any other name is refused, naming the
+    valid ones."""
+    name = _activation(name, activations)
+    return activations[name] if activations and name in activations else IDENTITY
 
 
 @dataclass(frozen=True)
@@ -188,8 +198,14 @@ def _laws(name: str, raw: object, n: int) -> tuple[WeightLaw, ...]:
     return tuple(weight_law(f"{name}[{t}]", law) for t, law in enumerate(laws))
 
 
-def _activation(value: object, extra: Mapping[str, tuple[Callable, ...]] | None) -> str:
-    return _choice("activation", value, (*ACTIVATIONS, *(extra or {})))
+def _activation(value: object, activations: Mapping[str, tuple[Callable, ...]] | None) -> str:
+    options = activation_names(activations)
+    if value not in options:
+        raise InvalidScenario(
+            f"`activation` must be one of {list(options)} (the names of `activations`, "
+            f"and 'linear'); got activation={value!r}."
+        )
+    return str(value)
 
 
 def mlp_scenario(
@@ -206,10 +222,11 @@ def mlp_scenario(
         ``{"law": "normal", "mean": 0, "std": 1}``), ``upstream``
         (``{"law": "normal", "std"}`` or ``{"loss": "half_squared"}``), ``dtype``.
     activations : mapping, optional
-        Extra activations ``name -> (f, f')`` as NumPy callables, or ``(f, f', g)``
+        The activations ``name -> (f, f')`` as NumPy callables, or ``(f, f', g)``
         with ``g(h)`` the derivative written from the output ``h = f(z)``, equal bit
-        for bit to ``f'(z)`` (the backward pass then keeps ``h``). A name given here
-        takes precedence over a built-in one.
+        for bit to ``f'(z)`` (the backward pass then keeps ``h``). ``activation``
+        must be one of its names, or ``linear`` (built in as the identity when the
+        mapping has no ``linear``).
     """
     data = _mapping("scenario", data)
     _keys(
@@ -268,7 +285,11 @@ def mlp_scenario(
 def scenario(
     data: Mapping[str, object], activations: Mapping[str, tuple[Callable, ...]] | None = None
 ) -> Scenario:
-    """Validate a scenario of any kind (``mlp``, ``scalar`` or ``product``)."""
+    """Validate a scenario of any kind (``mlp``, ``scalar`` or ``product``).
+
+    ``activations`` as for :func:`mlp_scenario`: an ``mlp`` or ``scalar`` scenario's
+    ``activation`` must be one of its names (or ``linear``).
+    """
     data = _mapping("scenario", data)
     kind = _choice("kind", data.get("kind", "mlp"), ("mlp", "scalar", "product"))
     if kind == "mlp":

@@ -21,8 +21,8 @@ import derivations
 import montecarlo
 from derivations import Claim, Status
 from derivations._claim import STATUSES
+from derivations._figures import Curve, Simulated
 
-from ._figures import figure_data
 from ._latex import display, latex
 
 #: The report section each figure illustrates.
@@ -206,12 +206,6 @@ def _symbolic(claim: Claim) -> dict:
     }
 
 
-def _gains() -> list[dict]:
-    """What each of torch's ``calculate_gain`` values preserves (mean field, derived)."""
-
-    return gains_evidence()
-
-
 def measure_probe(
     claim_id: str,
     probe,
@@ -222,19 +216,17 @@ def measure_probe(
 ) -> montecarlo.Estimate:
     """Simulate one probe of a claim with its own seed (``seed_for(seed, claim, probe)``).
 
-    A network scenario takes the activation table's NumPy functions (``activations``,
-    by default :func:`derivations.simulation_activations`); a pair scenario names its
-    activation.
+    The engine takes the activation table's NumPy functions (``activations``, by
+    default :func:`derivations.simulation_activations`).
     """
     if activations is None:
         activations = derivations.simulation_activations()
-    pair = probe.scenario.get("kind") == "pair"
     return montecarlo.measure(
         probe.scenario,
         probe.observable,
         seed=montecarlo.seed_for(seed, claim_id, probe.label),
         precision=precision,
-        **({} if pair else {"activations": activations}),
+        activations=activations,
     )
 
 
@@ -266,8 +258,47 @@ def evidence(
     claims = derivations.claims() if claims is None else claims
     precision = QUICK_PRECISION if quick else montecarlo.DEFAULT_PRECISION
     n_checks = sum(len(c.probes) for c in claims)
-    confidence = montecarlo.per_check_confidence(alpha, max(n_checks, 1))
-    bar = tqdm(total=n_checks, unit="check", delay=2, disable=None if progress else True)
+    estimates = _measure_probes(claims, seed, precision, progress)
+    decisions = _decide(claims, estimates, alpha, precision)
+    out_claims = [
+        _claim_data(claim, [_check_data(p, *decisions[claim.id, p.label]) for p in claim.probes])
+        for claim in claims
+    ]
+    drawn = simulate_figures(derivations.figures(claims), seed, quick=quick)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "seed": seed,
+        "alpha": alpha,
+        "n_checks": n_checks,
+        "confidence": montecarlo.per_check_confidence(alpha, max(n_checks, 1)),
+        "precision_target": precision,
+        "quick": quick,
+        "versions": _versions(),
+        "statuses": [{"name": k, "meaning": v} for k, v in STATUS_MEANINGS.items()],
+        "totals": totals(c["trust"] for c in out_claims),
+        "claims": out_claims,
+        "figures": [{**f, "section": FIGURE_SECTIONS[f["id"]]} for f in drawn],
+        "exercises": [
+            {
+                "id": e.id,
+                "status": str(e.status),
+                "symbolic": _symbolic(e),
+                "values": dict(e.values),
+            }
+            for e in derivations.exercises()
+        ],
+        "gains": gains_evidence(),
+    }
+
+
+def _measure_probes(claims, seed: int, precision: float, progress: bool) -> dict:
+    """Every probe's estimate, keyed by ``(claim id, probe label)``, with a progress bar."""
+    bar = tqdm(
+        total=sum(len(c.probes) for c in claims),
+        unit="check",
+        delay=2,
+        disable=None if progress else True,
+    )
     estimates = {}
     simulation = derivations.simulation_activations()  # the table's NumPy side
     for claim in claims:
@@ -278,100 +309,80 @@ def evidence(
                 claim.id, probe, seed, precision=precision, activations=simulation
             )
     bar.close()
+    return estimates
+
+
+def _decide(claims, estimates: dict, alpha: float, precision: float) -> dict:
+    """``(estimate, decision)`` of every probe: one family, Holm's procedure at ``alpha``."""
     keys = list(estimates)
     probes = {(c.id, p.label): p for c in claims for p in c.probes}
-    decisions = dict(
-        zip(
-            keys,
-            montecarlo.decide_family(
-                [probes[k].predicted for k in keys],
-                list(estimates.values()),
-                alpha,
-                precision,
-                [allowed_range(probes[k]) for k in keys],
-            ),
-            strict=True,
-        )
+    decisions = montecarlo.decide_family(
+        [probes[k].predicted for k in keys],
+        list(estimates.values()),
+        alpha,
+        precision,
+        [allowed_range(probes[k]) for k in keys],
     )
-    out_claims = []
-    for claim in claims:
-        checks = []
-        for probe in claim.probes:
-            est, dec = estimates[claim.id, probe.label], decisions[claim.id, probe.label]
-            checks.append(
-                {
-                    "probe": probe.label,
-                    "scenario": dict(probe.scenario),
-                    "observable": dict(probe.observable),
-                    "predicted": probe.predicted,
-                    "predicted_expression": latex(probe.expression),
-                    "prediction": {
-                        "kind": probe.kind,
-                        "source": probe.source,
-                        "method": probe.method,
-                        "bias_bound": probe.bias_bound,
-                        "note": probe.note,
-                    },
-                    "estimate": _number(est.value),
-                    "se": _number(est.se),
-                    "ci_low": _number(dec.ci.low),
-                    "ci_high": _number(dec.ci.high),
-                    "confidence": dec.confidence,
-                    "precision": _number(est.precision()),
-                    "p_value": _number(dec.p_value),
-                    "n_samples": est.n_samples,
-                    "n_replicates": est.n_replicates,
-                    "nonfinite": est.nonfinite,
-                    "outcome": str(dec.outcome),
-                    "expected": probe.expect,
-                    "reason": dec.reason,
-                    "seed": est.seed,
-                    "method": est.method,
-                }
-            )
-        out_claims.append(
-            {
-                "id": claim.id,
-                "lecture": list(claim.lecture),
-                "title": claim.title,
-                "summary": claim.summary,
-                "verdict": verdict(claim, checks),
-                "corrected": claim.corrected,
-                "qualification": claim.qualification,
-                "assumptions": [
-                    {"name": a.name, "statement": a.statement} for a in claim.assumptions
-                ],
-                "symbolic": _symbolic(claim),
-                "trust": trust(claim),
-                "checks": checks,
-            }
-        )
-    figures = [{**f, "section": FIGURE_SECTIONS[f["id"]]} for f in figure_data(seed, quick=quick)]
-    worked = [
-        {"id": e.id, "status": str(e.status), "symbolic": _symbolic(e), "values": dict(e.values)}
-        for e in derivations.exercises()
-    ]
+    return {k: (estimates[k], d) for k, d in zip(keys, decisions, strict=True)}
+
+
+def _check_data(probe, est: montecarlo.Estimate, dec: montecarlo.Decision) -> dict:
+    """One check as plain data: the probe, its prediction, the estimate and the decision."""
     return {
-        "schema_version": SCHEMA_VERSION,
-        "seed": seed,
-        "alpha": alpha,
-        "n_checks": n_checks,
-        "confidence": confidence,
-        "precision_target": precision,
-        "quick": quick,
-        "versions": {
-            "initproof": metadata.version("initproof"),
-            "python": platform.python_version(),
-            "sympy": sp.__version__,
-            "numpy": np.__version__,
-            "scipy": scipy.__version__,
+        "probe": probe.label,
+        "scenario": dict(probe.scenario),
+        "observable": dict(probe.observable),
+        "predicted": probe.predicted,
+        "predicted_expression": latex(probe.expression),
+        "prediction": {
+            "kind": probe.kind,
+            "source": probe.source,
+            "method": probe.method,
+            "bias_bound": probe.bias_bound,
+            "note": probe.note,
         },
-        "statuses": [{"name": k, "meaning": v} for k, v in STATUS_MEANINGS.items()],
-        "totals": totals(c["trust"] for c in out_claims),
-        "claims": out_claims,
-        "figures": figures,
-        "exercises": worked,
-        "gains": _gains(),
+        "estimate": _number(est.value),
+        "se": _number(est.se),
+        "ci_low": _number(dec.ci.low),
+        "ci_high": _number(dec.ci.high),
+        "confidence": dec.confidence,
+        "precision": _number(est.precision()),
+        "p_value": _number(dec.p_value),
+        "n_samples": est.n_samples,
+        "n_replicates": est.n_replicates,
+        "nonfinite": est.nonfinite,
+        "outcome": str(dec.outcome),
+        "expected": probe.expect,
+        "reason": dec.reason,
+        "seed": est.seed,
+        "method": est.method,
+    }
+
+
+def _claim_data(claim: Claim, checks: list[dict]) -> dict:
+    """One claim as plain data: statement, derivations, trust, verdict and checks."""
+    return {
+        "id": claim.id,
+        "lecture": list(claim.lecture),
+        "title": claim.title,
+        "summary": claim.summary,
+        "verdict": verdict(claim, checks),
+        "corrected": claim.corrected,
+        "qualification": claim.qualification,
+        "assumptions": [{"name": a.name, "statement": a.statement} for a in claim.assumptions],
+        "symbolic": _symbolic(claim),
+        "trust": trust(claim),
+        "checks": checks,
+    }
+
+
+def _versions() -> dict:
+    return {
+        "initproof": metadata.version("initproof"),
+        "python": platform.python_version(),
+        "sympy": sp.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
     }
 
 
@@ -420,3 +431,198 @@ def gains_evidence(budget: float = GAINS_BUDGET) -> list[dict]:
             }
         )
     return rows
+
+
+# --------------------------------------------------------------------------------------
+# figures: the claims' figure specs, simulated by the engine
+# --------------------------------------------------------------------------------------
+
+
+def _measure(spec, m, seed: int, quick: bool, simulation: Mapping) -> tuple:
+    """The engine's estimates of every observable of measurement ``m`` of figure ``spec``.
+
+    Stream ``seed_for(seed, "figure", <figure id>, *m.key)``; a fixed replicate count
+    or the engine's sequential sizing, as the spec states (quick: its second value).
+    """
+    stream = montecarlo.seed_for(seed, "figure", spec.id, *m.key)
+    sizing, k = m.sizing, 1 if quick else 0
+    pair = m.scenario.get("kind") == "pair"
+    if sizing.replicates is not None and pair:
+        return montecarlo.measure_pair_fixed(
+            m.scenario,
+            m.observables,
+            seed=stream,
+            replicates=sizing.replicates[k],
+            activations=simulation,
+        )
+    if sizing.replicates is not None:
+        return montecarlo.measure_fixed(
+            m.scenario,
+            m.observables,
+            seed=stream,
+            replicates=sizing.replicates[k],
+            batch=sizing.batch,
+            activations=simulation,
+        )
+    if pair:
+        raise ValueError(f"figure {spec.id!r}: a pair measurement needs a replicate count.")
+    return montecarlo.measure_many(
+        m.scenario,
+        m.observables,
+        seed=stream,
+        precision=sizing.precision[k],
+        batch=sizing.batch,
+        activations=simulation,
+    )
+
+
+def _point_estimate(point, estimates) -> montecarlo.Estimate:
+    """A point's estimate: one observable, or the difference of two independent ones."""
+    parts = [estimates[m][o] for m, o in point.of]
+    return parts[0] if len(parts) == 1 else montecarlo.difference(*parts)
+
+
+def _spread_points(spec, s, seed: int, quick: bool, simulation: Mapping) -> list[tuple]:
+    """``(x, (middle, low, high), replicates, method)`` of a spread series: quantiles of
+    the per-replicate values, from the same run (all of its observables, the same seed)
+    as the measurement's estimates; one run per measurement."""
+    quantiles = {}
+    for m in sorted({m for p in s.points for m, _ in p.of}):
+        mm = spec.measurements[m]
+        quantiles[m] = montecarlo.replicate_quantiles(
+            mm.scenario,
+            mm.observables,
+            s.spread,
+            seed=montecarlo.seed_for(seed, "figure", spec.id, *mm.key),
+            replicates=mm.sizing.replicates[1 if quick else 0],
+            batch=mm.sizing.batch,
+            activations=simulation,
+        )
+    out = []
+    for point in s.points:
+        ((m, o),) = point.of
+        count = spec.measurements[m].sizing.replicates[1 if quick else 0]
+        levels = ", ".join(f"{v:g}" for v in s.spread)
+        method = f"quantiles {levels} over R = {count} independent replicates"
+        out.append((point.x, quantiles[m][o], count, method))
+    return out
+
+
+def _simulated_series(spec, s, estimates, seed: int, quick: bool, simulation) -> dict:
+    """A simulated series as drawn: each point's value and interval from the engine."""
+    if s.spread is not None:
+        rows = _spread_points(spec, s, seed, quick, simulation)
+    else:
+        rows = []
+        for point in s.points:
+            est = _point_estimate(point, estimates)
+            ci = est.confidence_interval(spec.level)
+            rows.append((point.x, (est.value, ci.low, ci.high), est.n_replicates, est.method))
+    if s.exponent is not None:
+        rows = [(x, tuple(math.exp(s.exponent * v) for v in t), n, m) for x, t, n, m in rows]
+    if spec.yscale == "log":  # a log axis shows positive estimates only
+        rows = [r for r in rows if r[1][0] > 0]
+    return {
+        "label": s.label,
+        "kind": "simulation",
+        "panel": s.panel,
+        "group": s.group,
+        "x": [float(r[0]) for r in rows],
+        "y": [_finite(r[1][0]) for r in rows],
+        "low": [_finite(r[1][1]) for r in rows],
+        "high": [_finite(r[1][2]) for r in rows],
+        "n_replicates": [int(r[2]) for r in rows],
+        "methods": [r[3] for r in rows],
+    }
+
+
+def _curve(c) -> dict:
+    return {
+        "label": c.label,
+        "kind": c.kind,
+        "panel": c.panel,
+        "group": c.group,
+        "x": list(c.x),
+        "y": list(c.y),
+    }
+
+
+def _span(values: list, form: str) -> str:
+    """``"a"`` for one value, ``"a–b"`` for the least and the largest of several (one
+    technical word, so a caption keeps one catalogue key whatever the numbers)."""
+    if not values:
+        return ""
+    low, high = form.format(values[0]), form.format(values[-1])
+    return low if low == high else f"{low}–{high}"
+
+
+def _caption(spec, estimates, quick: bool) -> str:
+    """The spec's caption with the replicate counts and deviations of the estimates."""
+    counts = sorted(
+        {
+            estimates[m][o].n_replicates
+            for s in spec.series
+            if isinstance(s, Simulated) and s.spread is None
+            for p in s.points
+            for m, o in p.of
+        }
+    )
+    replicates = _span(counts, "{}")
+    k = 1 if quick else 0
+    aims = {m.sizing.precision[k] for m in spec.measurements if m.sizing.precision}
+    lines = []
+    for d in spec.deviations:
+        (s,) = [s for s in spec.series if s.label == d.series and isinstance(s, Simulated)]
+        est = _point_estimate(s.points[-1], estimates)
+        ci = est.confidence_interval(spec.level)
+        lines.append(f"{est.value - d.theory:+.4f} ± {(ci.high - ci.low) / 2:.4f} at {d.where}")
+    return (
+        spec.caption.replace("{replicates}", replicates)
+        .replace("{precision}", _span(sorted(aims), "{:.0%}"))
+        .replace("{deviations}", "; ".join(lines))
+    )
+
+
+def simulate_figure(spec, seed: int, *, quick: bool = False) -> dict:
+    """One figure spec as plain data: its curves, and its simulated series measured by the
+    engine (each point with the engine's interval at the spec's level, its replicate count
+    and method). The format is that of :func:`report._figures.render_figure`."""
+    simulation = derivations.simulation_activations()
+    estimates = [_measure(spec, m, seed, quick, simulation) for m in spec.measurements]
+    series = [
+        _curve(s)
+        if isinstance(s, Curve)
+        else _simulated_series(spec, s, estimates, seed, quick, simulation)
+        for s in spec.series
+    ]
+    out = {
+        "id": spec.id,
+        "title": spec.title,
+        "caption": _caption(spec, estimates, quick),
+        "xlabel": spec.xlabel,
+        "ylabel": spec.ylabel,
+        "xscale": spec.xscale,
+        "yscale": spec.yscale,
+    }
+    if spec.ylim is not None:
+        out["ylim"] = list(spec.ylim)
+    return {**out, "panels": list(spec.panels), "series": series}
+
+
+def simulate_figures(specs, seed: int, *, quick: bool = False) -> list[dict]:
+    """:func:`simulate_figure` of every spec, in order."""
+    return [simulate_figure(spec, seed, quick=quick) for spec in specs]
+
+
+def figure_data(seed: int, *, quick: bool = False) -> list[dict]:
+    """Every figure of the registered claims as plain, JSON-serializable data.
+
+    Parameters
+    ----------
+    seed : int
+        Root seed; each measurement draws from
+        ``montecarlo.seed_for(seed, "figure", <figure id>, *<measurement key>)``.
+    quick : bool
+        The specs' quick sizing (fewer replicates, a looser precision target).
+    """
+    return simulate_figures(derivations.figures(derivations.claims()), seed, quick=quick)

@@ -5,9 +5,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
+import derivations
 import montecarlo as mc
 
 pytestmark = pytest.mark.slow
+#: The activation table's NumPy side, what the engine simulates named activations with.
+ACTS = derivations.simulation_activations()
 
 #: A run of 100 checks at the default family-wise budget.
 CONFIDENCE = mc.per_check_confidence(0.01, 100)
@@ -33,7 +36,7 @@ def test_true_one_step_claim_is_covered_at_the_promised_rate():
     runs = 300
     covered = 0
     for s in range(runs):
-        est = mc.measure(sc, FORWARD, seed=mc.seed_for(s, "calibration"))
+        est = mc.measure(sc, FORWARD, seed=mc.seed_for(s, "calibration"), activations=ACTS)
         ci = est.confidence_interval(0.9)
         covered += ci.low <= truth <= ci.high
     assert stats.binomtest(covered, runs, 0.9).pvalue > 1e-3, f"{covered}/{runs} covered"
@@ -43,7 +46,9 @@ def test_true_claims_agree_at_the_family_confidence():
     sc = _linear((64, 96), 0.125)
     outcomes = [
         mc.decide(
-            64 * 0.125**2, mc.measure(sc, FORWARD, seed=mc.seed_for(s, "agree")), CONFIDENCE
+            64 * 0.125**2,
+            mc.measure(sc, FORWARD, seed=mc.seed_for(s, "agree"), activations=ACTS),
+            CONFIDENCE,
         ).outcome
         for s in range(100)
     ]
@@ -77,7 +82,9 @@ def test_claims_three_percent_off_are_refused(name, scenario, observable, wrong)
     runs = 100
     refused = sum(
         mc.decide(
-            wrong, mc.measure(scenario, observable, seed=mc.seed_for(s, "power", name)), CONFIDENCE
+            wrong,
+            mc.measure(scenario, observable, seed=mc.seed_for(s, "power", name), activations=ACTS),
+            CONFIDENCE,
         ).outcome
         is mc.Outcome.DISAGREES
         for s in range(runs)
@@ -91,10 +98,12 @@ def test_depth_1000_width_1024_backward_fits_in_one_gib():
     import sys
 
     code = (
-        "import resource, montecarlo as mc\n"
+        "import resource, derivations, montecarlo as mc\n"
+        "acts = derivations.simulation_activations()\n"
         "sc = mc.mlp_scenario({'widths': [1024] * 1001, 'weights': {'law': 'normal', "
-        "'std': 1024 ** -0.5}, 'activation': 'tanh'})\n"
-        "st = mc.simulate_mlp(sc, 1, 8, mc.seed_for(0, 'memory'), backward=True)\n"
+        "'std': 1024 ** -0.5}, 'activation': 'tanh'}, acts)\n"
+        "seed = mc.seed_for(0, 'memory')\n"
+        "st = mc.simulate_mlp(sc, 1, 8, seed, backward=True, activations=acts)\n"
         "assert (st.backward[0, :, 1] > 0).all()\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
     )

@@ -64,14 +64,14 @@ def test_unknown_claim_id_lists_the_valid_ones():
 
 
 def test_every_network_probe_takes_its_activation_from_the_table(all_claims):
-    """The engine accepts every registered probe's scenario with the table's NumPy side
-    (a pair scenario names its activation), so every runner of the probes (the evidence,
-    the bench) can pass the same functions."""
+    """The engine accepts every registered probe's scenario with the table's NumPy side,
+    so every runner of the probes (the evidence, the bench) can pass the same functions."""
     import montecarlo
 
     table = derivations.simulation_activations()
-    probes = [p for c in all_claims for p in c.probes if p.scenario.get("kind") != "pair"]
+    probes = [p for c in all_claims for p in c.probes]
     named = {p.scenario.get("activation") for p in probes} - {None}
     assert named <= set(table), named - set(table)
     for p in probes:
-        montecarlo.scenario(p.scenario, table)
+        pair = p.scenario.get("kind") == "pair"
+        (montecarlo.pair_scenario if pair else montecarlo.scenario)(p.scenario, table)

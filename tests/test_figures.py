@@ -1,5 +1,6 @@
-"""The report's figures: well-formed plain data, theory against independent
-computations and against simulation, and byte-identical renders."""
+"""The report's figures: specs owned by claims, well-formed plain data, theory against
+independent computations and against simulation with the engine's intervals, and
+byte-identical renders."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ import numpy as np
 import pytest
 from scipy import integrate, special
 
-from report import _figures
+import derivations
+import montecarlo
+from derivations import _figures as specs
+from report import _evidence, _figures
 
 SEED = 20240607
 IDS = {
@@ -32,12 +36,12 @@ EXACT = ("Xavier + relu", "He + relu", "N(0, 0.01²) + linear", "nγ = 1.5, line
 
 @pytest.fixture(scope="module")
 def data() -> list[dict]:
-    return _figures.figure_data(SEED)
+    return _evidence.figure_data(SEED)
 
 
 @pytest.fixture(scope="module")
 def quick() -> list[dict]:
-    return _figures.figure_data(SEED, quick=True)
+    return _evidence.figure_data(SEED, quick=True)
 
 
 def _figure(data: list[dict], fid: str) -> dict:
@@ -52,7 +56,7 @@ def _series(fig: dict, label: str, panel: int = 0) -> dict:
 
 def _layers(panel: int) -> range:
     """Layers where the simulation is random: not the fixed input / upstream layer."""
-    return range(1, _figures.DEPTH + 1) if panel == 0 else range(_figures.DEPTH)
+    return range(1, specs.DEPTH + 1) if panel == 0 else range(specs.DEPTH)
 
 
 def _misses(sim: dict, theory: list[float], layers: range) -> tuple[int, float]:
@@ -101,18 +105,74 @@ def test_every_simulated_figure_has_theory_and_simulation(data):
         assert {"theory", "simulation"} <= kinds
 
 
+def _counts(fig: dict) -> list[int]:
+    """The replicate counts recorded for the simulated points of ``fig``."""
+    return [n for s in fig["series"] if s["kind"] == "simulation" for n in s["n_replicates"]]
+
+
+def test_every_point_records_its_estimate_and_the_caption_says_so(data):
+    for fig in data:
+        for s in fig["series"]:
+            if s["kind"] == "simulation":
+                assert len(s["n_replicates"]) == len(s["methods"]) == len(s["y"])
+                assert min(s["n_replicates"]) >= 2 and all(s["methods"])
+    fig = _figure(data, "variance-depth")
+    counts = sorted(set(_counts(fig)))
+    said = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+    assert f"over {said} independent networks" in fig["caption"]
+    assert "Student-t" not in fig["caption"] and "{" + "replicates}" not in fig["caption"]
+
+
 def test_quick_uses_fewer_networks_and_the_seed_matters(data, quick):
-    full, fast = _figure(data, "variance-depth"), _figure(quick, "variance-depth")
-    assert f"over {_figures.REPLICATES} independent" in full["caption"]
-    assert f"over {_figures.QUICK_REPLICATES} independent" in fast["caption"]
-    other = _figures.figure_data(SEED + 1, quick=True)
+    for fid in ("variance-depth", "products", "log-norm-depth", "correlation-widths"):
+        assert sum(_counts(_figure(quick, fid))) < sum(_counts(_figure(data, fid))), fid
+    other = _evidence.figure_data(SEED + 1, quick=True)
     for a, b in zip(quick, other, strict=True):
         for sa, sb in zip(a["series"], b["series"], strict=True):
             if sa["kind"] == "simulation":
                 assert sa["y"] != sb["y"], (a["id"], sa["label"])
             else:
                 assert sa == sb, (a["id"], sa["label"])
-    assert _figures.figure_data(SEED, quick=True) == quick
+    assert _evidence.figure_data(SEED, quick=True) == quick
+
+
+# ------------------------------------------------------------- specs owned by claims
+
+
+def test_each_figure_is_owned_by_a_claim_and_names_engine_observables():
+    claims = derivations.claims()
+    built = derivations.figures(claims)
+    assert {f.id for f in built} == IDS
+    ids = {c.id for c in claims}
+    for fig in built:
+        assert fig.claim in ids
+        for m in fig.measurements:
+            assert m.observables and m.key is not None
+        for s in fig.series:
+            for p in getattr(s, "points", ()):
+                for m, o in p.of:
+                    assert 0 <= o < len(fig.measurements[m].observables), (fig.id, s.label)
+    # a claim owns its figures: without it, they are not built
+    (mine,) = [c for c in claims if c.id == "gaussian-products"]
+    assert [f.id for f in derivations.figures([mine])] == ["products"]
+
+
+def test_points_carry_the_engine_interval():
+    """A product point is the engine's estimate of its measurement, with its interval."""
+    (claim,) = [c for c in derivations.claims() if c.id == "gaussian-products"]
+    spec = specs.products(claim)
+    fig = _evidence.simulate_figure(spec, SEED, quick=True)
+    sim = next(s for s in fig["series"] if s["label"] == "simulation: mean squared growth")
+    m = spec.measurements[len(specs.PRODUCT_DEPTHS)]  # the first mean-square depth
+    (est,) = montecarlo.measure_many(
+        m.scenario,
+        m.observables,
+        seed=montecarlo.seed_for(SEED, "figure", spec.id, *m.key),
+        precision=m.sizing.precision[1],
+    )
+    ci = est.confidence_interval(spec.level)
+    assert (sim["y"][0], sim["low"][0], sim["high"][0]) == (est.value, ci.low, ci.high)
+    assert sim["n_replicates"][0] == est.n_replicates and sim["methods"][0] == est.method
 
 
 # ---------------------------------------------------------- theory, independently
@@ -120,14 +180,14 @@ def test_quick_uses_fewer_networks_and_the_seed_matters(data, quick):
 
 def test_recursion_against_closed_forms_and_quadrature():
     n, depth = 128, 6
-    m, g = _figures.recursion("relu", n, 1 / n, depth)
+    m, g = specs.recursion("relu", n, 1 / n, depth)
     assert m == pytest.approx([0.5**t for t in range(depth + 1)], rel=1e-12)
     assert g == pytest.approx([0.5 ** (depth - t) for t in range(depth + 1)], rel=1e-12)
-    m, g = _figures.recursion("linear", n, 1.5 / n, depth)
+    m, g = specs.recursion("linear", n, 1.5 / n, depth)
     assert m == pytest.approx([1.5**t for t in range(depth + 1)], rel=1e-12)
     assert g == pytest.approx([1.5 ** (depth - t) for t in range(depth + 1)], rel=1e-12)
     # tanh: one layer by scipy quadrature of the Gaussian integrals
-    m, g = _figures.recursion("tanh", n, 2 / n, 1)
+    m, g = specs.recursion("tanh", n, 2 / n, 1)
 
     def gauss(f, var):
         return integrate.quad(
@@ -142,20 +202,25 @@ def test_recursion_against_closed_forms_and_quadrature():
     slope = gauss(lambda u: (1 - math.tanh(u) ** 2) ** 2, 2.0)
     assert g[0] == pytest.approx(2.0 * slope, rel=1e-9)
     # a wrong (lecture) reading, relu as the identity, is a different value
-    assert _figures.recursion("relu", n, 1 / n, 1)[0][1] != pytest.approx(1.0, rel=0.1)
+    assert specs.recursion("relu", n, 1 / n, 1)[0][1] != pytest.approx(1.0, rel=0.1)
 
 
 def test_depth_theory_lines(data):
     fig = _figure(data, "variance-depth")
     for panel in (0, 1):
         he = _series(fig, "He + relu (theory)", panel)
-        assert he["y"] == pytest.approx([1.0] * (_figures.DEPTH + 1), rel=1e-12)
+        assert he["y"] == pytest.approx([1.0] * (specs.DEPTH + 1), rel=1e-12)
     small = _series(fig, "N(0, 0.01²) + linear (theory)")
-    assert small["y"][-1] == pytest.approx((128 * 1e-4) ** _figures.DEPTH, rel=1e-9)
+    assert small["y"][-1] == pytest.approx((128 * 1e-4) ** specs.DEPTH, rel=1e-9)
 
 
 def test_taylor_and_sigmoid_curves():
-    figures = {f["id"]: f for f in (_figures._taylor(), _figures._sigmoid_derivative())}
+    owners = {c.id: c for c in derivations.claims()}
+    built = (
+        specs.taylor(owners["taylor-identity-near-zero"]),
+        specs.sigmoid_derivative(owners["sigmoid-derivative"]),
+    )
+    figures = {f.id: _evidence.simulate_figure(f, SEED) for f in built}
     taylor = figures["taylor"]
     xs = np.array(taylor["series"][0]["x"])
     by_panel = {k: [s for s in taylor["series"] if s["panel"] == k] for k in range(4)}
@@ -255,7 +320,7 @@ def test_product_and_tanh_points_agree(data):
     square, typical = (s for s in products["series"] if s["kind"] == "theory")
     sims = [s for s in products["series"] if s["kind"] == "simulation"]
     tanh = _figure(data, "tanh-variance")
-    exact = _figures._square_moment(_figures._activation("tanh"))
+    exact = specs.square_moment(derivations.activation("tanh").expression)
     pairs = [
         (sims[0], [typical["y"][int(d)] for d in sims[0]["x"]]),
         (sims[1], [square["y"][int(d)] for d in sims[1]["x"]]),

@@ -11,10 +11,11 @@ import sympy as sp
 from scipy import integrate, special
 
 import montecarlo as mc
-from derivations import Chain, Status, check_algebraic
+from derivations import Chain, Status, check_algebraic, simulation_activations
+from derivations import _figures as F
 from derivations import _mean_field_claims as M
 from derivations._gaussian import gaussian_integral
-from report import _figures as F
+from report._evidence import simulate_figure
 
 x = M.x
 
@@ -152,7 +153,13 @@ def test_probes_are_derived_and_pair_probes_agree(chi_claim):
         assert p.predicted == pytest.approx(float(p.expression.subs(p.values)), rel=1e-12)
         assert p.observable == {"quantity": "correlation", "layer": M.PAIR_LAYER}
     p = pair_probes[0]
-    est = mc.measure(p.scenario, p.observable, seed=mc.seed_for(11, p.label), precision=0.03)
+    est = mc.measure(
+        p.scenario,
+        p.observable,
+        seed=mc.seed_for(11, p.label),
+        precision=0.03,
+        activations=simulation_activations(),
+    )
     ci = est.confidence_interval(0.999)
     assert ci.low <= p.predicted <= ci.high, (p.predicted, est.value, ci)
     # the starting correlation is not the prediction: the check has power
@@ -213,7 +220,7 @@ def test_bad_pair_scenarios_are_refused_with_the_argument_named(bad, name):
 
 
 def test_width_figure_approaches_the_map():
-    fig = F._correlation_widths(2026, quick=True)
+    fig = simulate_figure(F.correlation_widths(M.mean_field_chi1()), 2026, quick=True)
     (theory,) = [s for s in fig["series"] if s["kind"] == "theory"]
     assert all(-1 <= y <= 1 for y in theory["y"])
     assert theory["y"][0] == pytest.approx((3.0 * 0.9 + 0.1) / 3.1)  # exact layer 1
@@ -241,18 +248,22 @@ def test_the_critical_point_keeps_the_input_correlation_longest():
     """Two pairs starting at correlations 0.9 and 0.1: at layer 30 the difference of their
     correlations is far larger on the critical line than on either side of it, in the
     derived map and in simulated networks."""
-    crit, depth = F._critical_erf(F.PHASES_SB2), 30
+    crit, depth = F.critical_erf(F.PHASES_SB2), 30
     gaps = {}
     for name, sw in (("ordered", F.PHASES_SW2[0]), ("critical", crit), ("chaotic", 3.0)):
         a, b = (F.erf_correlations(sw, F.PHASES_SB2, c, depth) for c in F.PHASES_C0)
         sims = [
-            F._pair_correlations(
-                F._pair_scenario(128, depth, sw, F.PHASES_SB2, c), 32, mc.seed_for(9, name, str(c))
+            mc.measure_pair_fixed(
+                F.pair_scenario(128, depth, sw, F.PHASES_SB2, c),
+                F.correlation_layers(depth),
+                seed=mc.seed_for(9, name, str(c)),
+                replicates=32,
+                activations=simulation_activations(),
             )[-1]
             for c in F.PHASES_C0
         ]
-        value = sims[0][0] - sims[1][0]
-        half = 3.5 * math.hypot(sims[0][1], sims[1][1])
+        value = sims[0].value - sims[1].value
+        half = 3.5 * math.hypot(sims[0].se, sims[1].se)
         gaps[name] = (a[-1] - b[-1], value - half, value + half)
     theory = {k: g[0] for k, g in gaps.items()}
     assert theory["critical"] > 5 * max(theory["ordered"], theory["chaotic"]), theory

@@ -7,8 +7,12 @@ import pytest
 import sympy as sp
 from scipy import stats
 
+import derivations
 import montecarlo as mc
 from derivations._forward import forward_variance, n_prev
+
+#: The activation table's NumPy side: the engine knows no activation but the identity.
+ACTS = derivations.simulation_activations()
 
 SCENARIO = {
     "widths": [64, 256],
@@ -32,7 +36,7 @@ CONFIDENCE = mc.per_check_confidence(0.01, 6)
         ),
         ({"weights": {"law": "normal", "std": -1}}, r"`weights\[0\].std` must be finite and > 0"),
         ({"weights": {"law": "normal", "std": float("nan")}}, r"finite"),
-        ({"activation": "gelu"}, r"`activation` must be one of \['linear', 'relu'"),
+        ({"activation": "gelu"}, r"`activation` must be one of \['linear', 'erf', 'sigmoid'"),
         ({"dtype": "float8"}, r"`dtype` must be one of \['float16', 'float32', 'float64'\]"),
         ({"input": {"law": "normal", "mean": 0.0, "std": 0}}, r"`input.std`"),
         ({"input": {"law": "cauchy"}}, r"`input.law` must be one of \['normal', 'uniform'"),
@@ -41,7 +45,7 @@ CONFIDENCE = mc.per_check_confidence(0.01, 6)
 )
 def test_bad_scenarios_name_the_argument(change, message):
     with pytest.raises(mc.InvalidScenario, match=message):
-        mc.mlp_scenario({**SCENARIO, **change})
+        mc.mlp_scenario({**SCENARIO, **change}, ACTS)
 
 
 @pytest.mark.parametrize(
@@ -84,7 +88,7 @@ def test_bad_scenarios_name_the_argument(change, message):
 )
 def test_bad_scenarios_of_every_kind_are_refused(scenario, observable, message):
     with pytest.raises(mc.InvalidScenario, match=message):
-        mc.measure(scenario, observable, seed=mc.seed_for(0, "bad"))
+        mc.measure(scenario, observable, seed=mc.seed_for(0, "bad"), activations=ACTS)
 
 
 def test_bad_observable_names_the_layer():
@@ -183,11 +187,12 @@ def test_recomputed_backward_pass_matches_the_stored_one(monkeypatch):
             "weights": {"law": "normal", "std": 0.2},
             "activation": "tanh",
             "biases": {"law": "normal", "std": 0.1},
-        }
+        },
+        ACTS,
     )
-    stored = mc.simulate_mlp(sc, 1, 16, mc.seed_for(0, "ckpt"), backward=True)
+    stored = mc.simulate_mlp(sc, 1, 16, mc.seed_for(0, "ckpt"), backward=True, activations=ACTS)
     monkeypatch.setattr(engine, "STORE_BYTES", 1)
-    recomputed = mc.simulate_mlp(sc, 1, 16, mc.seed_for(0, "ckpt"), backward=True)
+    recomputed = mc.simulate_mlp(sc, 1, 16, mc.seed_for(0, "ckpt"), backward=True, activations=ACTS)
     np.testing.assert_array_equal(stored.backward, recomputed.backward)
     np.testing.assert_array_equal(stored.forward, recomputed.forward)
 
@@ -198,12 +203,12 @@ def test_numbers_do_not_depend_on_the_cores_that_run_them(monkeypatch):
 
     import montecarlo._engine as engine
 
-    sc = mc.mlp_scenario({**SCENARIO, "widths": [16] * 6, "activation": "relu"})
+    sc = mc.mlp_scenario({**SCENARIO, "widths": [16] * 6, "activation": "relu"}, ACTS)
     layout = engine.chunk_layout(37, 100)
     assert len(layout) >= engine.WORKERS
     assert [lo for lo, _ in layout] == list(np.cumsum([0] + [r for _, r in layout])[:-1])
     assert sum(r for _, r in layout) == 37
-    kw = {"backward": True, "fractions": True, "lognorm": True}
+    kw = {"backward": True, "fractions": True, "lognorm": True, "activations": ACTS}
     two = mc.simulate_mlp(sc, 37, 32, mc.seed_for(0, "cores"), **kw)
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
     one = mc.simulate_mlp(sc, 37, 32, mc.seed_for(0, "cores"), **kw)
@@ -231,7 +236,8 @@ def test_backward_pass_matches_finite_differences():
             "activation": "tanh",
             "weights": {"law": "normal", "std": 0.7},
             "upstream": {"loss": "half_squared"},
-        }
+        },
+        ACTS,
     )
     seed = mc.seed_for(0, "fd")
     ws = [engine._draw(mc.child(seed, 0, 1), sc, t, 1, np.dtype("float64"))[0][0] for t in (1, 2)]
@@ -248,7 +254,7 @@ def test_backward_pass_matches_finite_differences():
     g1 = ws[1].T @ (h2 * (1 - h2**2))
     g0 = ws[0].T @ (g1 * (1 - h1**2))
     np.testing.assert_allclose(g0, fd, rtol=1e-6, atol=1e-9)
-    st = mc.simulate_mlp(sc, 1, 1, seed, backward=True)
+    st = mc.simulate_mlp(sc, 1, 1, seed, backward=True, activations=ACTS)
     np.testing.assert_allclose(st.backward[0, 0, 1], np.mean(g0**2), rtol=1e-12)
 
 
@@ -262,6 +268,7 @@ def test_scalar_and_product_kinds_agree_with_known_values():
         {"kind": "scalar", "activation": "tanh", "q": q},
         {"moment": "m2"},
         seed=mc.seed_for(0, "scalar"),
+        activations=ACTS,
     )
     assert mc.decide(exact, est, CONFIDENCE).outcome is mc.Outcome.AGREES
     n, depth = 4, 30
@@ -284,13 +291,6 @@ def test_weights_are_sampled_in_their_native_parameters():
         rng, mc.WeightLaw("truncated_normal", std=2.0), (200_000,), np.dtype("float32")
     )
     assert t.dtype == np.float32 and abs(t).max() <= 4.0
-
-
-def test_activation_derivatives_match_finite_differences():
-    x = np.linspace(-3, 3, 13) + 0.01
-    for name, (f, fprime) in mc.ACTIVATIONS.items():
-        fd = (f(x + 1e-6) - f(x - 1e-6)) / 2e-6
-        np.testing.assert_allclose(fprime(x), fd, rtol=1e-6, atol=1e-8, err_msg=name)
 
 
 def test_site_statistics_count_overflow_underflow_and_the_log_norm():
@@ -448,14 +448,14 @@ def test_one_shared_network_serves_every_observable_of_a_scenario():
         {"direction": "forward", "moment": "m2", "layer": 1},
     ]
     seed = mc.seed_for(0, "family")
-    ests = mc.measure_many(sc, obs, seed=seed, precision=0.02)
+    ests = mc.measure_many(sc, obs, seed=seed, precision=0.02, activations=ACTS)
     assert len({e.n_replicates for e in ests}) == 1
     assert all(e.precision() <= 0.02 for e in ests)
-    assert mc.measure_many(sc, obs, seed=seed, precision=0.02) == ests
+    assert mc.measure_many(sc, obs, seed=seed, precision=0.02, activations=ACTS) == ests
     # the ratio is the ratio of the two second moments read from the same replicates
     assert ests[3].value == pytest.approx(ests[0].value / ests[4].value, rel=1e-12)
     with pytest.raises(ValueError, match="`observables` must be a non-empty list"):
-        mc.measure_many(sc, [], seed=seed)
+        mc.measure_many(sc, [], seed=seed, activations=ACTS)
 
 
 def test_the_pilot_is_kept_and_the_run_stops_at_the_target():
@@ -489,22 +489,82 @@ def test_fraction_score_interval_leans_away_from_the_edge():
     )
 
 
-@pytest.mark.parametrize("name", ["linear", "relu", "tanh", "sigmoid"])
+@pytest.mark.parametrize("name", list(ACTS))
 def test_derivatives_from_the_output_equal_those_from_the_input(name):
-    """The backward pass reads f' from h = f(z): bit for bit the same as f'(z)."""
+    """The backward pass reads f' from h = f(z) when the caller gives that form: bit for
+    bit the same as f'(z), non-finite entries included; residual layers read f'(z)."""
     import montecarlo._engine as engine
 
-    f, fprime = mc.ACTIVATIONS[name]
+    f, fprime, *rest = ACTS[name]
     for dtype in (np.float64, np.float16):
         z = np.random.default_rng(0).standard_normal(1000).astype(dtype) * dtype(4)
         z[:4] = [np.nan, np.inf, -np.inf, 0.0]
-        from_output, factor = engine._backward_factor(name, False, None)
-        assert from_output
+        from_output, factor = engine._backward_factor(name, False, ACTS)
+        assert from_output == bool(rest and rest[0] is not None)
         g = np.random.default_rng(1).standard_normal(1000).astype(dtype)
         g[4:6] = [np.inf, np.nan]
         with np.errstate(all="ignore"):
             expected = g * fprime(z)
-            got = g if factor is None else g * factor(f(z))
+            got = g * factor(f(z) if from_output else z)
         assert got.dtype == expected.dtype
         np.testing.assert_array_equal(got, expected)
-    assert not engine._backward_factor(name, True, None)[0]
+    assert engine._backward_factor(name, True, ACTS) == (False, fprime)
+
+
+def test_the_built_in_identity_skips_the_product_and_yields_to_the_callers_linear():
+    """``linear`` is the one name the engine knows without callables: the identity, whose
+    backward factor is one (no product); a caller's ``linear`` is used instead when given."""
+    import montecarlo._engine as engine
+
+    z = np.array([np.nan, -np.inf, -0.0, 1.5])
+    f, fprime = engine._activation("linear", None)
+    np.testing.assert_array_equal(f(z), z)
+    np.testing.assert_array_equal(fprime(z), np.ones_like(z))
+    assert engine._backward_factor("linear", False, None) == (True, None)
+    assert engine._activation("linear", ACTS) is ACTS["linear"]
+    st = [
+        mc.simulate_mlp(mc.mlp_scenario(SCENARIO, acts), 3, 8, mc.seed_for(0, "id"), **kw)
+        for acts in (None, ACTS)
+        for kw in [{"backward": True, "activations": acts}]
+    ]
+    np.testing.assert_array_equal(st[0].backward, st[1].backward)
+    np.testing.assert_array_equal(st[0].forward, st[1].forward)
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        {**SCENARIO, "activation": "tanh"},
+        {"kind": "scalar", "activation": "relu", "q": 1.0},
+        {
+            "kind": "pair",
+            "width": 8,
+            "depth": 2,
+            "activation": "erf",
+            "sigma_w2": 1.0,
+            "q0": 1.0,
+            "c0": 0.5,
+        },
+    ],
+    ids=["mlp", "scalar", "pair"],
+)
+def test_a_named_activation_needs_its_functions_from_the_caller(scenario):
+    """The engine has no copy of any activation but the identity: a name the caller gave
+    no functions for is refused, naming ``activation`` and the valid options."""
+    observable = (
+        {"quantity": "correlation", "layer": 1}
+        if scenario.get("kind") == "pair"
+        else ({"moment": "m2"} if scenario.get("kind") == "scalar" else VAR1)
+    )
+    seed = mc.seed_for(0, "unknown")
+    with pytest.raises(mc.InvalidScenario, match=r"`activation` must be one of \['linear'\]"):
+        mc.measure(scenario, observable, seed=seed)
+    unknown = {**scenario, "activation": "gelu"}
+    with pytest.raises(
+        mc.InvalidScenario, match=r"one of \['linear', 'erf', .*got activation='gelu'"
+    ):
+        mc.measure(unknown, observable, seed=seed, activations=ACTS)
+    with pytest.raises(mc.InvalidScenario, match=r"`activations` must be a mapping"):
+        mc.measure(scenario, observable, seed=seed, activations=[ACTS["tanh"]])
+    est = mc.measure(scenario, observable, seed=seed, activations=ACTS, precision=0.2)
+    assert math.isfinite(est.value)
