@@ -15,11 +15,12 @@ it measured)::
                                  run concurrently)
     user_loop_speedup_probe X    a competent batched loop's time / the engine's time,
                                  one-step probe, same half-width
-    user_loop_speedup_family X   the same, every per-layer observable of a depth-10
-                                 tanh network at once
-    user_loop_family_bound X     the most the family ratio can be: Amdahl's bound from
+    user_loop_probe_bound X      the most the probe ratio can be: Amdahl's bound from
                                  the user loop's share of time in (multi-threaded)
                                  products, times the two replicate counts
+    user_loop_speedup_family X   the same, every per-layer observable of a depth-10
+                                 tanh network at once
+    user_loop_family_bound X     the bound of the family ratio, as for the probe
     small_width_ratio X          engine FLOP/s at width 16 / at width 512 (same depth)
     lecture_probes_seconds X     wall time of every registered probe (probes only)
     figures_seconds X            wall time of the report's figures
@@ -162,19 +163,35 @@ def _half_width_met(values: np.ndarray, target: float) -> bool:
     return bool(np.all(half <= target * np.abs(mean)))
 
 
-def user_loop_probe(n: int, target: float, seed: int) -> int:
+def _products(gemm: list[float] | None) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """``a @ b``; when ``gemm`` is given, its one entry accumulates the seconds spent."""
+    if gemm is None:
+        return np.matmul
+
+    def timed(a, b):
+        t = time.perf_counter()
+        out = a @ b
+        gemm[0] += time.perf_counter() - t
+        return out
+
+    return timed
+
+
+def user_loop_probe(n: int, target: float, seed: int, gemm: list[float] | None = None) -> int:
     """A competent user's estimate of ``Var[h^1]`` of a linear layer ``n x n``.
 
     One fresh ``W`` per replicate, a batch of ``n`` inputs through it with one GEMM,
     the variance of the entries as the replicate's value, and a stop as soon as the
     99% half-width over replicates reaches ``target`` (checked after every replicate).
-    Returns the replicates used.
+    Returns the replicates used; ``gemm``, when given, accumulates the seconds spent in
+    the product (for :func:`user_loop_probe_bound`).
     """
     rng = np.random.default_rng(seed)
+    mm = _products(gemm)
     values = []
     while not _half_width_met(np.array(values), target):
         w = rng.standard_normal((n, n)) / math.sqrt(n)
-        h = w @ rng.standard_normal((n, n))
+        h = mm(w, rng.standard_normal((n, n)))
         values.append(h.var())
     return len(values)
 
@@ -193,16 +210,8 @@ def user_loop_family(
     the products (for :func:`user_loop_family_bound`).
     """
     rng = np.random.default_rng(seed)
+    mm = _products(gemm)
     rows = []
-
-    def mm(a, b):
-        if gemm is None:
-            return a @ b
-        t = time.perf_counter()
-        out = a @ b
-        gemm[0] += time.perf_counter() - t
-        return out
-
     while not _half_width_met(np.array(rows), target):
         h = rng.standard_normal((n, batch))
         ws, outs, row = [], [], []
@@ -246,8 +255,8 @@ def _speedup(user: Callable[[], int], engine: Callable[[], object], repeats: int
     return ratio, detail
 
 
-def user_loop_speedup_probe(repeats: int = 3) -> tuple[float, str]:
-    """Engine against :func:`user_loop_probe`, to the same 99% half-width."""
+def _probe() -> tuple[int, Callable[[], tuple]]:
+    """Width of the one-step probe, and the engine's run of it."""
     n = WIDTH
     scenario = {
         "widths": [n, n],
@@ -262,6 +271,12 @@ def user_loop_speedup_probe(repeats: int = 3) -> tuple[float, str]:
             scenario, [observable], seed=seed, precision=PROBE_TARGET, activations=SIMULATION
         )
 
+    return n, engine
+
+
+def user_loop_speedup_probe(repeats: int = 3) -> tuple[float, str]:
+    """Engine against :func:`user_loop_probe`, to the same 99% half-width."""
+    n, engine = _probe()
     ratio, detail = _speedup(lambda: user_loop_probe(n, PROBE_TARGET, 1), engine, repeats)
     return ratio, f"Var[h^1], width {n}, to {PROBE_TARGET:.2%}: {detail}"
 
@@ -297,8 +312,8 @@ def user_loop_speedup_family(repeats: int = 2) -> tuple[float, str]:
     )
 
 
-def user_loop_family_bound() -> tuple[float, str]:
-    r"""The most :func:`user_loop_speedup_family` can be, from a profile of the user loop.
+def _bound(user: Callable[[list[float]], int], engine: Callable[[], tuple]) -> tuple[float, str]:
+    r"""The most a user-loop ratio can be, from a profile of the user loop.
 
     The user loop's products already run on every core (multi-threaded BLAS); its
     sampling and elementwise passes run on one. An engine doing the same work per
@@ -307,11 +322,10 @@ def user_loop_family_bound() -> tuple[float, str]:
     and at equal precision the speedup is that times :math:`R_{user} / R_{engine}`, the
     replicates each side's stopping rule asked for.
     """
-    n, depth, batch, engine = _family()
     cores = min(mc.WORKERS, os.cpu_count() or 1)
     gemm = [0.0]
     t = time.perf_counter()
-    r_user = user_loop_family(n, depth, batch, FAMILY_TARGET, 1, gemm)
+    r_user = user(gemm)
     f = gemm[0] / (time.perf_counter() - t)
     r_engine = engine()[0].n_replicates
     per_replicate = 1 / (f + (1 - f) / cores)
@@ -320,6 +334,18 @@ def user_loop_family_bound() -> tuple[float, str]:
         f"replicate on {cores} cores: at most {per_replicate:.2f}x per replicate; "
         f"R user {r_user} / R engine {r_engine}"
     )
+
+
+def user_loop_probe_bound() -> tuple[float, str]:
+    """:func:`_bound` of the one-step probe."""
+    n, engine = _probe()
+    return _bound(lambda gemm: user_loop_probe(n, PROBE_TARGET, 1, gemm), engine)
+
+
+def user_loop_family_bound() -> tuple[float, str]:
+    """:func:`_bound` of the family case."""
+    n, depth, batch, engine = _family()
+    return _bound(lambda gemm: user_loop_family(n, depth, batch, FAMILY_TARGET, 1, gemm), engine)
 
 
 def lecture_probes_seconds() -> tuple[float, str]:
@@ -349,6 +375,7 @@ def run(print_=print) -> dict[str, float]:
         ("load_average", load_average),
         ("gemm_ratio", gemm_ratio),
         ("user_loop_speedup_probe", user_loop_speedup_probe),
+        ("user_loop_probe_bound", user_loop_probe_bound),
         ("user_loop_speedup_family", user_loop_speedup_family),
         ("user_loop_family_bound", user_loop_family_bound),
         ("small_width_ratio", small_width_ratio),

@@ -44,3 +44,9 @@ def test_user_family_loop_times_its_products_without_changing_its_answer():
     timed = _bench.user_loop_family(8, 3, 16, 0.2, 5, gemm)
     assert plain == timed > 2
     assert gemm[0] > 0
+
+
+def test_user_probe_loop_times_its_product_without_changing_its_answer():
+    gemm = [0.0]
+    assert _bench.user_loop_probe(16, 0.05, 3) == _bench.user_loop_probe(16, 0.05, 3, gemm)
+    assert gemm[0] > 0
