@@ -316,9 +316,11 @@ def _bound(user: Callable[[list[float]], int], engine: Callable[[], tuple]) -> t
     r"""The most a user-loop ratio can be, from a profile of the user loop.
 
     The user loop's products already run on every core (multi-threaded BLAS); its
-    sampling and elementwise passes run on one. An engine doing the same work per
-    replicate on ``c`` cores is at most :math:`1 / (f + (1 - f)/c)` times faster per
-    replicate (Amdahl), with :math:`f` the share of the loop's time in its products,
+    sampling and elementwise passes run on one. Taking those products to use the cores
+    fully, an engine doing the same work per replicate on ``c`` cores is at most
+    :math:`1 / (f + (1 - f)/c)` times faster per replicate (Amdahl), with :math:`f` the
+    share of the loop's time in its products (a threaded product that scales less than
+    fully leaves the engine more room),
     and at equal precision the speedup is that times :math:`R_{user} / R_{engine}`, the
     replicates each side's stopping rule asked for.
     """
