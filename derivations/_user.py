@@ -881,45 +881,6 @@ def parse_widths(text: object, *, argument: str = "--widths") -> tuple[int, ...]
 # --------------------------------------------------------------------------- activation
 
 
-@dataclass(frozen=True)
-class Moment:
-    """:math:`\\mathbb{E}[g(z)]`, :math:`z \\sim N(0, 1)`, and how it was obtained.
-
-    ``status`` is ``exact`` (a closed form that quadrature confirms), ``numeric`` (two
-    independent quadratures agree; ``error`` is the larger of their difference and their
-    own estimates: an estimate both support, not a bound) or ``undecided`` (``value``
-    is ``None``; ``reason`` says why).
-    """
-
-    integrand: sp.Expr
-    value: sp.Expr | None
-    method: str
-    error: float
-    status: str = "exact"
-    estimates: tuple[tuple[str, float, float], ...] = ()
-    agreement: float | None = None
-    reason: str = ""
-
-    @property
-    def exact(self) -> bool:
-        return self.status == "exact"
-
-    @property
-    def decided(self) -> bool:
-        return self.value is not None
-
-    def __float__(self) -> float:
-        if self.value is None:
-            raise ValueError(f"the moment is undecided: {self.reason}")
-        return float(self.value)
-
-    @classmethod
-    def of(cls, m: CheckedMoment) -> Moment:
-        return cls(
-            m.integrand, m.value, m.method, m.error, m.status, m.estimates, m.agreement, m.reason
-        )
-
-
 def _fixed_point(q: float, slope: float, chi: float) -> FixedPoint:
     """A fixed point of the variance map with its backward factor ``chi``.
 
@@ -960,7 +921,7 @@ class ActivationAnalysis:
         quotient in 50 digits when the limit is not found in time: a ``Float``).
     mean, m2, d2
         :math:`\\mathbb{E}[f(z)]`, :math:`\\mathbb{E}[f(z)^2]`, :math:`\\mathbb{E}[f'(z)^2]`
-        at :math:`q = 1` (:class:`Moment`).
+        at :math:`q = 1` (:class:`~derivations._gaussian.CheckedMoment`).
     m2_of_q, d2_of_q
         The same as exact functions of ``q`` when SymPy integrates them, else ``None``.
     m2_series
@@ -999,9 +960,9 @@ class ActivationAnalysis:
     f0: sp.Expr
     slope_left: sp.Expr
     slope_right: sp.Expr
-    mean: Moment
-    m2: Moment
-    d2: Moment
+    mean: CheckedMoment
+    m2: CheckedMoment
+    d2: CheckedMoment
     m2_of_q: sp.Expr | None
     d2_of_q: sp.Expr | None
     m2_series: sp.Expr | None
@@ -1366,7 +1327,7 @@ def _chain(
     return Derivation(name, start, tuple(recorded))
 
 
-def _moment_step(name: str, g: sp.Expr, m: Moment, budget: Budget) -> Derivation:
+def _moment_step(name: str, g: sp.Expr, m: CheckedMoment, budget: Budget) -> Derivation:
     """:math:`\\int g(z)\\varphi(z)\\,dz = ` value: exact (checked by the kernel) or numeric."""
     start = gaussian_integral(g, x, 1)
     if m.method.startswith("odd f"):
@@ -1554,7 +1515,7 @@ def _taylor_derivations(a: dict, budget: Budget) -> list[Derivation]:
 
 
 def _gain_derivation(
-    label: str, gain: sp.Expr, m: Moment, used: Derivation, budget: Budget
+    label: str, gain: sp.Expr, m: CheckedMoment, used: Derivation, budget: Budget
 ) -> Derivation:
     r"""``1/E[...] = gain``: solved from the exact moment ``used``, or from the numeric one."""
     integral = used.start
@@ -1807,19 +1768,26 @@ def _tail_growths(
 
 def _gaussian_moments(
     f: sp.Expr, fp: sp.Expr, growths: dict, argument: str, b: Budget, notes: list[str]
-) -> tuple[bool, Moment, Moment, Moment]:
+) -> tuple[bool, CheckedMoment, CheckedMoment, CheckedMoment]:
     r"""``(odd, E[f(z)], E[f(z)^2], E[f'(z)^2])`` at :math:`q = 1`.
 
     Refuses a divergent moment and a second moment that is 0; notes undecided ones.
     """
     ok, odd, _ = b.attempt("the test of oddness", lambda: _odd(f, b))
     odd = bool(ok and odd)
-    m2 = Moment.of(_moment_at(f**2, 1.0, b, growths["f^2"]))
-    d2 = Moment.of(_moment_at(fp**2, 1.0, b, growths["f'^2"]))
+    m2 = _moment_at(f**2, 1.0, b, growths["f^2"])
+    d2 = _moment_at(fp**2, 1.0, b, growths["f'^2"])
     if odd:
-        mean = Moment(f, sp.Integer(0), "odd f: E[f(z)] = 0 by symmetry", 0.0, "exact")
+        mean = CheckedMoment(
+            integrand=f,
+            q=1.0,
+            status="exact",
+            value=sp.Integer(0),
+            error=0.0,
+            method="odd f: E[f(z)] = 0 by symmetry",
+        )
     else:
-        mean = Moment.of(_moment_at(f, 1.0, b, growths["f"]))
+        mean = _moment_at(f, 1.0, b, growths["f"])
     for name, m in (("E[f(z)]", mean), ("E[f(z)^2]", m2), ("E[f'(z)^2]", d2)):
         if m.status == "divergent":
             raise InputError(f"`{argument}`: {name} diverges for f(x) = {f}: {m.reason}.")
@@ -1834,7 +1802,7 @@ def _gaussian_moments(
     return odd, mean, m2, d2
 
 
-def _preserving_gain(m: Moment, what: str, b: Budget) -> sp.Expr | None:
+def _preserving_gain(m: CheckedMoment, what: str, b: Budget) -> sp.Expr | None:
     r""":math:`1/m`, simplified when ``m`` is exact; ``None`` when ``m`` is undecided."""
     gain = 1 / m.value if m.decided else None
     if gain is not None and m.exact:
@@ -1910,12 +1878,12 @@ def _fixed_point_parts(parts: dict, b: Budget, notes: list[str]) -> dict:
 
 
 def _m2_table(
-    f: sp.Expr, m2: Moment, grow: object, exact: bool, b: Budget
+    f: sp.Expr, m2: CheckedMoment, grow: object, exact: bool, b: Budget
 ) -> tuple[tuple[float, float | None, float], ...]:
     r"""``(q, E[f(x)^2], error)`` for :math:`x \sim N(0, q)` at a few variances."""
     table = []
     for v in (0.25, 0.5, 1.0, 2.0, 4.0):
-        m = m2 if v == 1.0 else Moment.of(_moment_at(f**2, v, b, grow, exact=exact))
+        m = m2 if v == 1.0 else _moment_at(f**2, v, b, grow, exact=exact)
         table.append((v, float(m) if m.decided else None, m.error if m.decided else math.inf))
     return tuple(table)
 
@@ -2507,7 +2475,6 @@ __all__ = [
     "ActivationAnalysis",
     "InputError",
     "LayerMoments",
-    "Moment",
     "TorchGain",
     "Value",
     "WeightInit",
