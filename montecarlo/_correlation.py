@@ -181,23 +181,13 @@ def measure_pair(
     jackknife over independent networks. ``activations`` as for :func:`pair_scenario`.
     """
     sc = pair_scenario(scenario_, activations)
-    if not isinstance(observable_, Mapping):
-        raise InvalidScenario(f"`observable` must be a mapping; got observable={observable_!r}.")
-    extra = sorted(set(observable_) - {"quantity", "layer"})
-    if extra:
-        raise InvalidScenario(f"`observable` takes keys ['layer', 'quantity']; unexpected {extra}.")
-    quantity = observable_.get("quantity")
-    if quantity not in PAIR_QUANTITIES:
-        raise InvalidScenario(
-            f"`observable.quantity` must be one of {list(PAIR_QUANTITIES)}; got {quantity!r}."
-        )
-    layer = _integer("observable.layer", observable_.get("layer"), 1, sc.depth)
+    quantity, layer = _pair_observable(observable_, sc.depth)
     if isinstance(precision, bool) or not (
         isinstance(precision, float | int) and 0 < precision < 1
     ):
         raise ValueError(f"`precision` must be in (0, 1); got precision={precision!r}.")
     sc = PairScenario(**{**sc.__dict__, "depth": layer})  # layers above cannot change it
-    g = _estimand(str(quantity))
+    g = _estimand(quantity)
 
     def run(count: int, key: int) -> np.ndarray:
         return simulate_pair(sc, count, child(seed, key), activations)[:, layer, :]
