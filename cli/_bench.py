@@ -14,10 +14,10 @@ it measured)::
                                  threading layout (one single-thread GEMM per worker,
                                  run concurrently)
     user_loop_speedup_probe X    a competent batched loop's time / the engine's time,
-                                 one-step probe, same half-width
+                                 one-step probe, same half-width, summed over seeds
     user_loop_probe_bound X      the most the probe ratio can be: Amdahl's bound from
                                  the user loop's share of time in (multi-threaded)
-                                 products, times the two replicate counts
+                                 products, times the two replicate counts (same runs)
     user_loop_speedup_family X   the same, every per-layer observable of a depth-10
                                  tanh network at once
     user_loop_family_bound X     the bound of the family ratio, as for the probe
@@ -28,11 +28,13 @@ it measured)::
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
@@ -239,80 +241,72 @@ def _family_observables(depth: int) -> list[dict]:
     return obs
 
 
-def _speedup(user: Callable[[], int], engine: Callable[[], object], repeats: int):
-    counts, ests = [], []
-    user_t, engine_t = _interleaved(
-        lambda: counts.append(user()), lambda: ests.append(engine()), repeats
+@dataclass(frozen=True)
+class Comparison:
+    """Both sides of a user-loop comparison, one entry per seed.
+
+    Each side's seconds are the best of :data:`REPEATS` runs on that seed (the two
+    sides interleaved); ``products`` are the seconds the user loop spent in its
+    products in those best runs, and ``repeat_spread`` the largest spread, over the
+    seeds, of the user loop's repeated runs of one seed (the same work each time), which
+    says how disturbed the machine was.
+    """
+
+    user: tuple[float, ...]
+    engine: tuple[float, ...]
+    user_replicates: tuple[int, ...]
+    engine_replicates: tuple[int, ...]
+    products: float
+    repeat_spread: float
+
+
+#: Runs of each side per seed (the best is kept), and seeds per comparison: the replicate
+#: count a stopping rule ends at varies by seed (about 15% here), so one seed per side
+#: would compare luck, and the ratio is of the summed times over the seeds.
+REPEATS, SEEDS = 2, 5
+
+
+def _compare(user: Callable[[int, list[float]], int], engine: Callable[[int], tuple]):
+    """Run ``user(seed, products)`` and ``engine(seed)`` on :data:`SEEDS` seeds each."""
+    user_t, engine_t, user_r, engine_r, spreads = [], [], [], [], []
+    products = 0.0
+    for seed in range(SEEDS):
+        runs, et = [], []
+        for _ in range(REPEATS):
+            gemm = [0.0]
+            t = time.perf_counter()
+            r = user(seed + 1, gemm)
+            runs.append((time.perf_counter() - t, r, gemm[0]))
+            t = time.perf_counter()
+            est = engine(seed)
+            et.append(time.perf_counter() - t)
+        seconds, r, gemm_seconds = min(runs)
+        spreads.append(_spread([run[0] for run in runs]))
+        user_t.append(seconds)
+        user_r.append(r)
+        products += gemm_seconds
+        engine_t.append(min(et))
+        engine_r.append(est[0].n_replicates)
+    return Comparison(
+        tuple(user_t), tuple(engine_t), tuple(user_r), tuple(engine_r), products, max(spreads)
     )
-    ratio = min(user_t) / min(engine_t)
+
+
+def _speedup(c: Comparison) -> tuple[float, str]:
+    """Summed user-loop time over summed engine time: expected time to the target."""
+    ratio = sum(c.user) / sum(c.engine)
     detail = (
-        f"user loop {min(user_t):.3g} s (R = {counts[0]}), engine {min(engine_t):.3g} s "
-        f"(R = {ests[0][0].n_replicates}), best of {repeats}; user-loop spread "
-        f"{_spread(user_t):.0%}"
+        f"user loop {sum(c.user) / SEEDS:.3g} s (mean R {np.mean(c.user_replicates):.0f}), "
+        f"engine {sum(c.engine) / SEEDS:.3g} s (mean R {np.mean(c.engine_replicates):.0f}), "
+        f"means over {SEEDS} seeds, each the best of {REPEATS}; user loop's repeats spread "
+        f"by up to {c.repeat_spread:.0%}"
     )
-    if _spread(user_t) > SPREAD_LIMIT:
+    if c.repeat_spread > SPREAD_LIMIT:
         return math.nan, f"WARNING: baseline disturbed, no ratio; {detail}"
     return ratio, detail
 
 
-def _probe() -> tuple[int, Callable[[], tuple]]:
-    """Width of the one-step probe, and the engine's run of it."""
-    n = WIDTH
-    scenario = {
-        "widths": [n, n],
-        "weights": {"law": "normal", "std": 1 / math.sqrt(n)},
-        "activation": "linear",
-    }
-    observable = {"direction": "forward", "moment": "var", "layer": 1}
-
-    def engine():
-        seed = mc.seed_for(0, "bench-user-probe")
-        return mc.measure_many(
-            scenario, [observable], seed=seed, precision=PROBE_TARGET, activations=SIMULATION
-        )
-
-    return n, engine
-
-
-def user_loop_speedup_probe(repeats: int = 3) -> tuple[float, str]:
-    """Engine against :func:`user_loop_probe`, to the same 99% half-width."""
-    n, engine = _probe()
-    ratio, detail = _speedup(lambda: user_loop_probe(n, PROBE_TARGET, 1), engine, repeats)
-    return ratio, f"Var[h^1], width {n}, to {PROBE_TARGET:.2%}: {detail}"
-
-
-def _family() -> tuple[int, int, int, Callable[[], tuple]]:
-    """Width, depth and batch of the family case, and the engine's run of it."""
-    n, depth = FAMILY_WIDTH, FAMILY_DEPTH
-    scenario = {
-        "widths": [n] * (depth + 1),
-        "weights": {"law": "normal", "std": 1 / math.sqrt(n)},
-        "activation": "tanh",
-    }
-    obs = _family_observables(depth)
-
-    def engine():
-        seed = mc.seed_for(0, "bench-user-family")
-        return mc.measure_many(
-            scenario, obs, seed=seed, precision=FAMILY_TARGET, activations=SIMULATION
-        )
-
-    return n, depth, mc.choose_batch(tuple(scenario["widths"])), engine
-
-
-def user_loop_speedup_family(repeats: int = 2) -> tuple[float, str]:
-    """Engine (:func:`montecarlo.measure_many`) against :func:`user_loop_family`."""
-    n, depth, batch, engine = _family()
-    ratio, detail = _speedup(
-        lambda: user_loop_family(n, depth, batch, FAMILY_TARGET, 1), engine, repeats
-    )
-    return ratio, (
-        f"{3 * depth} observables of a depth-{depth} tanh network, width {n}, batch {batch}, "
-        f"to {FAMILY_TARGET:.2%}: {detail}"
-    )
-
-
-def _bound(user: Callable[[list[float]], int], engine: Callable[[], tuple]) -> tuple[float, str]:
+def _bound(c: Comparison) -> tuple[float, str]:
     r"""The most a user-loop ratio can be, from a profile of the user loop.
 
     The user loop's products already run on every core (multi-threaded BLAS); its
@@ -322,32 +316,101 @@ def _bound(user: Callable[[list[float]], int], engine: Callable[[], tuple]) -> t
     share of the loop's time in its products (a threaded product that scales less than
     fully leaves the engine more room),
     and at equal precision the speedup is that times :math:`R_{user} / R_{engine}`, the
-    replicates each side's stopping rule asked for.
+    replicates each side's stopping rule asked for (summed over the seeds).
     """
     cores = min(mc.WORKERS, os.cpu_count() or 1)
-    gemm = [0.0]
-    t = time.perf_counter()
-    r_user = user(gemm)
-    f = gemm[0] / (time.perf_counter() - t)
-    r_engine = engine()[0].n_replicates
+    f = c.products / sum(c.user)
     per_replicate = 1 / (f + (1 - f) / cores)
+    r_user, r_engine = sum(c.user_replicates), sum(c.engine_replicates)
     return per_replicate * r_user / r_engine, (
         f"user loop: {f:.0%} of its time in products (on every core); same work per "
         f"replicate on {cores} cores: at most {per_replicate:.2f}x per replicate; "
-        f"R user {r_user} / R engine {r_engine}"
+        f"R user {r_user} / R engine {r_engine} over {SEEDS} seeds"
     )
 
 
-def user_loop_probe_bound() -> tuple[float, str]:
-    """:func:`_bound` of the one-step probe."""
+def _probe() -> tuple[int, Callable[[int], tuple]]:
+    """Width of the one-step probe, and the engine's run of it on a seed."""
+    n = WIDTH
+    scenario = {
+        "widths": [n, n],
+        "weights": {"law": "normal", "std": 1 / math.sqrt(n)},
+        "activation": "linear",
+    }
+    observable = {"direction": "forward", "moment": "var", "layer": 1}
+
+    def engine(seed: int):
+        return mc.measure_many(
+            scenario,
+            [observable],
+            seed=mc.seed_for(seed, "bench-user-probe"),
+            precision=PROBE_TARGET,
+            activations=SIMULATION,
+        )
+
+    return n, engine
+
+
+@functools.cache
+def _probe_comparison() -> Comparison:
     n, engine = _probe()
-    return _bound(lambda gemm: user_loop_probe(n, PROBE_TARGET, 1, gemm), engine)
+    return _compare(lambda seed, gemm: user_loop_probe(n, PROBE_TARGET, seed, gemm), engine)
+
+
+def user_loop_speedup_probe() -> tuple[float, str]:
+    """Engine against :func:`user_loop_probe`, to the same 99% half-width."""
+    ratio, detail = _speedup(_probe_comparison())
+    return ratio, f"Var[h^1], width {WIDTH}, to {PROBE_TARGET:.2%}: {detail}"
+
+
+def user_loop_probe_bound() -> tuple[float, str]:
+    """:func:`_bound` of the one-step probe, from the same runs."""
+    return _bound(_probe_comparison())
+
+
+def _family() -> tuple[int, int, int, Callable[[int], tuple]]:
+    """Width, depth and batch of the family case, and the engine's run of it on a seed."""
+    n, depth = FAMILY_WIDTH, FAMILY_DEPTH
+    scenario = {
+        "widths": [n] * (depth + 1),
+        "weights": {"law": "normal", "std": 1 / math.sqrt(n)},
+        "activation": "tanh",
+    }
+    obs = _family_observables(depth)
+
+    def engine(seed: int):
+        return mc.measure_many(
+            scenario,
+            obs,
+            seed=mc.seed_for(seed, "bench-user-family"),
+            precision=FAMILY_TARGET,
+            activations=SIMULATION,
+        )
+
+    return n, depth, mc.choose_batch(tuple(scenario["widths"])), engine
+
+
+@functools.cache
+def _family_comparison() -> Comparison:
+    n, depth, batch, engine = _family()
+    return _compare(
+        lambda seed, gemm: user_loop_family(n, depth, batch, FAMILY_TARGET, seed, gemm), engine
+    )
+
+
+def user_loop_speedup_family() -> tuple[float, str]:
+    """Engine (:func:`montecarlo.measure_many`) against :func:`user_loop_family`."""
+    ratio, detail = _speedup(_family_comparison())
+    batch = mc.choose_batch((FAMILY_WIDTH,) * (FAMILY_DEPTH + 1))
+    return ratio, (
+        f"{3 * FAMILY_DEPTH} observables of a depth-{FAMILY_DEPTH} tanh network, width "
+        f"{FAMILY_WIDTH}, batch {batch}, to {FAMILY_TARGET:.2%}: {detail}"
+    )
 
 
 def user_loop_family_bound() -> tuple[float, str]:
-    """:func:`_bound` of the family case."""
-    n, depth, batch, engine = _family()
-    return _bound(lambda gemm: user_loop_family(n, depth, batch, FAMILY_TARGET, 1, gemm), engine)
+    """:func:`_bound` of the family case, from the same runs."""
+    return _bound(_family_comparison())
 
 
 def lecture_probes_seconds() -> tuple[float, str]:
@@ -373,6 +436,8 @@ def figures_seconds() -> tuple[float, str]:
 def run(print_=print) -> dict[str, float]:
     """Run every measurement and print one ``name value`` line each (details on ``#`` lines)."""
     out = {}
+    _probe_comparison.cache_clear()
+    _family_comparison.cache_clear()
     for name, fn in (
         ("load_average", load_average),
         ("gemm_ratio", gemm_ratio),

@@ -50,8 +50,16 @@ _COL = {name: k for k, name in enumerate(STATS)}
 #: once). A constant rather than the machine's core count, so that the chunk layout,
 #: and with it every simulated number, is the same on every machine.
 WORKERS = 2
-#: Memory for the activations of one chunk of replicates in flight.
+#: Memory for the activations of one chunk of replicates in flight (scalar and
+#: product runs).
 CHUNK_BYTES = 96 * 2**20
+#: Memory for one layer of a chunk of MLP replicates: its weights and its input,
+#: pre-activation and output. A core's share of the L2 cache of the reference machine,
+#: so that a layer's product, activation and statistics read their operands from cache;
+#: larger chunks go to memory for every pass, smaller ones pay Python overhead per
+#: replicate. A constant rather than the machine's cache size, so that the chunks, and
+#: with them every simulated number, are the same on every machine.
+LAYER_BYTES = 2 * 2**20
 #: Memory for the stored segments (weights and pre-activations) of the backward pass,
 #: shared by the chunks in flight.
 STORE_BYTES = 512 * 2**20
@@ -279,8 +287,8 @@ def simulate_mlp(
     from_output, factor = _backward_factor(sc.activation, sc.residual, activations)
     widths, depth = sc.widths, sc.depth
     item = max(dtype.itemsize, 4)
-    per_rep = max(widths) * batch * (item * 4 + 8)
-    chunk = max(1, min(n_replicates, CHUNK_BYTES // per_rep))
+    per_rep = max((a * b + (a + 2 * b) * batch) * item for a, b in itertools.pairwise(widths))
+    chunk = max(1, min(n_replicates, LAYER_BYTES // per_rep))
     layer_bytes = [
         (widths[t] * widths[t - 1] + widths[t] * batch) * item for t in range(1, depth + 1)
     ]

@@ -92,12 +92,14 @@ WORK_CAP = 1.5e11
 #: Achieved precision worse than this many times the target makes a check inconclusive.
 INCONCLUSIVE_FACTOR = 5.0
 #: Sequential sizing: each extension aims at this fraction of the replicate count the
-#: current spread asks for and grows the run by at least :data:`MIN_GROWTH` (few, large
-#: stages: every look at the interval is a chance to stop on a spread that happens to
-#: be low, which costs coverage for heavy tails) and at most :data:`MAX_GROWTH` (a
-#: pilot that overstates a heavy-tailed spread is corrected by the next stage before
-#: the run commits to it); the run stops after :data:`MAX_STAGES` extensions.
-AIM, MIN_GROWTH, MAX_GROWTH, MAX_STAGES = 1.0, 1.25, 4.0, 12
+#: current spread asks for (short of it, so that the run approaches the count it needs
+#: from below instead of overshooting a noisy pilot's guess), grows the run by at least
+#: :data:`MIN_GROWTH` and at most :data:`MAX_GROWTH` (a pilot that overstates a
+#: heavy-tailed spread is corrected by the next stage before the run commits to it),
+#: and stops after :data:`MAX_STAGES` extensions. Every look at the interval is a
+#: chance to stop on a spread that happens to be low, which costs coverage for heavy
+#: tails; the coverage tests (``tests/test_coverage.py``) hold these constants.
+AIM, MIN_GROWTH, MAX_GROWTH, MAX_STAGES = 0.8, 1.05, 4.0, 20
 _COL = {name: k for k, name in enumerate(STATS)}
 
 
