@@ -2,9 +2,11 @@
 
 Every ratio compares two timings taken in the same process, a few seconds apart and
 interleaved, each the best of a few repeats, so that a shared machine moves both
-sides. The load average is printed first: on a loaded machine every number is a
-lower bound on what the engine does alone, and a baseline whose own repeats spread
-by more than :data:`SPREAD_LIMIT` prints a warning in place of its ratio.
+sides; both sides run with the engine's allocator setting
+(:func:`montecarlo.retain_freed_memory`). The load average is printed first: on a
+loaded machine every number is a lower bound on what the engine does alone, and a
+baseline whose own repeats spread by more than :data:`SPREAD_LIMIT` prints a warning
+in place of its ratio.
 
 Printed lines (one each, in this order, each followed by a ``#`` line saying what
 it measured)::
@@ -436,6 +438,8 @@ def figures_seconds() -> tuple[float, str]:
 def run(print_=print) -> dict[str, float]:
     """Run every measurement and print one ``name value`` line each (details on ``#`` lines)."""
     out = {}
+    # the engine's allocator setting, made before any timing: both sides run with it
+    mc.retain_freed_memory()
     _probe_comparison.cache_clear()
     _family_comparison.cache_clear()
     for name, fn in (

@@ -13,6 +13,7 @@ from ._engine import STATS as STATS
 from ._engine import WORKERS as WORKERS
 from ._engine import MLPStats as MLPStats
 from ._engine import choose_batch as choose_batch
+from ._engine import retain_freed_memory as retain_freed_memory
 from ._engine import sample_weights as sample_weights
 from ._engine import simulate_mlp as simulate_mlp
 from ._engine import simulate_product as simulate_product

@@ -1,6 +1,7 @@
 """The engine: validation, seeding, honest intervals, and refusing wrong claims."""
 
 import math
+import platform
 
 import numpy as np
 import pytest
@@ -568,3 +569,8 @@ def test_a_named_activation_needs_its_functions_from_the_caller(scenario):
         mc.measure(scenario, observable, seed=seed, activations=[ACTS["tanh"]])
     est = mc.measure(scenario, observable, seed=seed, activations=ACTS, precision=0.2)
     assert math.isfinite(est.value)
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_the_engine_keeps_freed_memory_for_reuse_under_glibc():
+    assert mc.retain_freed_memory() is True
