@@ -72,6 +72,7 @@ from scipy import stats
 from ._engine import (
     FRACTIONS,
     STATS,
+    WORKERS,
     choose_batch,
     simulate_mlp,
     simulate_product,
@@ -510,7 +511,9 @@ def _sequential(
         if need <= n or n >= cap or stage > MAX_STAGES:
             return ests
         aim = min(math.ceil(AIM * need), math.floor(MAX_GROWTH * n))
-        more = min(cap, max(aim, math.ceil(MIN_GROWTH * n))) - n
+        # a whole number of replicates per worker: a stage waits for its slowest worker
+        grow = WORKERS * math.ceil((max(aim, math.ceil(MIN_GROWTH * n)) - n) / WORKERS)
+        more = min(cap - n, grow)
         st = plan.run(more, child(seed, stage))
         ys = [
             np.concatenate([y, red.columns(st)]) for red, y in zip(plan.reducers, ys, strict=True)
