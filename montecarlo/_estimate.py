@@ -17,9 +17,10 @@ tail by Hall's transformation when the replicates are skewed [5].
 
 The replicate count is set by a sequential fixed-width procedure (Chow and Robbins):
 a pilot run estimates the spread, the run is extended, in stages with seeds of their
-own, to the size that reaches the target precision, and it stops at the first stage
-whose interval, over every replicate so far (the pilot's included), is as narrow as
-the target. A heavy-tailed observable whose pilot understated its spread is thus
+own, towards the size that reaches the target precision (each stage aiming short of
+it, so that a noisy estimate of that size is approached from below rather than
+overshot), and it stops at the first stage whose interval, over every replicate so
+far (the pilot's included), is as narrow as the target. A heavy-tailed observable whose pilot understated its spread is thus
 extended again rather than stopped short. Coverage of the resulting interval is
 shown by tests over many seeds (``tests/test_coverage.py``).
 
