@@ -227,10 +227,11 @@ def test_heavy_tailed_ratio_reaches_its_target_precision_in_every_seed():
     The per-replicate second moments are strongly right-skewed, so a 32-replicate pilot
     misjudges the spread by a large factor in some seeds (a two-stage design sized from
     it ended between 0.43 and 2.1 times the target). The run is extended, at most
-    fourfold per stage, until the interval over all replicates meets the target, so over
-    60 seeds no seed ends short of the target, 95% end within :math:`[0.6, 1]` times it,
-    and none below 0.35 (a replicate far in the tail can still inflate one stage's
-    spread: the lowest seed ends at 0.41 after five extensions).
+    fourfold per stage and each stage aiming short of the count the spread asks for,
+    until the interval over all replicates meets the target, so over 60 seeds no seed
+    ends short of the target, 95% end within :math:`[0.7, 1]` times it (the median at
+    0.98), and none below 0.35 (a replicate far in the tail can still inflate one
+    stage's spread: the lowest seed ends at 0.42 after five fourfold extensions).
     """
     n, target = 16, 0.05
     scenario = _mlp([n] * 11, math.sqrt(2 / n), "relu")
@@ -249,4 +250,5 @@ def test_heavy_tailed_ratio_reaches_its_target_precision_in_every_seed():
         replicates.append(est.n_replicates)
     assert max(replicates) > 2 * min(replicates)  # the spread does vary by seed
     assert max(achieved) <= 1.0, max(achieved)
-    assert np.quantile(achieved, 0.05) >= 0.6 and min(achieved) >= 0.35, sorted(achieved)[:4]
+    assert np.quantile(achieved, 0.05) >= 0.7 and min(achieved) >= 0.35, sorted(achieved)[:4]
+    assert np.median(achieved) >= 0.9, np.median(achieved)
