@@ -5,8 +5,8 @@ interleaved, each the best of a few repeats, so that a shared machine moves both
 sides; both sides run with the engine's allocator setting
 (:func:`montecarlo.retain_freed_memory`). The load average is printed first: on a
 loaded machine every number is a lower bound on what the engine does alone, and a
-baseline whose own repeats spread by more than :data:`SPREAD_LIMIT` prints a warning
-in place of its ratio.
+baseline whose best run is not confirmed by its second best within
+:data:`SPREAD_LIMIT` prints a warning in place of its ratio.
 
 Printed lines (one each, in this order, each followed by a ``#`` line saying what
 it measured)::
@@ -17,9 +17,11 @@ it measured)::
                                  run concurrently)
     user_loop_speedup_probe X    a competent batched loop's time / the engine's time,
                                  one-step probe, same half-width, summed over seeds
-    user_loop_probe_bound X      the most the probe ratio can be: Amdahl's bound from
-                                 the user loop's share of time in (multi-threaded)
-                                 products, times the two replicate counts (same runs)
+    user_loop_probe_bound X      the most the probe ratio can be if the user loop's
+                                 (multi-threaded) products scaled fully: Amdahl's
+                                 bound from their share of its time, times the two
+                                 replicate counts (same runs); a ratio above it says
+                                 they do not scale fully
     user_loop_speedup_family X   the same, every per-layer observable of a depth-10
                                  tanh network at once
     user_loop_family_bound X     the bound of the family ratio, as for the probe
@@ -49,8 +51,8 @@ import montecarlo as mc
 SIMULATION = derivations.simulation_activations()
 WIDTH, DEPTH = 512, 50
 SMALL = 16
-#: A baseline whose repeats spread by more than this (max/min - 1) is too disturbed
-#: to divide by.
+#: A baseline whose second-best repeat is slower than its best by more than this
+#: (:func:`_spread`) is too disturbed to divide by.
 SPREAD_LIMIT = 0.20
 #: Target relative half-width (99%) of the user-loop comparisons: small enough that
 #: both sides need well over the engine's 32-replicate pilot.
@@ -74,7 +76,12 @@ def _interleaved(a: Callable, b: Callable, repeats: int) -> tuple[list[float], l
 
 
 def _spread(times: list[float]) -> float:
-    return max(times) / min(times) - 1
+    """How far the second-best time is above the best: a best run that no other run
+    comes near may be the one undisturbed run, or a fluke, and is not divided by.
+    A disturbance slows runs down, so the best of a few is the estimate and a second
+    run close to it confirms that the machine gave it its cores."""
+    best, second = sorted(times)[:2]
+    return second / best - 1
 
 
 def _mlp(width: int, depth: int) -> mc.MLPScenario:
@@ -138,7 +145,7 @@ def gemm_ratio(repeats: int = 5) -> tuple[float, str]:
     detail = (
         f"engine {engine / 1e9:.3g} GFLOP/s, same-layout GEMM {gemm / 1e9:.3g} GFLOP/s "
         f"({workers} threads x 1 BLAS thread), batch {batch}, best of {repeats}; "
-        f"baseline spread {_spread(raw_t):.0%}"
+        f"baseline's second best {_spread(raw_t):.0%} above its best"
     )
     if _spread(raw_t) > SPREAD_LIMIT:
         return math.nan, f"WARNING: baseline disturbed, no ratio; {detail}"
@@ -249,9 +256,9 @@ class Comparison:
 
     Each side's seconds are the best of :data:`REPEATS` runs on that seed (the two
     sides interleaved); ``products`` are the seconds the user loop spent in its
-    products in those best runs, and ``repeat_spread`` the largest spread, over the
-    seeds, of the user loop's repeated runs of one seed (the same work each time), which
-    says how disturbed the machine was.
+    products in those best runs, and ``repeat_spread`` the largest :func:`_spread`, over
+    the seeds, of the user loop's repeated runs of one seed (the same work each time),
+    which says how disturbed the machine was.
     """
 
     user: tuple[float, ...]
@@ -265,7 +272,7 @@ class Comparison:
 #: Runs of each side per seed (the best is kept), and seeds per comparison: the replicate
 #: count a stopping rule ends at varies by seed (about 15% here), so one seed per side
 #: would compare luck, and the ratio is of the summed times over the seeds.
-REPEATS, SEEDS = 2, 5
+REPEATS, SEEDS = 3, 5
 
 
 def _compare(user: Callable[[int, list[float]], int], engine: Callable[[int], tuple]):
@@ -300,8 +307,8 @@ def _speedup(c: Comparison) -> tuple[float, str]:
     detail = (
         f"user loop {sum(c.user) / SEEDS:.3g} s (mean R {np.mean(c.user_replicates):.0f}), "
         f"engine {sum(c.engine) / SEEDS:.3g} s (mean R {np.mean(c.engine_replicates):.0f}), "
-        f"means over {SEEDS} seeds, each the best of {REPEATS}; user loop's repeats spread "
-        f"by up to {c.repeat_spread:.0%}"
+        f"means over {SEEDS} seeds, each the best of {REPEATS}; user loop's second best up "
+        f"to {c.repeat_spread:.0%} above its best"
     )
     if c.repeat_spread > SPREAD_LIMIT:
         return math.nan, f"WARNING: baseline disturbed, no ratio; {detail}"
@@ -309,7 +316,7 @@ def _speedup(c: Comparison) -> tuple[float, str]:
 
 
 def _bound(c: Comparison) -> tuple[float, str]:
-    r"""The most a user-loop ratio can be, from a profile of the user loop.
+    r"""The most a user-loop ratio can be if the loop's products scaled fully.
 
     The user loop's products already run on every core (multi-threaded BLAS); its
     sampling and elementwise passes run on one. Taking those products to use the cores
@@ -326,7 +333,8 @@ def _bound(c: Comparison) -> tuple[float, str]:
     r_user, r_engine = sum(c.user_replicates), sum(c.engine_replicates)
     return per_replicate * r_user / r_engine, (
         f"user loop: {f:.0%} of its time in products (on every core); same work per "
-        f"replicate on {cores} cores: at most {per_replicate:.2f}x per replicate; "
+        f"replicate on {cores} cores: at most {per_replicate:.2f}x per replicate if "
+        f"those products scale fully; "
         f"R user {r_user} / R engine {r_engine} over {SEEDS} seeds"
     )
 

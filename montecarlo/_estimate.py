@@ -20,9 +20,10 @@ a pilot run estimates the spread, the run is extended, in stages with seeds of t
 own, towards the size that reaches the target precision (each stage aiming short of
 it, so that a noisy estimate of that size is approached from below rather than
 overshot), and it stops at the first stage whose interval, over every replicate so
-far (the pilot's included), is as narrow as the target. A heavy-tailed observable whose pilot understated its spread is thus
-extended again rather than stopped short. Coverage of the resulting interval is
-shown by tests over many seeds (``tests/test_coverage.py``).
+far (the pilot's included), is as narrow as the target. A heavy-tailed observable
+whose pilot understated its spread is thus extended again rather than stopped short.
+Coverage of the resulting interval is shown by tests over many seeds
+(``tests/test_coverage.py``).
 
 A fraction of entries (a statistic in :math:`[0, 1]`) near an edge has a skewed
 mean: its interval is the score (Wilson) interval with the spread scaled by the

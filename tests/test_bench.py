@@ -89,3 +89,8 @@ def test_bound_is_amdahl_times_the_replicate_counts():
     cores = min(_bench.mc.WORKERS, os.cpu_count() or 1)
     bound, _ = _bench._bound(_comparison((2.0, 4.0), (1.0, 2.0)))
     assert math.isclose(bound, 1 / (0.5 + 0.5 / cores) * 60 / 50)
+
+
+def test_a_best_run_counts_only_when_a_second_run_comes_near_it():
+    assert math.isclose(_bench._spread([1.0, 5.0, 1.1]), 0.1)
+    assert _bench._spread([1.0, 1.5, 2.0]) > _bench.SPREAD_LIMIT
