@@ -19,6 +19,7 @@ from ._engine import simulate_mlp as simulate_mlp
 from ._engine import simulate_product as simulate_product
 from ._engine import simulate_scalar as simulate_scalar
 from ._engine import site_stats as site_stats
+from ._engine import standard_normal as standard_normal
 from ._errors import InvalidScenario as InvalidScenario
 from ._errors import MonteCarloError as MonteCarloError
 from ._estimate import DEFAULT_LEVEL as DEFAULT_LEVEL
