@@ -122,23 +122,32 @@ def gemm_ratio(repeats: int = 5) -> tuple[float, str]:
 
     The engine runs one replicate per worker, each worker a single-threaded GEMM per
     layer; the baseline runs, on as many concurrent threads with BLAS held to one
-    thread each, the same products (``2 x depth`` GEMMs of ``width x width`` by
-    ``width x batch`` per worker), without sampling or statistics.
+    thread each, the same products without sampling or statistics: per worker,
+    ``depth`` distinct ``width x width`` matrices, each multiplying a ``width x batch``
+    block forward (``W @ x``) and transposed backward (``W.T @ x``).
     """
     workers = min(mc.WORKERS, os.cpu_count() or 1)
     run, flops = _engine_run(WIDTH, DEPTH, mc.WORKERS)
     batch = mc.choose_batch(_mlp(WIDTH, DEPTH).widths)
     rng = np.random.default_rng(0)
-    w = rng.standard_normal((WIDTH, WIDTH))
-    xs = [rng.standard_normal((WIDTH, batch)) for _ in range(mc.WORKERS)]
+    operands = [
+        (
+            [rng.standard_normal((WIDTH, WIDTH)) for _ in range(DEPTH)],
+            rng.standard_normal((WIDTH, batch)),
+        )
+        for _ in range(mc.WORKERS)
+    ]
 
-    def worker(x):
-        for _ in range(2 * DEPTH):
+    def worker(operand):
+        ws, x = operand
+        for w in ws:
             w @ x
+        for w in reversed(ws):
+            w.T @ x
 
     def raw():
         with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
-            list(pool.map(worker, xs))
+            list(pool.map(worker, operands))
 
     engine_t, raw_t = _interleaved(run, raw, repeats)
     engine, gemm = flops / min(engine_t), flops / min(raw_t)
