@@ -441,7 +441,15 @@ def simulate_mlp(
                         stored[t] = (w, hs if from_output else z)
                 for t in range(stop, start, -1):
                     w, site = stored.pop(t)
-                    gz = g if factor is None else g * factor(site)
+                    gz = g
+                    if factor is not None:
+                        d = factor(site)
+                        # in place when g, the pass's own array, is not needed afterwards
+                        # (a residual adds it) and the product keeps its dtype
+                        if sc.residual or np.result_type(g, d) != g.dtype:
+                            gz = g * d
+                        else:
+                            gz = np.multiply(g, d, out=g)
                     back = matmul(w.transpose(0, 2, 1), gz)
                     g = g + back if sc.residual else back
                     bwd[lo : lo + r, t - 1] = site_stats(g, *extra)
