@@ -206,28 +206,45 @@ def _symbolic(claim: Claim) -> dict:
     }
 
 
-def measure_probe(
+def measure_probes(
     claim_id: str,
-    probe,
+    probes: Iterable,
     seed: int,
     *,
     precision: float = montecarlo.DEFAULT_PRECISION,
     activations: Mapping | None = None,
-) -> montecarlo.Estimate:
-    """Simulate one probe of a claim with its own seed (``seed_for(seed, claim, probe)``).
+) -> dict[str, montecarlo.Estimate]:
+    """Simulate a claim's probes, those with one scenario from one set of networks.
 
-    The engine takes the activation table's NumPy functions (``activations``, by
-    default :func:`derivations.simulation_activations`).
+    Probes whose scenarios are equal are read from the same replicates
+    (:func:`montecarlo.measure_many`), run until the least precise of them reaches
+    ``precision``, with the stream ``seed_for(seed, claim, *their labels)``; their
+    estimates are dependent, which Holm's procedure allows. A probe alone, and a pair
+    scenario (its own engine), keep ``seed_for(seed, claim, probe)``. The engine takes
+    the activation table's NumPy functions (``activations``, by default
+    :func:`derivations.simulation_activations`). Returns the estimates by probe label.
     """
     if activations is None:
         activations = derivations.simulation_activations()
-    return montecarlo.measure(
-        probe.scenario,
-        probe.observable,
-        seed=montecarlo.seed_for(seed, claim_id, probe.label),
-        precision=precision,
-        activations=activations,
-    )
+    groups: dict[str, list] = {}
+    for probe in probes:
+        key = repr(sorted(probe.scenario.items()))
+        if probe.scenario.get("kind") == "pair":
+            key += probe.label
+        groups.setdefault(key, []).append(probe)
+    out = {}
+    for group in groups.values():
+        labels = [p.label for p in group]
+        stream = montecarlo.seed_for(seed, claim_id, *labels)
+        options = {"seed": stream, "precision": precision, "activations": activations}
+        if len(group) == 1:
+            estimates = [montecarlo.measure(group[0].scenario, group[0].observable, **options)]
+        else:
+            estimates = montecarlo.measure_many(
+                group[0].scenario, [p.observable for p in group], **options
+            )
+        out.update(zip(labels, estimates, strict=True))
+    return out
 
 
 def evidence(
@@ -302,12 +319,12 @@ def _measure_probes(claims, seed: int, precision: float, progress: bool) -> dict
     estimates = {}
     simulation = derivations.simulation_activations()  # the table's NumPy side
     for claim in claims:
-        for probe in claim.probes:
-            bar.set_postfix_str(f"{claim.id}/{probe.label}", refresh=False)
-            bar.update()
-            estimates[claim.id, probe.label] = measure_probe(
-                claim.id, probe, seed, precision=precision, activations=simulation
-            )
+        bar.set_postfix_str(claim.id, refresh=False)
+        measured = measure_probes(
+            claim.id, claim.probes, seed, precision=precision, activations=simulation
+        )
+        estimates.update({(claim.id, p.label): measured[p.label] for p in claim.probes})
+        bar.update(len(claim.probes))
     bar.close()
     return estimates
 
