@@ -17,11 +17,13 @@ it measured)::
                                  run concurrently)
     user_loop_speedup_probe X    a competent batched loop's time / the engine's time,
                                  one-step probe, same half-width, summed over seeds
-    user_loop_probe_bound X      the most the probe ratio can be if the user loop's
+    user_loop_probe_bound X      the most the probe ratio can be if the engine did the
+                                 loop's work per replicate and the loop's
                                  (multi-threaded) products scaled fully: Amdahl's
                                  bound from their share of its time, times the two
                                  replicate counts (same runs); a ratio above it says
-                                 they do not scale fully
+                                 they do not scale fully, or that the engine does less
+                                 work (its normal draws cost half the loop's)
     user_loop_speedup_family X   the same, every per-layer observable of a depth-10
                                  tanh network at once
     user_loop_family_bound X     the bound of the family ratio, as for the probe
@@ -335,7 +337,9 @@ def _bound(c: Comparison) -> tuple[float, str]:
     share of the loop's time in its products (a threaded product that scales less than
     fully leaves the engine more room),
     and at equal precision the speedup is that times :math:`R_{user} / R_{engine}`, the
-    replicates each side's stopping rule asked for (summed over the seeds).
+    replicates each side's stopping rule asked for (summed over the seeds). The engine
+    draws its normals by :func:`montecarlo.standard_normal`, at half the cost of the
+    loop's ziggurat, so it does less work per replicate and can exceed the bound.
     """
     cores = min(mc.WORKERS, os.cpu_count() or 1)
     f = c.products / sum(c.user)
