@@ -214,3 +214,28 @@ def test_cli_rejects_a_bad_seed():
     )
     assert run.returncode == 2
     assert "--seed must be a non-negative integer" in run.stderr
+
+
+def test_probes_with_one_scenario_share_their_networks():
+    """Equal scenarios: one run (same stream and replicates); a probe alone keeps its own
+    stream, ``seed_for(seed, claim, probe)``, so its estimate is the engine's on that seed."""
+    import derivations
+    import montecarlo
+    from report._evidence import measure_probes
+
+    claim = next(c for c in derivations.claims() if c.id == "forward-variance")
+    probes = [p for p in claim.probes if p.label.startswith("64x256-normal-")]
+    assert len(probes) == 2 and probes[0].scenario == probes[1].scenario
+    both = measure_probes(claim.id, probes, 3, precision=0.05)
+    a, b = (both[p.label] for p in probes)
+    assert a.seed == b.seed and a.n_replicates == b.n_replicates
+    assert a.value != b.value  # two observables of the same networks
+    alone = measure_probes(claim.id, probes[:1], 3, precision=0.05)[probes[0].label]
+    direct = montecarlo.measure(
+        probes[0].scenario,
+        probes[0].observable,
+        seed=montecarlo.seed_for(3, claim.id, probes[0].label),
+        precision=0.05,
+        activations=derivations.simulation_activations(),
+    )
+    assert alone == direct and alone.seed != a.seed
