@@ -58,15 +58,14 @@ _COL = {name: k for k, name in enumerate(STATS)}
 #: once). A constant rather than the machine's core count, so that the chunk layout,
 #: and with it every simulated number, is the same on every machine.
 WORKERS = 2
-#: Memory for the activations of one chunk of replicates in flight (scalar and
-#: product runs).
-CHUNK_BYTES = 96 * 2**20
-#: Memory for one layer of a chunk of MLP replicates: its weights and its input,
-#: pre-activation and output. A core's share of the L2 cache of the reference machine,
-#: so that a layer's product, activation and statistics read their operands from cache;
-#: larger chunks go to memory for every pass, smaller ones pay Python overhead per
-#: replicate. A constant rather than the machine's cache size, so that the chunks, and
-#: with them every simulated number, are the same on every machine.
+#: Memory for one step of a chunk of replicates: for an MLP, one layer's weights and
+#: its input, pre-activation and output; for a chain of products, one matrix of each
+#: chain; for scalar draws, the draws and their images. A core's share of the L2 cache
+#: of the reference machine, so that a step's product, activation and statistics read
+#: their operands from cache; larger chunks go to memory for every pass, smaller ones
+#: pay Python overhead per replicate. A constant rather than the machine's cache size,
+#: so that the chunks, and with them every simulated number, are the same on every
+#: machine.
 LAYER_BYTES = 2 * 2**20
 #: Memory for the stored segments (weights and pre-activations) of the backward pass,
 #: shared by the chunks in flight.
@@ -471,7 +470,7 @@ def simulate_scalar(
     g = fprime if sc.function == "derivative" else f
     gen = rng(child(seed, 0))
     out = np.empty((n_replicates, len(STATS)))
-    chunk = max(1, CHUNK_BYTES // (batch * 8 * 3))
+    chunk = max(1, LAYER_BYTES // (batch * 8 * 3))
     with np.errstate(over="ignore", invalid="ignore"):
         for lo in range(0, n_replicates, chunk):
             r = min(chunk, n_replicates - lo)
@@ -507,7 +506,7 @@ def simulate_product(
         with np.errstate(over="ignore"):
             out[lo : lo + r] = np.stack([y, y * y, np.exp(2 * y)], axis=1)
 
-    size = max(1, CHUNK_BYTES // (sc.n * sc.n * 8 * 2))
+    size = max(1, LAYER_BYTES // (sc.n * sc.n * 8 * 2))
     macs = n_replicates * sc.depth * sc.n * sc.n
     _run_chunks(run_chunk, chunk_layout(n_replicates, size), macs)
     return out
