@@ -52,7 +52,9 @@ from derivations._user import (
 x = sp.Symbol("x", real=True)
 
 #: Seconds allowed per symbolic or numeric operation in these tests, and for a command.
-BUDGET = "1"
+#: Three, not one: on a loaded two-core machine a quadrature that takes well under a
+#: second alone (tanh(tanh(tanh(tanh(x))))) ran past a one-second budget.
+BUDGET = "3"
 TIME_LIMIT = 60.0
 
 
