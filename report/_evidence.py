@@ -261,7 +261,8 @@ def evidence(
     ----------
     seed : int
         Root seed of the run; each probe's stream is spawned from it by the key
-        ``(claim id, probe label)``.
+        ``(claim id, probe label)``, or, for probes of a claim with one scenario (which
+        share their networks, :func:`measure_probes`), ``(claim id, *their labels)``.
     alpha : float
         Family-wise error budget shared by all checks (Holm's step-down procedure;
         ``confidence`` in the result is its strictest per-check level,
