@@ -17,16 +17,8 @@ it measured)::
                                  run concurrently)
     user_loop_speedup_probe X    a competent batched loop's time / the engine's time,
                                  one-step probe, same half-width, summed over seeds
-    user_loop_probe_bound X      the most the probe ratio can be if the engine did the
-                                 loop's work per replicate and the loop's
-                                 (multi-threaded) products scaled fully: Amdahl's
-                                 bound from their share of its time, times the two
-                                 replicate counts (same runs); a ratio above it says
-                                 they do not scale fully, or that the engine does less
-                                 work (its normal draws cost half the loop's)
     user_loop_speedup_family X   the same, every per-layer observable of a depth-10
                                  tanh network at once
-    user_loop_family_bound X     the bound of the family ratio, as for the probe
     small_width_ratio X          engine FLOP/s at width 16 / at width 512 (same depth)
     lecture_probes_seconds X     wall time of every registered probe (probes only)
     figures_seconds X            wall time of the report's figures
@@ -185,42 +177,24 @@ def _half_width_met(values: np.ndarray, target: float) -> bool:
     return bool(np.all(half <= target * np.abs(mean)))
 
 
-def _products(gemm: list[float] | None) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """``a @ b``; when ``gemm`` is given, its one entry accumulates the seconds spent."""
-    if gemm is None:
-        return np.matmul
-
-    def timed(a, b):
-        t = time.perf_counter()
-        out = a @ b
-        gemm[0] += time.perf_counter() - t
-        return out
-
-    return timed
-
-
-def user_loop_probe(n: int, target: float, seed: int, gemm: list[float] | None = None) -> int:
+def user_loop_probe(n: int, target: float, seed: int) -> int:
     """A competent user's estimate of ``Var[h^1]`` of a linear layer ``n x n``.
 
     One fresh ``W`` per replicate, a batch of ``n`` inputs through it with one GEMM,
     the variance of the entries as the replicate's value, and a stop as soon as the
     99% half-width over replicates reaches ``target`` (checked after every replicate).
-    Returns the replicates used; ``gemm``, when given, accumulates the seconds spent in
-    the product (for :func:`user_loop_probe_bound`).
+    Returns the replicates used.
     """
     rng = np.random.default_rng(seed)
-    mm = _products(gemm)
     values = []
     while not _half_width_met(np.array(values), target):
         w = rng.standard_normal((n, n)) / math.sqrt(n)
-        h = mm(w, rng.standard_normal((n, n)))
+        h = w @ rng.standard_normal((n, n))
         values.append(h.var())
     return len(values)
 
 
-def user_loop_family(
-    n: int, depth: int, batch: int, target: float, seed: int, gemm: list[float] | None = None
-) -> int:
+def user_loop_family(n: int, depth: int, batch: int, target: float, seed: int) -> int:
     """A competent user's estimate of every per-layer second moment of a tanh network.
 
     Per replicate: fresh weights ``N(0, 1/n)``, one forward pass of ``batch`` inputs
@@ -228,25 +202,23 @@ def user_loop_family(
     upstream gradient, and in the same pass every observable: the second moment of
     ``h^t``, the variance of the pre-activation ``z^t`` and the second moment of the
     gradient ``dl/dh^{t-1}`` at every layer. Stops when all of them reach ``target``.
-    Returns the replicates used; ``gemm``, when given, accumulates the seconds spent in
-    the products (for :func:`user_loop_family_bound`).
+    Returns the replicates used.
     """
     rng = np.random.default_rng(seed)
-    mm = _products(gemm)
     rows = []
     while not _half_width_met(np.array(rows), target):
         h = rng.standard_normal((n, batch))
         ws, outs, row = [], [], []
         for _ in range(depth):
             w = rng.standard_normal((n, n)) / math.sqrt(n)
-            z = mm(w, h)
+            z = w @ h
             h = np.tanh(z)
             ws.append(w)
             outs.append(h)
             row += [np.mean(h * h), z.var()]
         g = rng.standard_normal((n, batch))
         for w, out in zip(reversed(ws), reversed(outs), strict=True):
-            g = mm(w.T, g * (1 - out * out))
+            g = w.T @ (g * (1 - out * out))
             row.append(np.mean(g * g))
         rows.append(row)
     return len(rows)
@@ -266,8 +238,7 @@ class Comparison:
     """Both sides of a user-loop comparison, one entry per seed.
 
     Each side's seconds are the best of :data:`REPEATS` runs on that seed (the two
-    sides interleaved); ``products`` are the seconds the user loop spent in its
-    products in those best runs, and ``repeat_spread`` the largest :func:`_spread`, over
+    sides interleaved); ``repeat_spread`` is the largest :func:`_spread`, over
     the seeds, of the user loop's repeated runs of one seed (the same work each time),
     which says how disturbed the machine was.
     """
@@ -276,7 +247,6 @@ class Comparison:
     engine: tuple[float, ...]
     user_replicates: tuple[int, ...]
     engine_replicates: tuple[int, ...]
-    products: float
     repeat_spread: float
 
 
@@ -287,30 +257,25 @@ class Comparison:
 REPEATS, SEEDS = 3, 5
 
 
-def _compare(user: Callable[[int, list[float]], int], engine: Callable[[int], tuple]) -> Comparison:
-    """Run ``user(seed, products)`` and ``engine(seed)`` on :data:`SEEDS` seeds each."""
+def _compare(user: Callable[[int], int], engine: Callable[[int], tuple]) -> Comparison:
+    """Run ``user(seed)`` and ``engine(seed)`` on :data:`SEEDS` seeds each."""
     user_t, engine_t, user_r, engine_r, spreads = [], [], [], [], []
-    products = 0.0
     for seed in range(SEEDS):
         runs, et = [], []
         for _ in range(REPEATS):
-            gemm = [0.0]
             t = time.perf_counter()
-            r = user(seed + 1, gemm)
-            runs.append((time.perf_counter() - t, r, gemm[0]))
+            r = user(seed + 1)
+            runs.append((time.perf_counter() - t, r))
             t = time.perf_counter()
             est = engine(seed)
             et.append(time.perf_counter() - t)
-        seconds, r, gemm_seconds = min(runs)
+        seconds, r = min(runs)
         spreads.append(_spread([run[0] for run in runs]))
         user_t.append(seconds)
         user_r.append(r)
-        products += gemm_seconds
         engine_t.append(min(et))
         engine_r.append(est[0].n_replicates)
-    return Comparison(
-        tuple(user_t), tuple(engine_t), tuple(user_r), tuple(engine_r), products, max(spreads)
-    )
+    return Comparison(tuple(user_t), tuple(engine_t), tuple(user_r), tuple(engine_r), max(spreads))
 
 
 def _speedup(c: Comparison) -> tuple[float, str]:
@@ -325,32 +290,6 @@ def _speedup(c: Comparison) -> tuple[float, str]:
     if c.repeat_spread > SPREAD_LIMIT:
         return math.nan, f"WARNING: baseline disturbed, no ratio; {detail}"
     return ratio, detail
-
-
-def _bound(c: Comparison) -> tuple[float, str]:
-    r"""The most a user-loop ratio can be if the loop's products scaled fully.
-
-    The user loop's products already run on every core (multi-threaded BLAS); its
-    sampling and elementwise passes run on one. Taking those products to use the cores
-    fully, an engine doing the same work per replicate on ``c`` cores is at most
-    :math:`1 / (f + (1 - f)/c)` times faster per replicate (Amdahl), with :math:`f` the
-    share of the loop's time in its products (a threaded product that scales less than
-    fully leaves the engine more room),
-    and at equal precision the speedup is that times :math:`R_{user} / R_{engine}`, the
-    replicates each side's stopping rule asked for (summed over the seeds). The engine
-    draws its normals by :func:`montecarlo.standard_normal`, at half the cost of the
-    loop's ziggurat, so it does less work per replicate and can exceed the bound.
-    """
-    cores = min(mc.WORKERS, os.cpu_count() or 1)
-    f = c.products / sum(c.user)
-    per_replicate = 1 / (f + (1 - f) / cores)
-    r_user, r_engine = sum(c.user_replicates), sum(c.engine_replicates)
-    return per_replicate * r_user / r_engine, (
-        f"user loop: {f:.0%} of its time in products (on every core); same work per "
-        f"replicate on {cores} cores: at most {per_replicate:.2f}x per replicate if "
-        f"those products scale fully; "
-        f"R user {r_user} / R engine {r_engine} over {SEEDS} seeds"
-    )
 
 
 def _probe() -> tuple[int, Callable[[int], tuple]]:
@@ -378,18 +317,13 @@ def _probe() -> tuple[int, Callable[[int], tuple]]:
 @functools.cache
 def _probe_comparison() -> Comparison:
     n, engine = _probe()
-    return _compare(lambda seed, gemm: user_loop_probe(n, PROBE_TARGET, seed, gemm), engine)
+    return _compare(lambda seed: user_loop_probe(n, PROBE_TARGET, seed), engine)
 
 
 def user_loop_speedup_probe() -> tuple[float, str]:
     """Engine against :func:`user_loop_probe`, to the same 99% half-width."""
     ratio, detail = _speedup(_probe_comparison())
     return ratio, f"Var[h^1], width {WIDTH}, to {PROBE_TARGET:.2%}: {detail}"
-
-
-def user_loop_probe_bound() -> tuple[float, str]:
-    """:func:`_bound` of the one-step probe, from the same runs."""
-    return _bound(_probe_comparison())
 
 
 def _family() -> tuple[int, int, int, Callable[[int], tuple]]:
@@ -417,9 +351,7 @@ def _family() -> tuple[int, int, int, Callable[[int], tuple]]:
 @functools.cache
 def _family_comparison() -> Comparison:
     n, depth, batch, engine = _family()
-    return _compare(
-        lambda seed, gemm: user_loop_family(n, depth, batch, FAMILY_TARGET, seed, gemm), engine
-    )
+    return _compare(lambda seed: user_loop_family(n, depth, batch, FAMILY_TARGET, seed), engine)
 
 
 def user_loop_speedup_family() -> tuple[float, str]:
@@ -430,11 +362,6 @@ def user_loop_speedup_family() -> tuple[float, str]:
         f"{3 * FAMILY_DEPTH} observables of a depth-{FAMILY_DEPTH} tanh network, width "
         f"{FAMILY_WIDTH}, batch {batch}, to {FAMILY_TARGET:.2%}: {detail}"
     )
-
-
-def user_loop_family_bound() -> tuple[float, str]:
-    """:func:`_bound` of the family case, from the same runs."""
-    return _bound(_family_comparison())
 
 
 def lecture_probes_seconds() -> tuple[float, str]:
@@ -468,9 +395,7 @@ def run(print_=print) -> dict[str, float]:
         ("load_average", load_average),
         ("gemm_ratio", gemm_ratio),
         ("user_loop_speedup_probe", user_loop_speedup_probe),
-        ("user_loop_probe_bound", user_loop_probe_bound),
         ("user_loop_speedup_family", user_loop_speedup_family),
-        ("user_loop_family_bound", user_loop_family_bound),
         ("small_width_ratio", small_width_ratio),
         ("lecture_probes_seconds", lecture_probes_seconds),
         ("figures_seconds", figures_seconds),

@@ -161,12 +161,13 @@ def site_stats(x: np.ndarray, fractions: bool = False, lognorm: bool = False) ->
     flat = x.reshape(r, -1)
     size = flat.shape[1]
     x64 = flat if flat.dtype == np.float64 else flat.astype(np.float64)
-    out = np.zeros((r, len(STATS)))
+    out = np.full((r, len(STATS)), np.nan)
+    out[:, _COL["nonfinite"] : _COL["overflow"] + 1] = 0.0
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        # einsum's own loops, not BLAS: the sum's order does not depend on BLAS threads
+        # einsum's own loops, not BLAS: the sum's order does not depend on BLAS threads,
+        # and einsum releases the GIL (a vector product, np.vecdot, holds it)
         out[:, _COL["m2"]] = np.einsum("rk,rk->r", x64, x64) / size
-
-        out[:, _COL["m1"]] = x64.sum(axis=1) / size
+        out[:, _COL["m1"]] = np.einsum("rk->r", x64) / size
         bad = ~np.isfinite(out[:, _COL["m2"]])
         if bad.any():
             out[bad, _COL["nonfinite"]] = 1.0 - np.isfinite(flat[bad]).mean(axis=1)
@@ -178,14 +179,10 @@ def site_stats(x: np.ndarray, fractions: bool = False, lognorm: bool = False) ->
             out[:, _COL["zero"]] = 1.0 - np.count_nonzero(flat, axis=1) / size_
             tiny = np.finfo(flat.dtype).tiny
             out[:, _COL["subnormal"]] = np.count_nonzero((a < tiny) & (a > 0), axis=1) / size_
-        else:
-            out[:, [_COL[k] for k in FRACTIONS]] = np.nan
         if lognorm:
             x3 = x64.reshape(x.shape)
             per_input = np.einsum("rnb,rnb->rb", x3, x3) / x.shape[1]
             out[:, _COL["log_m2"]] = np.log(per_input).mean(axis=1)
-        else:
-            out[:, _COL["log_m2"]] = np.nan
     return out
 
 
