@@ -383,35 +383,42 @@ def activation_command(
 def _activation_command(
     expr, gain, width, depth, simulate, seed, precision, alpha, budget, time_limit
 ) -> dict:
-    from derivations._user import (
-        InputError,
-        _weight_init,
-        analyze_activation,
-        parse_widths,
-        propagate,
-    )
+    from derivations._user import InputError, analyze_activation, parse_widths
 
     for name, v in (("--width", width), ("--depth", depth)):
         if not _is_int(v) or v < 1:
             raise InputError(f"`{name}` must be a positive integer; got {name}={v!r}.")
     widths = parse_widths([width] * (depth + 1), argument="--width/--depth")
     a = analyze_activation(expr, gain, budget=float(budget))
-    ours = a.forward_gain
-    torch = None
-    if a.torch is not None:
-        torch = {
-            "name": a.torch.name,
-            "param": a.torch.param,
-            "gain": _expr(a.torch.gain),
-            "gain_squared": _expr(a.torch.squared),
-            "gain_squared_numeric": float(a.torch.squared),
-            "forward_preserving_n_gamma": _float(ours),
-            "ratio": None if ours is None else _float(a.torch.squared / ours),
-            "reference": a.torch.reference,
-        }
     result = {
         "command": "activation",
         "expression": expr,
+        **_activation_fields(a),
+        "torch": _torch_gain(a),
+        "network": {"width": width, "depth": depth},
+        "mean_field": _gain_mean_field(a, budget),
+        **_derivation_fields(a),
+        **_run_info(seed, precision, alpha, simulate, budget, time_limit),
+        "checks": [],
+    }
+    probes = _scalar_probes(a)
+    if a.gain is None:
+        result["notes"].append(
+            "no network is simulated: the gain n*gamma = 1/E[f(z)^2] is undecided (give --gain)"
+        )
+    else:
+        network, network_probes = _network_probes(a, widths)
+        result["network"].update(network)
+        probes += network_probes
+    _run_checks(
+        "activation", result, probes, a, simulate, seed=seed, precision=precision, alpha=alpha
+    )
+    return result
+
+
+def _activation_fields(a) -> dict:
+    """What ``initproof activation`` derives about ``f``: form, slopes, moments, gains."""
+    return {
         "f": _expr(a.f),
         "f_latex": sp.latex(a.f),
         "derivative": _expr(a.derivative),
@@ -450,101 +457,101 @@ def _activation_command(
         "fixed_points_decided": a.fixed_points_decided,
         "every_q_fixed": a.every_q_fixed,
         "zero_fixed": a.zero_fixed,
-        "torch": torch,
-        "network": {"width": width, "depth": depth},
-        "mean_field": _gain_mean_field(a, budget),
-        **_derivation_fields(a),
-        **_run_info(seed, precision, alpha, simulate, budget, time_limit),
-        "checks": [],
     }
-    name = _name(a)
-    scalar = {"kind": "scalar", "activation": name, "q": 1.0, "dtype": "float64"}
-    probes = [
+
+
+def _torch_gain(a) -> dict | None:
+    """torch's ``calculate_gain`` for ``f``, when it names one, against the derived gain."""
+    if a.torch is None:
+        return None
+    ours = a.forward_gain
+    return {
+        "name": a.torch.name,
+        "param": a.torch.param,
+        "gain": _expr(a.torch.gain),
+        "gain_squared": _expr(a.torch.squared),
+        "gain_squared_numeric": float(a.torch.squared),
+        "forward_preserving_n_gamma": _float(ours),
+        "ratio": None if ours is None else _float(a.torch.squared / ours),
+        "reference": a.torch.reference,
+    }
+
+
+def _scalar_probes(a) -> list:
+    r""":math:`\mathbb{E}[f(z)^2]` and :math:`\mathbb{E}[f'(z)^2]` at :math:`z \sim N(0, 1)`."""
+    scalar = {"kind": "scalar", "activation": _name(a), "q": 1.0, "dtype": "float64"}
+    return [
         _probe(
-            "m2-of-f",
-            {**scalar, "function": "value"},
+            f"m2-of-{label}",
+            {**scalar, "function": function},
             {"moment": "m2"},
-            a.m2.value,
-            "E[f(z)^2], z ~ N(0, 1)",
+            m.value,
+            f"E[{what}^2], z ~ N(0, 1)",
             True,
-            a.m2.method if a.m2.decided else f"undecided: {a.m2.reason}",
+            m.method if m.decided else f"undecided: {m.reason}",
+        )
+        for label, function, what, m in (
+            ("f", "value", "f(z)", a.m2),
+            ("derivative", "derivative", "f'(z)", a.d2),
+        )
+    ]
+
+
+def _network_probes(a, widths: tuple[int, ...]) -> tuple[dict, list]:
+    """The network at the gain used (started at its fixed point), and its two probes:
+    the first layer's output second moment and the last layer's per-layer ratio."""
+    from derivations._user import _weight_init, propagate
+
+    width, depth = widths[0], len(widths) - 1
+    g = a.gain
+    init = _weight_init("normal", "var", g / sp.Symbol("n_in", integer=True, positive=True), "")
+    q_start = _start(a)
+    input_var = q_start / float(g)
+    moments = propagate(a, init, widths, input_var=input_var)
+    network = {
+        "start_q": q_start,
+        "input_std": math.sqrt(input_var),
+        "weights": init.law(width, width),
+    }
+    mlp = {
+        "kind": "mlp",
+        "widths": list(widths),
+        "weights": init.law(width, width),
+        "activation": _name(a),
+        "input": {"law": "normal", "mean": 0.0, "std": math.sqrt(input_var)},
+        "dtype": "float64",
+    }
+    top, below, first = moments.output[depth], moments.output[depth - 1], moments.output[1]
+    deep_how = top.how
+    unstable = [p for p in a.fixed_points if p.q == q_start and not p.stable]
+    if unstable and not a.every_q_fixed:
+        deep_how += (
+            f"; the fixed point q* = {q_start:.6g} is unstable (slope "
+            f"{unstable[0].slope:.4g} > 1), so finite-width fluctuations grow from layer "
+            "to layer"
+        )
+    ratio = top.value / below.value if top.decided and below.decided else None
+    forward = {"direction": "forward", "of": "output", "moment": "m2"}
+    return network, [
+        _probe(
+            "layer1-output-m2",
+            mlp,
+            {**forward, "layer": 1},
+            first.value if first.decided else None,
+            "E_S[E_xi f(sqrt(S) xi)^2], S = gamma chi^2_n",
+            first.exact,
+            first.how,
         ),
         _probe(
-            "m2-of-derivative",
-            {**scalar, "function": "derivative"},
-            {"moment": "m2"},
-            a.d2.value,
-            "E[f'(z)^2], z ~ N(0, 1)",
-            True,
-            a.d2.method if a.d2.decided else f"undecided: {a.d2.reason}",
+            f"layer{depth}-output-m2-ratio",
+            mlp,
+            {**forward, "layer": depth, "relative_to": depth - 1},
+            ratio,
+            f"m_{depth} / m_{depth - 1}",
+            top.exact and below.exact,
+            deep_how,
         ),
     ]
-    g = a.gain
-    if g is None:
-        result["notes"].append(
-            "no network is simulated: the gain n*gamma = 1/E[f(z)^2] is undecided (give --gain)"
-        )
-    else:
-        init = _weight_init("normal", "var", g / sp.Symbol("n_in", integer=True, positive=True), "")
-        q_start = _start(a)
-        input_var = q_start / float(g)
-        moments = propagate(a, init, widths, input_var=input_var)
-        result["network"].update(
-            {
-                "start_q": q_start,
-                "input_std": math.sqrt(input_var),
-                "weights": init.law(width, width),
-            }
-        )
-        mlp = {
-            "kind": "mlp",
-            "widths": list(widths),
-            "weights": init.law(width, width),
-            "activation": name,
-            "input": {"law": "normal", "mean": 0.0, "std": math.sqrt(input_var)},
-            "dtype": "float64",
-        }
-        top, below = moments.output[depth], moments.output[depth - 1]
-        ratio_exact = top.exact and below.exact
-        deep_how = top.how
-        unstable = [p for p in a.fixed_points if p.q == q_start and not p.stable]
-        if unstable and not a.every_q_fixed:
-            deep_how += (
-                f"; the fixed point q* = {q_start:.6g} is unstable (slope "
-                f"{unstable[0].slope:.4g} > 1), so finite-width fluctuations grow from layer "
-                "to layer"
-            )
-        ratio = top.value / below.value if top.decided and below.decided else None
-        probes += [
-            _probe(
-                "layer1-output-m2",
-                mlp,
-                {"direction": "forward", "of": "output", "moment": "m2", "layer": 1},
-                moments.output[1].value if moments.output[1].decided else None,
-                "E_S[E_xi f(sqrt(S) xi)^2], S = gamma chi^2_n",
-                moments.output[1].exact,
-                moments.output[1].how,
-            ),
-            _probe(
-                f"layer{depth}-output-m2-ratio",
-                mlp,
-                {
-                    "direction": "forward",
-                    "of": "output",
-                    "moment": "m2",
-                    "layer": depth,
-                    "relative_to": depth - 1,
-                },
-                ratio,
-                f"m_{depth} / m_{depth - 1}",
-                ratio_exact,
-                deep_how,
-            ),
-        ]
-    _run_checks(
-        "activation", result, probes, a, simulate, seed=seed, precision=precision, alpha=alpha
-    )
-    return result
 
 
 def _gain_mean_field(a, budget: float) -> list[dict]:
