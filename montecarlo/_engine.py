@@ -331,6 +331,41 @@ def _run_chunks(
             fut.result()
 
 
+def chunk_plan(
+    widths: tuple[int, ...], batch: int, dtype: np.dtype, n_replicates: int, backward: bool
+) -> tuple[int, bool, int]:
+    """``(chunk, store_all, segment)``: replicates per chunk, and how the backward pass
+    gets each layer's weights and pre-activations back.
+
+    A chunk holds as many replicates as fit one step in :data:`LAYER_BYTES` (a layer's
+    weights, input, pre-activation and output; at least 4 bytes an entry, since float16
+    products run in float32). With a backward pass, when every layer's weights and
+    pre-activation fit a worker's share of :data:`STORE_BYTES`, all are stored
+    (``store_all``, one segment of ``depth`` layers) and the chunk shrinks rather than
+    recompute any layer; otherwise the pass recomputes segments of ``~sqrt(depth)``
+    layers from checkpoints, and the chunk is sized so that one segment fits.
+
+    >>> chunk_plan((16,) * 51, 128, np.dtype(np.float64), 512, True)
+    (40, True, 50)
+    """
+    depth = len(widths) - 1
+    item = max(dtype.itemsize, 4)
+    per_rep = max((a * b + (a + 2 * b) * batch) * item for a, b in itertools.pairwise(widths))
+    chunk = max(1, min(n_replicates, LAYER_BYTES // per_rep))
+    layer_bytes = [
+        (widths[t] * widths[t - 1] + widths[t] * batch) * item for t in range(1, depth + 1)
+    ]
+    store = STORE_BYTES // WORKERS
+    store_all = sum(layer_bytes) <= store
+    if backward and store_all:
+        # fewer replicates in flight rather than recomputing any layer
+        chunk = max(1, min(chunk, store // sum(layer_bytes)))
+    elif backward:
+        chunk = max(1, min(chunk, store // (max(layer_bytes) * math.isqrt(depth) + 1)))
+    segment = depth if store_all else max(1, math.isqrt(depth))
+    return chunk, store_all, segment
+
+
 def simulate_mlp(
     sc: MLPScenario,
     n_replicates: int,
@@ -365,20 +400,7 @@ def simulate_mlp(
     f = _activation(sc.activation, activations)[0]
     from_output, factor = _backward_factor(sc.activation, sc.residual, activations)
     widths, depth = sc.widths, sc.depth
-    item = max(dtype.itemsize, 4)
-    per_rep = max((a * b + (a + 2 * b) * batch) * item for a, b in itertools.pairwise(widths))
-    chunk = max(1, min(n_replicates, LAYER_BYTES // per_rep))
-    layer_bytes = [
-        (widths[t] * widths[t - 1] + widths[t] * batch) * item for t in range(1, depth + 1)
-    ]
-    store = STORE_BYTES // WORKERS
-    store_all = sum(layer_bytes) <= store
-    if backward and store_all:
-        # fewer replicates in flight rather than recomputing any layer
-        chunk = max(1, min(chunk, store // sum(layer_bytes)))
-    elif backward:
-        chunk = max(1, min(chunk, store // (max(layer_bytes) * math.isqrt(depth) + 1)))
-    segment = depth if store_all else max(1, math.isqrt(depth))
+    chunk, store_all, segment = chunk_plan(widths, batch, dtype, n_replicates, backward)
     nan = np.full((n_replicates, depth + 1, len(STATS)), np.nan)
     fwd, pre, bwd = nan.copy(), nan.copy(), nan.copy()
     extra = (fractions, lognorm)
