@@ -32,7 +32,9 @@ from derivations._claim import BIAS_MARGIN, PROBE_KINDS, PROBE_METHODS, PROBE_SO
 CLAIMS = derivations.claims()
 PROBES = [(c.id, p) for c in CLAIMS for p in c.probes]
 BY_KEY = {(cid, p.label): p for cid, p in PROBES}
-#: Claims whose probes this change builds (the others keep their own conventions).
+#: Claims of the activation, summary, gradient and relu-product modules, whose every probe
+#: carries a note (saying, for a strawman, that it is the lecture's); the other modules
+#: note only approximations, bounds and computed predictions.
 OWN = {build().id for build in (*A.BUILDERS, *S.BUILDERS, *G.BUILDERS, R.relu_jacobian_product)}
 
 #: How each method turns ``expression.subs(values)`` into a number.
@@ -43,23 +45,6 @@ EVALUATE = {
     "finite-width chain": lambda e: A.evaluate_finite_width(e)[0],
 }
 
-#: Probes built in modules outside this change (``derivations/_log_norm.py``,
-#: ``derivations/_xavier.py``) that do not record their substitution yet: their
-#: ``Probe(...)`` calls need ``Probe.derived`` (or ``values=``) to pass.
-UNRECORDED: set[tuple[str, str]] = set()
-
-
-def _params():
-    out = []
-    for cid, p in PROBES:
-        marks = ()
-        if (cid, p.label) in UNRECORDED:
-            marks = pytest.mark.xfail(
-                strict=True, reason="values not recorded (module outside this change)"
-            )
-        out.append(pytest.param(cid, p, id=f"{cid}/{p.label}", marks=marks))
-    return out
-
 
 def _probe(cid: str, label: str):
     return BY_KEY[cid, label]
@@ -68,11 +53,9 @@ def _probe(cid: str, label: str):
 # --------------------------------------------------------------------------- derived
 
 
-def test_unrecorded_list_is_current():
-    assert UNRECORDED <= set(BY_KEY)
-
-
-@pytest.mark.parametrize("cid,probe", _params())
+@pytest.mark.parametrize(
+    "cid,probe", [pytest.param(cid, p, id=f"{cid}/{p.label}") for cid, p in PROBES]
+)
 def test_prediction_is_the_expression_with_its_values_substituted(cid, probe):
     assert probe.method in PROBE_METHODS and probe.method in EVALUATE
     substituted = sp.sympify(probe.expression).subs(probe.values)
@@ -87,8 +70,6 @@ def test_probe_is_marked(cid, probe):
     assert probe.source in PROBE_SOURCES and probe.kind in PROBE_KINDS
     # a lecture strawman is marked as the lecture's, and only strawmen are
     assert (probe.expect == "disagrees") == (probe.source == "lecture"), probe.label
-    if (cid, probe.label) in UNRECORDED:
-        return
     if probe.source == "derived":
         # a derivation is substituted (its result may be a constant, such as a zero mean)
         assert probe.values, probe.label
@@ -103,9 +84,7 @@ def test_literal_predictions_are_lecture_strawmen():
     literals = [
         (cid, p.label)
         for cid, p in PROBES
-        if not p.values
-        and not sp.sympify(p.expression).free_symbols
-        and (cid, p.label) not in UNRECORDED
+        if not p.values and not sp.sympify(p.expression).free_symbols
     ]
     assert ("taylor-range-of-validity", "lecture-tanh-net-unchanged-layer1") in literals
     assert ("small-init-depth", "lecture-constant-linear-std0.01-d3-m2") in literals
