@@ -942,7 +942,27 @@ def _notes_text(r: dict) -> list[str]:
 
 
 def _activation_text(r: dict) -> str:
-    m = r["moments_q1"]
+    lines = [
+        *_form_lines(r),
+        *_moment_lines(r),
+        *_gain_lines(r),
+        *_fixed_point_lines(r),
+        *_torch_lines(r),
+        *_mean_field_lines(r),
+        *_network_lines(r),
+        *_checks_text(r),
+        *_derivations_text(r),
+        *_notes_text(r),
+    ]
+    return "\n".join(lines)
+
+
+def _undecided_or(v: float | None, spec: str = ".8g") -> str:
+    return "undecided" if v is None else format(v, spec)
+
+
+def _form_lines(r: dict) -> list[str]:
+    """``f``, ``f'``, the Taylor expansion at 0 and the value and slopes there."""
     lines = [f"f(x) = {r['f']}", f"f'(x) = {r['derivative']}"]
     if r["derivative_check"]:
         lines.append(f"  ({r['derivative_check']['status']}: {r['derivative_check']['detail']})")
@@ -950,15 +970,19 @@ def _activation_text(r: dict) -> str:
     lines += [f"  {t['branch']}: {t['series']}" for t in r["taylor"]] or ["  (none)"]
     s = r["slope_at_0"]
     unit = "so f'(0) = 1" if r["unit_slope"] else "so f'(0) != 1"
-    lines += [
+    lines.append(
         f"f(0) = {r['f0']} ({'= 0' if r['f0_is_zero'] else 'not 0'}); f'(0-) = {s['left']}, "
-        f"f'(0+) = {s['right']} ({unit})",
-        "",
-        "Gaussian moments, z ~ N(0, 1):",
-    ]
+        f"f'(0+) = {s['right']} ({unit})"
+    )
+    return lines
+
+
+def _moment_lines(r: dict) -> list[str]:
+    """Gaussian moments at ``q = 1`` and as functions of ``q``."""
+    m, mq = r["moments_q1"], r["moments_of_q"]
+    lines = ["", "Gaussian moments, z ~ N(0, 1):"]
     for key, label in (("mean", "E[f(z)]"), ("m2", "E[f(z)^2]"), ("d2", "E[f'(z)^2]")):
         lines.append(_moment_line(label, m[key]))
-    mq = r["moments_of_q"]
     lines.append("As functions of q (x ~ N(0, q)):")
     lines.append(f"  E[f(x)^2]  = {mq['m2'] or '(no closed form; values below)'}")
     lines.append(f"  E[f'(x)^2] = {mq['d2'] or '(no closed form)'}")
@@ -966,34 +990,34 @@ def _activation_text(r: dict) -> str:
         lines.append(f"  E[f(x)^2]  = {mq['m2_small_q_series']}  (small q)")
     lines.append(
         "  E[f(x)^2] at q = "
-        + ", ".join(
-            f"{row['q']:g}: {'undecided' if row['value'] is None else format(row['value'], '.8g')}"
-            for row in mq["m2_table"]
-        )
+        + ", ".join(f"{row['q']:g}: {_undecided_or(row['value'])}" for row in mq["m2_table"])
     )
+    return lines
+
+
+def _gain_lines(r: dict) -> list[str]:
     gn = r["gains"]
-
-    def num(v: float | None, spec: str = ".8g") -> str:
-        return "undecided" if v is None else format(v, spec)
-
-    lines += [
+    return [
         "",
         "Gains n*gamma (weight variance gamma = gain / fan):",
         f"  forward-preserving  n_in  gamma = 1/E[f(z)^2]  = {gn['forward']['value'] or '?'}"
-        f" = {num(gn['forward']['numeric'])}",
+        f" = {_undecided_or(gn['forward']['numeric'])}",
         f"  backward-preserving n_out gamma = 1/E[f'(z)^2] = {gn['backward']['value'] or '?'}"
-        f" = {num(gn['backward']['numeric'])}",
-        f"  used for the variance map ({gn['used']['source']}): {num(gn['used']['numeric'])}",
-        "",
-        "Fixed points of q -> n*gamma E[f(sqrt(q) z)^2]:",
+        f" = {_undecided_or(gn['backward']['numeric'])}",
+        f"  used for the variance map ({gn['used']['source']}): "
+        f"{_undecided_or(gn['used']['numeric'])}",
     ]
+
+
+def _fixed_point_lines(r: dict) -> list[str]:
+    lines = ["", "Fixed points of q -> n*gamma E[f(sqrt(q) z)^2]:"]
     if r["every_q_fixed"]:
         lines.append("  every q > 0 (f is positively homogeneous and the gain preserves q)")
     for p in r["fixed_points"] if not r["every_q_fixed"] else []:
         lines.append(
-            f"  q* = {p['q']:.8g}: slope {num(p['slope'], '.6g')} "
+            f"  q* = {p['q']:.8g}: slope {_undecided_or(p['slope'], '.6g')} "
             f"({'stable' if p['stable'] else 'unstable'}),"
-            f" backward factor n*gamma E[f'(sqrt(q*) z)^2] = {num(p['chi'], '.6g')}"
+            f" backward factor n*gamma E[f'(sqrt(q*) z)^2] = {_undecided_or(p['chi'], '.6g')}"
         )
     if not r["fixed_points"] and not r["every_q_fixed"]:
         lines.append(
@@ -1001,43 +1025,48 @@ def _activation_text(r: dict) -> str:
         )
     if r["zero_fixed"]:
         lines.append("  q = 0 is also a fixed point (f(0) = 0)")
+    return lines
+
+
+def _torch_lines(r: dict) -> list[str]:
     t = r["torch"]
-    lines.append("")
-    if t:
-        param = "" if t["param"] is None else f", {t['param']:g}"
+    if not t:
+        return ["", "PyTorch calculate_gain has no entry for this function (torch/nn/init.py)."]
+    param = "" if t["param"] is None else f", {t['param']:g}"
+    return [
+        "",
+        f"PyTorch calculate_gain('{t['name']}'{param})"
+        f" = {t['gain']}: gain^2 = {t['gain_squared']} = {t['gain_squared_numeric']:.6g} vs "
+        f"forward-preserving n*gamma = {_undecided_or(t['forward_preserving_n_gamma'], '.6g')} "
+        f"(ratio {_undecided_or(t['ratio'], '.4g')}; {t['reference']})",
+    ]
+
+
+def _mean_field_lines(r: dict) -> list[str]:
+    if not r.get("mean_field"):
+        return []
+    lines = ["", "Mean field, no bias (q* reached from q = 1; chi1 = n*gamma E[f'(sqrt(q*) z)^2]):"]
+    for row in r["mean_field"]:
         lines.append(
-            f"PyTorch calculate_gain('{t['name']}'{param})"
-            f" = {t['gain']}: gain^2 = {t['gain_squared']} = {t['gain_squared_numeric']:.6g} vs "
-            f"forward-preserving n*gamma = {num(t['forward_preserving_n_gamma'], '.6g')} (ratio "
-            f"{num(t['ratio'], '.4g')}; {t['reference']})"
+            f"  {row['gain']:36} n*gamma = {row['sigma_w2']:.6g}: q* = "
+            f"{_vshort(row['q_star'])}, post-activation std {_vshort(row['post_std'])}, "
+            f"chi1 = {_vshort(row['chi1'])}, {row['phase']}"
         )
-    else:
-        lines.append("PyTorch calculate_gain has no entry for this function (torch/nn/init.py).")
-    if r.get("mean_field"):
-        lines += [
-            "",
-            "Mean field, no bias (q* reached from q = 1; chi1 = n*gamma E[f'(sqrt(q*) z)^2]):",
-        ]
-        for row in r["mean_field"]:
-            lines.append(
-                f"  {row['gain']:36} n*gamma = {row['sigma_w2']:.6g}: q* = "
-                f"{_vshort(row['q_star'])}, post-activation std {_vshort(row['post_std'])}, "
-                f"chi1 = {_vshort(row['chi1'])}, {row['phase']}"
-            )
-        reasons = {row["q_star"]["reason"] for row in r["mean_field"] if row["q_star"]["reason"]}
-        lines += [f"  ({reason})" for reason in sorted(reasons) if reason]
+    reasons = {row["q_star"]["reason"] for row in r["mean_field"] if row["q_star"]["reason"]}
+    return lines + [f"  ({reason})" for reason in sorted(reasons) if reason]
+
+
+def _network_lines(r: dict) -> list[str]:
     net = r["network"]
-    lines.append("")
-    if "start_q" in net:
-        lines.append(
-            f"Network: width {net['width']}, depth {net['depth']}, normal weights of variance "
-            f"{gn['used']['numeric']:.6g}/{net['width']}, input N(0, {net['input_std']:.6g}^2 I) "
-            f"so that the first pre-activation variance is q = {net['start_q']:.6g}."
-        )
-    lines += _checks_text(r)
-    lines += _derivations_text(r)
-    lines += _notes_text(r)
-    return "\n".join(lines)
+    if "start_q" not in net:
+        return [""]
+    return [
+        "",
+        f"Network: width {net['width']}, depth {net['depth']}, normal weights of variance "
+        f"{r['gains']['used']['numeric']:.6g}/{net['width']}, input "
+        f"N(0, {net['input_std']:.6g}^2 I) so that the first pre-activation variance is "
+        f"q = {net['start_q']:.6g}.",
+    ]
 
 
 def _law_text(law: dict) -> list[str]:
