@@ -670,11 +670,29 @@ def _init_command(
     widths = parse_widths(widths)
     a = analyze_activation(activation, argument="--activation", budget=float(budget))
     moments = propagate(a, init, widths)
-    d = len(widths) - 1
+    result = {
+        "command": "init",
+        "law": _law_dict(init),
+        "activation": activation,
+        "f": _expr(a.f),
+        "moments_q1": {"m2": _moment_dict(a.m2), "d2": _moment_dict(a.d2)},
+        "widths": list(widths),
+        "layers": _init_layers(a, init, widths, moments),
+        **_derivation_fields(a, init, budget),
+        **_run_info(seed, precision, alpha, simulate, budget, time_limit),
+        "checks": [],
+    }
+    probes = _init_probes(a, init, widths, moments)
+    _run_checks("init", result, probes, a, simulate, seed=seed, precision=precision, alpha=alpha)
+    return result
+
+
+def _init_layers(a, init, widths: tuple[int, ...], moments) -> list[dict]:
+    """Per layer: the weight variance and the forward and backward gains."""
+    m2, d2 = _float(a.m2.value), _float(a.d2.value)
     layers = []
-    for t in range(1, d + 1):
+    for t in range(1, len(widths)):
         g = moments.gammas[t - 1]
-        m2, d2 = _float(a.m2.value), _float(a.d2.value)
         layers.append(
             {
                 "layer": t,
@@ -687,27 +705,21 @@ def _init_command(
                 "backward_gain": None if d2 is None else float(widths[t] * g) * d2,
             }
         )
-    result = {
-        "command": "init",
-        "law": _law_dict(init),
-        "activation": activation,
-        "f": _expr(a.f),
-        "moments_q1": {"m2": _moment_dict(a.m2), "d2": _moment_dict(a.d2)},
-        "widths": list(widths),
-        "layers": layers,
-        **_derivation_fields(a, init, budget),
-        **_run_info(seed, precision, alpha, simulate, budget, time_limit),
-        "checks": [],
-    }
-    name = _name(a)
+    return layers
+
+
+def _init_probes(a, init, widths: tuple[int, ...], moments) -> list:
+    """The first pre-activation's second moment, and per-layer ratios of later ones."""
+    d = len(widths) - 1
     mlp = {
         "kind": "mlp",
         "widths": list(widths),
         "weights": [init.law(widths[t - 1], widths[t]) for t in range(1, d + 1)],
-        "activation": name,
+        "activation": _name(a),
         "input": {"law": "normal", "mean": 0.0, "std": 1.0},
         "dtype": "float64",
     }
+    pre = {"direction": "forward", "of": "preactivation", "moment": "m2"}
     probes = []
     for t in _probe_layers(d):
         p = moments.preactivation[t]
@@ -716,7 +728,7 @@ def _init_command(
                 _probe(
                     "layer1-preactivation-m2",
                     mlp,
-                    {"direction": "forward", "of": "preactivation", "moment": "m2", "layer": 1},
+                    {**pre, "layer": 1},
                     p.value,
                     "n_0 gamma_1 E[x^2]",
                     p.exact,
@@ -730,21 +742,14 @@ def _init_command(
             _probe(
                 f"layer{t}-preactivation-m2-ratio",
                 mlp,
-                {
-                    "direction": "forward",
-                    "of": "preactivation",
-                    "moment": "m2",
-                    "layer": t,
-                    "relative_to": t - 1,
-                },
+                {**pre, "layer": t, "relative_to": t - 1},
                 ratio,
                 f"n_{t - 1} gamma_{t} E[f(z^{t - 1})^2] / E[(z^{t - 1})^2]",
                 p.exact and prev.exact,
                 moments.output[t - 1].how,
             )
         )
-    _run_checks("init", result, probes, a, simulate, seed=seed, precision=precision, alpha=alpha)
-    return result
+    return probes
 
 
 # --------------------------------------------------------------------------- claim
