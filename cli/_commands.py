@@ -513,14 +513,7 @@ def _network_probes(a, widths: tuple[int, ...]) -> tuple[dict, list]:
         "input_std": math.sqrt(input_var),
         "weights": init.law(width, width),
     }
-    mlp = {
-        "kind": "mlp",
-        "widths": list(widths),
-        "weights": init.law(width, width),
-        "activation": _name(a),
-        "input": {"law": "normal", "mean": 0.0, "std": math.sqrt(input_var)},
-        "dtype": "float64",
-    }
+    mlp = _mlp_dict(widths, init.law(width, width), a, math.sqrt(input_var))
     top, below, first = moments.output[depth], moments.output[depth - 1], moments.output[1]
     deep_how = top.how
     unstable = [p for p in a.fixed_points if p.q == q_start and not p.stable]
@@ -687,6 +680,28 @@ def _init_command(
     return result
 
 
+def _layer_laws(init, widths: tuple[int, ...]) -> list[dict]:
+    """Each layer's weight law under ``init``, from its fan-in and fan-out."""
+    return [init.law(widths[t - 1], widths[t]) for t in range(1, len(widths))]
+
+
+def _mlp_dict(
+    widths: tuple[int, ...], weights, a, input_std: float = 1.0, upstream: bool = False
+) -> dict:
+    """The float64 network the commands simulate: normal inputs of ``input_std`` and,
+    with ``upstream``, a standard normal gradient from above."""
+    mlp = {
+        "kind": "mlp",
+        "widths": list(widths),
+        "weights": weights,
+        "activation": _name(a),
+        "input": {"law": "normal", "mean": 0.0, "std": input_std},
+    }
+    if upstream:
+        mlp["upstream"] = {"law": "normal", "std": 1.0}
+    return {**mlp, "dtype": "float64"}
+
+
 def _init_layers(a, init, widths: tuple[int, ...], moments) -> list[dict]:
     """Per layer: the weight variance and the forward and backward gains."""
     m2, d2 = _float(a.m2.value), _float(a.d2.value)
@@ -711,14 +726,7 @@ def _init_layers(a, init, widths: tuple[int, ...], moments) -> list[dict]:
 def _init_probes(a, init, widths: tuple[int, ...], moments) -> list:
     """The first pre-activation's second moment, and per-layer ratios of later ones."""
     d = len(widths) - 1
-    mlp = {
-        "kind": "mlp",
-        "widths": list(widths),
-        "weights": [init.law(widths[t - 1], widths[t]) for t in range(1, d + 1)],
-        "activation": _name(a),
-        "input": {"law": "normal", "mean": 0.0, "std": 1.0},
-        "dtype": "float64",
-    }
+    mlp = _mlp_dict(widths, _layer_laws(init, widths), a)
     pre = {"direction": "forward", "of": "preactivation", "moment": "m2"}
     probes = []
     for t in _probe_layers(d):
@@ -811,16 +819,7 @@ def _claim_command(
     a = analyze_activation(activation, argument="--activation", budget=float(budget))
     moments = propagate(a, init, widths)
     derived = derive_quantity(moments, direction, of, moment, layer)
-    d = len(widths) - 1
-    scenario = {
-        "kind": "mlp",
-        "widths": list(widths),
-        "weights": [init.law(widths[t - 1], widths[t]) for t in range(1, d + 1)],
-        "activation": _name(a),
-        "input": {"law": "normal", "mean": 0.0, "std": 1.0},
-        "upstream": {"law": "normal", "std": 1.0},
-        "dtype": "float64",
-    }
+    scenario = _mlp_dict(widths, _layer_laws(init, widths), a, upstream=True)
     observable = {"direction": direction, "moment": moment, "layer": layer}
     if direction == "forward":
         observable["of"] = of
